@@ -1,0 +1,1 @@
+"""Agents: models, routing, runtime and the run service (built in the agents issue)."""

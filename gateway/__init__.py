@@ -1,0 +1,1 @@
+"""The control plane: protocol, consumer, methods, events, presence, auth, server."""

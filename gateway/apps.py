@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class GatewayConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "gateway"
+    verbose_name = "Gateway"
+
+    def ready(self) -> None:
+        # Registers the system methods on the method registry.
+        from gateway.methods import system  # noqa: F401

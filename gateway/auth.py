@@ -1,0 +1,58 @@
+"""Credential checks for every dialect: constant-time compare and a per-IP lockout."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.core.cache import cache
+
+from gateway.protocol.errors import ErrorCode, GatewayError
+
+#: Failed attempts per IP within ``LOCKOUT_SECONDS`` before further attempts are refused.
+MAX_FAILURES = 20
+LOCKOUT_SECONDS = 60
+
+
+def _matches(given: str | None, expected: str | None) -> bool:
+    if not given or not expected:
+        # Still spend a compare so timing does not tell "missing" from "wrong".
+        hmac.compare_digest(b"x", b"y")
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def credentials_valid(*, token: str | None, password: str | None) -> bool:
+    """True when the credentials satisfy the configured auth mode."""
+    cfg = settings.WINGMAN
+    if cfg.auth_mode == "none":
+        return True
+    if cfg.auth_mode == "token":
+        return _matches(token, cfg.token)
+    return _matches(password, cfg.password)
+
+
+async def authenticate(*, token: str | None, password: str | None, ip: str | None) -> None:
+    """Raise UNAUTHORIZED unless the credentials are valid; lock out brute force per IP."""
+    key = f"gw:authfail:{ip or 'unknown'}"
+    failures = await cache.aget(key, 0)
+    if failures >= MAX_FAILURES:
+        raise GatewayError(
+            ErrorCode.UNAUTHORIZED,
+            "too many failed authentication attempts; try again later",
+            retryable=True,
+            retry_after_ms=LOCKOUT_SECONDS * 1000,
+        )
+    if credentials_valid(token=token, password=password):
+        return
+    if not await cache.aadd(key, 1, timeout=LOCKOUT_SECONDS):
+        try:
+            await cache.aincr(key)
+        except ValueError:
+            await cache.aset(key, 1, timeout=LOCKOUT_SECONDS)
+    what = "token" if settings.WINGMAN.auth_mode == "token" else "password"
+    given = token if what == "token" else password
+    raise GatewayError(
+        ErrorCode.UNAUTHORIZED,
+        f"unauthorized: gateway {what} {'mismatch' if given else 'missing'}",
+    )

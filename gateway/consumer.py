@@ -1,0 +1,45 @@
+"""The WebSocket consumer: a thin pipe between the ASGI server and :class:`Connection`.
+
+No business logic, no ORM: it accepts the socket, hands frames to the connection and
+implements the transport the connection writes to. Frames are decoded by the connection
+(not ``AsyncJsonWebsocketConsumer``), so a bad frame never becomes a traceback.
+"""
+
+from __future__ import annotations
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from gateway.connection import Connection
+from gateway.hub import get_hub
+
+
+class GatewayConsumer(AsyncWebsocketConsumer):
+    """One per socket."""
+
+    # No per-socket channel: events reach sockets through the process hub (hub.py).
+    channel_layer_alias = "__no_per_socket_channel__"
+
+    connection: Connection | None = None
+
+    async def connect(self) -> None:
+        """Accept, then let the connection send ``connect.challenge``."""
+        await self.accept()
+        client = self.scope.get("client") or (None, None)
+        self.connection = Connection(self, await get_hub(), client_ip=client[0])
+        await self.connection.opened()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """One frame in."""
+        if self.connection is not None:
+            await self.connection.received(text_data, bytes_data)
+
+    async def disconnect(self, code: int) -> None:
+        """The socket closed (either side)."""
+        if self.connection is not None:
+            await self.connection.closed_by_peer()
+
+    # Transport (used by Connection and the hub) -------------------------------------------
+    async def send_text(self, text: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text})
+
+    # ``close(code)`` is AsyncWebsocketConsumer's own.

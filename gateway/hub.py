@@ -1,0 +1,358 @@
+"""The per-process hub: this process's sockets, and its single seat on the channel layer.
+
+Every gateway process has exactly one hub. The hub owns one channel-layer channel, joins
+the ``gw.all`` group (and topic groups its sockets subscribe to), and fans every event it
+receives out to its local connections. So a broadcast costs one channel-layer message per
+process instead of one per socket, and an event is serialised once (design/performance.md).
+
+It also runs the process's timers (tick, presence.tick, presence heartbeat, group refresh)
+and the graceful drain on shutdown. Shared state (presence, counters used by several
+processes) lives in the cache via ``presence.py``; the dicts here only index this
+process's own sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+
+from gateway import presence
+from gateway.events import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, now_ms, topic_group
+from gateway.protocol import events as ev
+from gateway.protocol.errors import CloseCode
+
+if TYPE_CHECKING:
+    from gateway.connection import Connection
+
+logger = logging.getLogger(__name__)
+
+#: Presence changes closer together than this share one ``presence`` event.
+PRESENCE_COALESCE_SECONDS = 0.2
+GROUP_REFRESH_SECONDS = 30
+_HUB_KEY_TTL = 120
+
+
+def _hub_key(hub_id: str) -> str:
+    return f"gw:hub:{hub_id}"
+
+
+class Stats:
+    """This process's counters (exported by /health, /stats and /metrics)."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.messages_processed = 0
+        self.frames_rejected = 0
+        self.events_delivered = 0
+        self.connections_total = 0
+
+    @property
+    def uptime_ms(self) -> int:
+        return int((time.time() - self.started_at) * 1000)
+
+
+class Hub:
+    """One per process (per event loop): see the module docstring."""
+
+    def __init__(self) -> None:
+        self.id = secrets.token_hex(4)
+        self.loop = asyncio.get_running_loop()
+        self.layer = get_channel_layer()
+        self.channel_name: str | None = None
+        self.connections: dict[str, Connection] = {}
+        self.topics: dict[str, set[str]] = {}
+        self.presence_entries: dict[str, dict[str, Any]] = {}
+        self.stats = Stats()
+        self.shutting_down = False
+        self._pending_presence: list[dict[str, Any]] = []
+        self._presence_flush: asyncio.TimerHandle | None = None
+        self._last_presence_flush = 0.0
+        self._flush_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    # lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Join the channel layer and start the timers."""
+        self.channel_name = await self.layer.new_channel("gw.hub.")
+        await self._join_groups()
+        policy = settings.WINGMAN.policy
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="hub-receive"),
+            asyncio.create_task(
+                self._every(policy.tick_interval_ms / 1000, self._tick), name="hub-tick"
+            ),
+            asyncio.create_task(
+                self._every(policy.presence_tick_ms / 1000, self._presence_tick),
+                name="hub-presence-tick",
+            ),
+            asyncio.create_task(
+                self._every(presence.HEARTBEAT_SECONDS, self._heartbeat), name="hub-heartbeat"
+            ),
+            asyncio.create_task(
+                self._every(GROUP_REFRESH_SECONDS, self._join_groups), name="hub-groups"
+            ),
+        ]
+        logger.debug("hub %s started on %s", self.id, self.channel_name)
+
+    async def stop(self) -> None:
+        """Leave the channel layer and forget this process's presence."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self.flush_presence()
+            await presence.remove_process(self.id)
+            await cache.adelete(_hub_key(self.id))
+            await self.layer.group_discard(ALL_GROUP, self.channel_name)
+            for topic in self.topics:
+                await self.layer.group_discard(topic_group(topic), self.channel_name)
+
+    async def shutdown(self, reason: str, *, grace_seconds: float = 3.0) -> None:
+        """Drain: tell every client, close it with 1012, wait for the sockets to go."""
+        self.shutting_down = True
+        shutdown = EncodedEvent.build(ev.SHUTDOWN, ev.ShutdownPayload(reason=reason))
+        await self.fan_out(shutdown)
+        for conn in list(self.connections.values()):
+            with contextlib.suppress(Exception):
+                await conn.close(CloseCode.SERVICE_RESTART)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), grace_seconds)
+        for conn in list(self.connections.values()):  # peers that never answered the close
+            await self.unregister(conn)
+        await self.stop()
+
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub timer %s failed", getattr(action, "__name__", action))
+
+    async def _join_groups(self) -> None:
+        """(Re)join our groups: memberships expire, and vanish if Redis restarts."""
+        await cache.aset(_hub_key(self.id), self.channel_name, timeout=_HUB_KEY_TTL)
+        await self.layer.group_add(ALL_GROUP, self.channel_name)
+        for topic in list(self.topics):
+            await self.layer.group_add(topic_group(topic), self.channel_name)
+
+    # connections -----------------------------------------------------------------------
+    def new_conn_id(self) -> str:
+        return f"{self.id}-{secrets.token_hex(6)}"
+
+    def add(self, conn: Connection) -> None:
+        """A socket opened (not yet authenticated)."""
+        self.connections[conn.conn_id] = conn
+        self._drained.clear()
+        self.stats.connections_total += 1
+
+    def established(self, conn: Connection, entry: dict[str, Any]) -> None:
+        """A connection finished its handshake: it is now present."""
+        self.presence_entries[conn.conn_id] = entry
+        self._presence_changed({**entry, "reason": "connect"})
+
+    async def unregister(self, conn: Connection) -> None:
+        """A socket closed: drop it, its topics and its presence."""
+        self.connections.pop(conn.conn_id, None)
+        if not self.connections:
+            self._drained.set()
+        for topic in list(conn.topics):
+            await self.leave_topic(conn, topic)
+        entry = self.presence_entries.pop(conn.conn_id, None)
+        if entry is not None:
+            self._presence_changed({**entry, "reason": "disconnect", "ts": now_ms()})
+
+    async def join_topic(self, conn: Connection, topic: str) -> None:
+        members = self.topics.setdefault(topic, set())
+        if not members:
+            await self.layer.group_add(topic_group(topic), self.channel_name)
+        members.add(conn.conn_id)
+        conn.topics.add(topic)
+
+    async def leave_topic(self, conn: Connection, topic: str) -> None:
+        conn.topics.discard(topic)
+        members = self.topics.get(topic)
+        if members is None:
+            return
+        members.discard(conn.conn_id)
+        if not members:
+            del self.topics[topic]
+            await self.layer.group_discard(topic_group(topic), self.channel_name)
+
+    @property
+    def established_count(self) -> int:
+        return len(self.presence_entries)
+
+    # delivery --------------------------------------------------------------------------
+    async def _receive_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel_name)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channel layer receive failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                with contextlib.suppress(Exception):
+                    await self._join_groups()
+                continue
+            if message.get("type") != ENVELOPE_TYPE:
+                logger.warning(
+                    "hub ignored a channel-layer message of type %r", message.get("type")
+                )
+                continue
+            try:
+                await self._deliver_envelope(message)
+            except Exception:
+                logger.exception("event delivery failed")
+
+    async def _deliver_envelope(self, message: dict[str, Any]) -> None:
+        event = EncodedEvent.from_envelope(message)
+        if "to" in message:
+            targets = [self.connections[c] for c in message["to"] if c in self.connections]
+        elif "topic" in message:
+            ids = self.topics.get(message["topic"], ())
+            targets = [self.connections[c] for c in ids if c in self.connections]
+            event.targeted = True
+        else:
+            targets = list(self.connections.values())
+        await self._send_each(targets, event)
+
+    async def fan_out(self, event: EncodedEvent) -> int:
+        """Deliver to every local established connection that wants the event."""
+        return await self._send_each(list(self.connections.values()), event)
+
+    async def _send_each(self, targets: list[Connection], event: EncodedEvent) -> int:
+        sent = 0
+        for conn in targets:
+            text = conn.render_event(event)
+            if text is None:
+                continue
+            try:
+                await conn.transport.send_text(text)
+                sent += 1
+            except Exception:
+                logger.debug("send to %s failed", conn.conn_id, exc_info=True)
+        self.stats.events_delivered += sent
+        return sent
+
+    async def route_to_connections(self, conn_ids: list[str], event: EncodedEvent) -> None:
+        """Deliver to named connections: local ones directly, others via their hub."""
+        local = [self.connections[c] for c in conn_ids if c in self.connections]
+        await self._send_each(local, event)
+        remote: dict[str, list[str]] = {}
+        for conn_id in conn_ids:
+            if conn_id not in self.connections:
+                remote.setdefault(conn_id.split("-", 1)[0], []).append(conn_id)
+        for hub_id, ids in remote.items():
+            channel = await cache.aget(_hub_key(hub_id))
+            if channel:
+                await self.layer.send(channel, event.envelope(to=ids))
+
+    # presence --------------------------------------------------------------------------
+    def _presence_changed(self, change: dict[str, Any]) -> None:
+        """Queue a delta; the first change flushes at once, a burst within the window coalesces."""
+        self._pending_presence.append(change)
+        if self._presence_flush is not None:
+            return
+        since = time.monotonic() - self._last_presence_flush
+        delay = 0.0 if since >= PRESENCE_COALESCE_SECONDS else PRESENCE_COALESCE_SECONDS - since
+        self._presence_flush = self.loop.call_later(delay, self._spawn_flush)
+
+    def _spawn_flush(self) -> None:
+        self._presence_flush = None
+        self.spawn(self.flush_presence())
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def flush_presence(self) -> None:
+        """Store this process's presence, bump the version, publish the batched delta."""
+        from gateway import events
+
+        async with self._flush_lock:
+            changes, self._pending_presence = self._pending_presence, []
+            self._last_presence_flush = time.monotonic()
+            if not changes:
+                return
+            await presence.store_process(self.id, self.presence_entries)
+            version = await presence.bump_version()
+            sv = {**(await presence.state_version()), "presence": version}
+            await events.publish(
+                ev.PRESENCE, {"entries": changes, "stateVersion": sv}, state_version=sv
+            )
+
+    async def _heartbeat(self) -> None:
+        await presence.store_process(self.id, self.presence_entries)
+
+    async def all_presence(self) -> list[dict[str, Any]]:
+        return await presence.list_entries(self.id, self.presence_entries)
+
+    # timers ----------------------------------------------------------------------------
+    async def _tick(self) -> None:
+        await self.fan_out(EncodedEvent.build(ev.TICK, {"ts": now_ms()}))
+
+    async def _presence_tick(self) -> None:
+        if not any(ev.PRESENCE_TICK in c.subscriptions for c in self.connections.values()):
+            return
+        entries = await self.all_presence()
+        payload = {"count": len(entries), "presence": entries, "ts": now_ms()}
+        await self.fan_out(EncodedEvent.build(ev.PRESENCE_TICK, payload))
+
+
+_hub: Hub | None = None
+_hub_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+
+async def get_hub() -> Hub:
+    """This process's hub, started on first use in the running event loop."""
+    global _hub, _hub_lock
+    loop = asyncio.get_running_loop()
+    if _hub is not None and _hub.loop is loop:
+        return _hub
+    if _hub_lock is None or _hub_lock[0] is not loop:
+        _hub_lock = (loop, asyncio.Lock())
+    async with _hub_lock[1]:
+        if _hub is None or _hub.loop is not loop:
+            hub = Hub()
+            await hub.start()
+            _hub = hub
+    return _hub
+
+
+def current_hub() -> Hub | None:
+    """The running hub, if one was started in this process (for sync readers like /metrics)."""
+    return _hub
+
+
+async def reset_hub() -> None:
+    """Stop and forget the hub (tests, and the end of a server run)."""
+    global _hub
+    if _hub is not None:
+        hub, _hub = _hub, None
+        if hub.loop is asyncio.get_running_loop():
+            await hub.stop()

@@ -1,0 +1,63 @@
+"""The method registry: every dialect calls methods by name through here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.protocol.base import Frame
+from gateway.protocol.methods import NoParams
+
+if TYPE_CHECKING:
+    from gateway.connection import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a handler may know about the call it serves."""
+
+    connection: Connection
+    request_id: Any
+
+
+Handler = Callable[[CallContext, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    name: str
+    params: type[Frame]
+    handler: Handler
+    #: Callable before authentication (jsonrpc allows only ``ping`` and ``auth``).
+    public: bool = False
+
+
+class Registry:
+    """Name → :class:`Method`. ``features.methods`` in ``hello-ok`` is :meth:`names`."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, Method] = {}
+
+    def method(
+        self, name: str, params: type[Frame] = NoParams, *, public: bool = False
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if name in self._methods:
+                raise ValueError(f"method {name!r} registered twice")
+            self._methods[name] = Method(name, params, handler, public)
+            return handler
+
+        return register
+
+    def get(self, name: str) -> Method | None:
+        return self._methods.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._methods)
+
+    def all(self) -> list[Method]:
+        return [self._methods[n] for n in self.names()]
+
+
+registry = Registry()

@@ -1,0 +1,135 @@
+"""What every dialect codec provides, and the dialect-neutral objects it decodes into.
+
+A dialect only translates frames. The connection (``gateway/connection.py``) works on
+:class:`Hello` and :class:`Call` and never looks at which dialect produced them.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.protocol.handshake import HelloOk
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON for the wire."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class ClientIdentity:
+    """Who is on the other end, as the client described itself."""
+
+    client_id: str
+    version: str | None = None
+    platform: str | None = None
+    device_family: str | None = None
+    mode: str | None = None
+    instance_id: str | None = None
+    display_name: str | None = None
+    role: str = "operator"
+    scopes: list[str] = field(default_factory=list)
+    caps: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Hello:
+    """A handshake/authentication request in any dialect."""
+
+    request_id: Any
+    client: ClientIdentity
+    token: str | None = None
+    password: str | None = None
+    min_protocol: int | None = None
+    max_protocol: int | None = None
+
+
+@dataclass(slots=True)
+class Call:
+    """A method call in any dialect."""
+
+    request_id: Any
+    method: str
+    params: dict[str, Any] | None
+
+
+class FrameError(Exception):
+    """A frame the dialect could not accept: reply with ``error`` to ``request_id``.
+
+    ``close`` is the close code to use after the reply (``None`` keeps the socket open).
+    """
+
+    def __init__(self, request_id: Any, error: GatewayError, close: int | None = None) -> None:
+        super().__init__(error.message)
+        self.request_id = request_id
+        self.error = error
+        self.close = close
+
+
+def invalid(request_id: Any, exc: ValidationError | str, close: int | None = None) -> FrameError:
+    """An INVALID_REQUEST FrameError with the first validation problem spelled out."""
+    if isinstance(exc, str):
+        return FrameError(request_id, GatewayError(ErrorCode.INVALID_REQUEST, exc), close)
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "frame"
+    return FrameError(
+        request_id,
+        GatewayError(
+            ErrorCode.INVALID_REQUEST,
+            f"invalid frame: {where}: {first['msg']}",
+            details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in errors[:10]]},
+        ),
+        close,
+    )
+
+
+class Dialect(ABC):
+    """One wire dialect: detection, decoding and encoding. Stateless; one instance each."""
+
+    name: ClassVar[str]
+    #: Events a connection receives without subscribing.
+    default_events: ClassVar[frozenset[str]]
+    #: True when the first frame must be a handshake (``Hello``).
+    handshake_first: ClassVar[bool] = True
+
+    @staticmethod
+    @abstractmethod
+    def matches(frame: dict[str, Any]) -> bool:
+        """Does this first frame belong to the dialect?"""
+
+    @abstractmethod
+    def decode(self, frame: dict[str, Any], *, first: bool) -> Hello | Call:
+        """Turn a frame into a Hello or a Call, or raise :class:`FrameError`."""
+
+    @abstractmethod
+    def request_id_of(self, frame: Any) -> Any:
+        """The id to echo when a frame cannot be decoded at all."""
+
+    @abstractmethod
+    def encode_result(self, request_id: Any, payload: Any) -> str:
+        """A successful reply."""
+
+    @abstractmethod
+    def encode_error(self, request_id: Any, error: GatewayError) -> str:
+        """An error reply."""
+
+    @abstractmethod
+    def encode_hello_ok(self, request_id: Any, hello: HelloOk) -> str:
+        """The reply to a successful handshake."""
+
+    def encode_hello_error(self, request_id: Any, error: GatewayError) -> str:
+        """The reply to a failed handshake (default: a plain error reply)."""
+        return self.encode_error(request_id, error)
+
+    @abstractmethod
+    def event_template(
+        self, event: str, payload_json: str, state_version_json: str | None, ts: int
+    ) -> tuple[str, str]:
+        """(prefix, suffix) of an event frame; the connection's ``seq`` goes between them."""

@@ -1,0 +1,59 @@
+"""Event names and payloads (design/protocol.md, "Events").
+
+Add a new event here, in ``EVENTS`` (which feeds ``hello-ok.features.events``), and give it
+a publisher in ``gateway/events.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from gateway.protocol.base import Frame
+from gateway.protocol.handshake import PresenceEntry, StateVersion
+
+CONNECT_CHALLENGE = "connect.challenge"
+TICK = "tick"
+PRESENCE = "presence"
+PRESENCE_TICK = "presence.tick"
+SHUTDOWN = "shutdown"
+
+EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN)
+
+# Events a client may not unsubscribe from: it must always learn the server is going away.
+MANDATORY_EVENTS = frozenset({SHUTDOWN})
+
+
+class ChallengePayload(Frame):
+    nonce: str = Field(min_length=1)
+    ts: int
+
+
+class TickPayload(Frame):
+    ts: int
+
+
+class PresencePayload(Frame):
+    """A presence delta: the entries that joined (``reason: connect``) or left since the last.
+
+    Changes that arrive within ``presenceCoalesceMs`` of each other share one event so a
+    connect storm costs O(n) frames, not O(n^2).
+    """
+
+    entries: list[PresenceEntry]
+    state_version: StateVersion = Field(alias="stateVersion")
+
+
+class PresenceTickPayload(Frame):
+    count: int
+    presence: list[PresenceEntry]
+    ts: int
+
+
+class ShutdownPayload(Frame):
+    reason: str
+    restart_expected_ms: int | None = Field(default=None, alias="restartExpectedMs")
+
+
+Audience = Literal["all", "conn", "topic"]

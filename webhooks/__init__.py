@@ -1,0 +1,1 @@
+"""Webhooks: outside systems triggering agents (built in the webhooks issue)."""

@@ -1,0 +1,3 @@
+from wingman.cli import main
+
+main()

@@ -1,0 +1,289 @@
+"""The ``wingman`` command line. ``python manage.py gateway <sub>`` runs the same commands.
+
+Flags become ``WINGMAN_*`` environment variables before Django reads its settings, so the
+precedence is flags > environment > ``wingman.config.json`` > defaults everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_NOT_RUNNING = 3
+
+#: flag dest → environment variable it sets.
+_FLAG_ENV = {
+    "host": "WINGMAN_HOST",
+    "port": "WINGMAN_PORT",
+    "auth_mode": "WINGMAN_AUTH_MODE",
+    "token": "WINGMAN_GATEWAY_TOKEN",
+    "password": "WINGMAN_GATEWAY_PASSWORD",
+    "config": "WINGMAN_CONFIG",
+    "name": "WINGMAN_GATEWAY_NAME",
+}
+
+
+def _server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1; WINGMAN_HOST)")
+    p.add_argument("--port", type=int, help="port (default 18789, 0 = any free; WINGMAN_PORT)")
+    p.add_argument(
+        "--auth-mode",
+        choices=["token", "password", "none"],
+        help="token | password | none (default: token if a token is set; WINGMAN_AUTH_MODE)",
+    )
+    p.add_argument("--token", help="auth token (WINGMAN_GATEWAY_TOKEN)")
+    p.add_argument("--password", help="auth password (WINGMAN_GATEWAY_PASSWORD)")
+    p.add_argument("--config", help="path to wingman.config.json (default: in the state dir)")
+    p.add_argument("--name", help="gateway name shown to clients (WINGMAN_GATEWAY_NAME)")
+
+
+def _run_args(args: argparse.Namespace) -> list[str]:
+    """The server flags again, for the daemon's child (secrets travel in the environment)."""
+    out: list[str] = []
+    for dest in ("host", "port", "auth_mode", "config", "name"):
+        value = getattr(args, dest, None)
+        if value is not None:
+            out += [f"--{dest.replace('_', '-')}", str(value)]
+    return out
+
+
+def apply_flags(args: argparse.Namespace) -> None:
+    for dest, var in _FLAG_ENV.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            os.environ[var] = os.path.abspath(value) if dest == "config" else str(value)
+
+
+def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
+    """The ``gateway`` sub-commands (shared by ``wingman`` and ``manage.py gateway``)."""
+    sub = parser.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run the gateway in the foreground (logs to stdout)")
+    _server_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("start", help="start the gateway in the background (PID file + log)")
+    _server_flags(p)
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("stop", help="stop the background gateway (graceful drain)")
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("restart", help="stop, then start the background gateway")
+    _server_flags(p)
+    p.set_defaults(func=cmd_restart)
+
+    p = sub.add_parser("status", help="is the background gateway running? (exit 3 if not)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("token", help="gateway token utilities")
+    p.add_argument("--generate", action="store_true", help="print a new random token")
+    p.set_defaults(func=cmd_token, needs_django=False)
+
+    p = sub.add_parser("health", help="query GET /health; exit 0 only when healthy")
+    p.add_argument("--url", help="gateway URL (ws:// or http://; default from config)")
+    p.add_argument("--host", help="gateway host")
+    p.add_argument("--port", type=int, help="gateway port")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("schema", help="print the protocol's JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser(
+        "bench", help="benchmark a running gateway against a pure-websockets baseline"
+    )
+    from gateway.bench.cli import add_bench_arguments
+
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wingman", description="Wingman Gateway: a self-hosted runtime for AI agents."
+    )
+    from wingman import __version__
+
+    parser.add_argument("--version", action="version", version=f"wingman {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    gw = top.add_parser("gateway", help="run and manage the gateway")
+    add_gateway_commands(gw)
+    return parser
+
+
+# commands ---------------------------------------------------------------------------------
+def _cfg():
+    from django.conf import settings
+
+    return settings.WINGMAN
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+
+    from gateway.server import serve
+
+    cfg = _cfg()
+    call_command("migrate", interactive=False, verbosity=0)
+    print(
+        f"Wingman gateway '{cfg.name}': auth {cfg.auth_mode}, state dir {cfg.state_dir}, "
+        f"{'redis' if os.environ.get('REDIS_URL') else 'embedded (SQLite, in-memory layer)'}",
+        flush=True,
+    )
+    pid_file = os.environ.get("WINGMAN_PID_FILE")
+    from pathlib import Path
+
+    return serve(host=cfg.host, port=cfg.port, pid_file=Path(pid_file) if pid_file else None)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from gateway import daemon
+
+    cfg = _cfg()
+    current = daemon.status(cfg.state_dir)
+    if current.state == "running":
+        print(f"Gateway already running (pid {current.info.pid}) on {current.info.address}")
+        return EXIT_FAIL
+    if current.state == "stale":
+        daemon.clear_stale(cfg.state_dir)
+        print("Removed a stale PID file.")
+    try:
+        pid, address = daemon.start(cfg.state_dir, _run_args(args))
+    except RuntimeError as exc:
+        print(f"wingman: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"Gateway started (pid {pid}) on ws://{address}/")
+    print(f"  logs: {daemon.log_path(cfg.state_dir)}")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from gateway import daemon
+
+    cfg = _cfg()
+    current = daemon.status(cfg.state_dir)
+    if current.state == "stale":
+        daemon.clear_stale(cfg.state_dir)
+        print("Gateway is not running (removed a stale PID file).")
+        return EXIT_OK
+    if current.state == "stopped":
+        print("Gateway is not running.")
+        return EXIT_OK
+    graceful = daemon.stop(current.info.pid)
+    daemon.clear_stale(cfg.state_dir)
+    print(
+        f"Gateway stopped (pid {current.info.pid})"
+        + ("" if graceful else " — killed after timeout")
+    )
+    return EXIT_OK
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    cmd_stop(args)
+    return cmd_start(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gateway import daemon
+
+    cfg = _cfg()
+    current = daemon.status(cfg.state_dir)
+    if current.state == "running":
+        print(f"Gateway running (pid {current.info.pid}) on ws://{current.info.address}/")
+        return EXIT_OK
+    if current.state == "stale":
+        daemon.clear_stale(cfg.state_dir)
+        pid = f" for pid {current.info.pid}" if current.info else ""
+        print(f"Gateway is not running (removed a stale PID file{pid}).")
+        return EXIT_NOT_RUNNING
+    print("Gateway is not running.")
+    return EXIT_NOT_RUNNING
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    if not args.generate:
+        print("usage: wingman gateway token --generate", file=sys.stderr)
+        return 2
+    print(secrets.token_urlsafe(32))
+    return EXIT_OK
+
+
+def _http_base(url: str | None, host: str | None, port: int | None) -> str:
+    if url:
+        base = url.rstrip("/")
+        for old, new in (("ws://", "http://"), ("wss://", "https://")):
+            if base.startswith(old):
+                base = new + base[len(old) :]
+        return base.removesuffix("/ws")
+    cfg = _cfg()
+    h = host or cfg.host
+    if h in ("0.0.0.0", "::"):  # noqa: S104 - a bind-all address is reached via loopback
+        h = "127.0.0.1"
+    return f"http://{h}:{port or cfg.port}"
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    base = _http_base(args.url, args.host, args.port)
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=args.timeout) as resp:  # noqa: S310
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"unhealthy: cannot reach {base}/health ({reason})")
+        return EXIT_FAIL
+    status = body.get("status")
+    stats = body.get("stats", {})
+    print(
+        f"{status}: version {body.get('version')}, uptime {stats.get('uptime', 0) / 1000:.0f}s, "
+        f"{stats.get('totalNodes', 0)} connected, {stats.get('messagesProcessed', 0)} messages"
+    )
+    return EXIT_OK if status == "healthy" else EXIT_FAIL
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.protocol.schema import protocol_schema
+
+    print(json.dumps(protocol_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gateway.bench.cli import run_bench
+
+    return run_bench(args)
+
+
+# entry ------------------------------------------------------------------------------------
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wingman.settings")
+    import django
+
+    django.setup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    apply_flags(args)
+    from wingman.config import ConfigError
+
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        if getattr(args, "needs_django", True):
+            setup_django()
+        code = func(args)
+    except ConfigError as exc:
+        print(f"wingman: config error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

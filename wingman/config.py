@@ -1,0 +1,238 @@
+"""Gateway configuration: defaults < ``wingman.config.json`` < environment < CLI flags.
+
+The CLI turns its flags into ``WINGMAN_*`` environment variables before Django starts, so
+this module only has to merge the file with the environment. ``settings.py`` calls
+:func:`load` once; everything else reads ``django.conf.settings.WINGMAN``.
+
+A bad value anywhere raises :class:`ConfigError` whose message names the offending key,
+e.g. ``gateway.port: Input should be less than or equal to 65535``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PORT = 18789
+DEFAULT_CONTROL_UI_PORT = 18790
+CONFIG_FILENAME = "wingman.config.json"
+
+AuthMode = Literal["token", "password", "none"]
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AuthConfig(_Strict):
+    mode: AuthMode | None = None
+    token: str | None = None
+    password: str | None = None
+    allow_tailscale: bool = Field(default=False, alias="allowTailscale")
+
+
+class ControlUiConfig(_Strict):
+    enabled: bool = True
+    port: int = Field(default=DEFAULT_CONTROL_UI_PORT, ge=0, le=65535)
+    pairing_required: bool = Field(default=True, alias="pairingRequired")
+    allow_insecure_auth: bool = Field(default=False, alias="allowInsecureAuth")
+
+
+class PolicyConfig(_Strict):
+    """Protocol limits advertised in ``hello-ok.policy`` and enforced by the gateway."""
+
+    max_payload: int = Field(default=512 * 1024, ge=1024, alias="maxPayload")
+    max_buffered_bytes: int = Field(default=1536 * 1024, ge=1024, alias="maxBufferedBytes")
+    tick_interval_ms: int = Field(default=30_000, ge=100, alias="tickIntervalMs")
+    handshake_timeout_ms: int = Field(default=10_000, ge=100, alias="handshakeTimeoutMs")
+    ping_interval_ms: int = Field(default=20_000, ge=100, alias="pingIntervalMs")
+    ping_timeout_ms: int = Field(default=30_000, ge=100, alias="pingTimeoutMs")
+    rate_limit_per_minute: int = Field(default=100, ge=1, alias="rateLimitPerMinute")
+    presence_tick_ms: int = Field(default=5_000, ge=100, alias="presenceTickMs")
+
+
+class GatewayConfig(_Strict):
+    """The ``gateway`` section of ``wingman.config.json`` (seed 001 format plus ``policy``)."""
+
+    name: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    state_dir: str | None = Field(default=None, alias="stateDir")
+    fs_roots: list[str] = Field(default_factory=list, alias="fsRoots")
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    control_ui: ControlUiConfig = Field(default_factory=ControlUiConfig, alias="controlUi")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+
+class ConfigFile(BaseModel):
+    """The whole file. Sections other than ``gateway`` belong to later features."""
+
+    model_config = ConfigDict(extra="allow")
+
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+
+
+class ResolvedConfig(_Strict):
+    """The effective gateway configuration after merging file, environment and flags."""
+
+    config_path: Path | None
+    state_dir: Path
+    name: str
+    host: str
+    port: int = Field(ge=0, le=65535)
+    auth_mode: AuthMode
+    token: str | None
+    password: str | None
+    fs_roots: list[Path]
+    control_ui: ControlUiConfig
+    policy: PolicyConfig
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> ResolvedConfig:
+        if self.auth_mode == "token" and not self.token:
+            raise ValueError(
+                "gateway.auth.mode: 'token' needs a token "
+                "(WINGMAN_GATEWAY_TOKEN, --token or gateway.auth.token)"
+            )
+        if self.auth_mode == "password" and not self.password:
+            raise ValueError(
+                "gateway.auth.mode: 'password' needs a password "
+                "(WINGMAN_GATEWAY_PASSWORD, --password or gateway.auth.password)"
+            )
+        if self.auth_mode == "none" and not _is_loopback(self.host):
+            raise ValueError(
+                f"gateway.auth.mode: 'none' is only allowed on a loopback host, not {self.host!r}; "
+                "set a token or password"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_text(exc: ValidationError, prefix: str) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    return f"{key}: {first['msg']}"
+
+
+def read_file(path: Path) -> ConfigFile:
+    """Parse and validate one config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    try:
+        parsed = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_error_text(exc, '')}") from exc
+    return parsed
+
+
+def _env_int(env: dict[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from exc
+
+
+def default_state_dir(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("WINGMAN_STATE_DIR") or "~/.wingman").expanduser()
+
+
+def load(env: dict[str, str] | None = None) -> ResolvedConfig:
+    """Resolve the effective configuration from ``WINGMAN_CONFIG`` / state dir and ``env``."""
+    env = dict(os.environ if env is None else env)
+    explicit = env.get("WINGMAN_CONFIG")
+    if explicit:
+        config_path: Path | None = Path(explicit).expanduser()
+        if not config_path.is_file():
+            raise ConfigError(f"--config: no such file: {config_path}")
+    else:
+        candidate = default_state_dir(env) / CONFIG_FILENAME
+        config_path = candidate if candidate.is_file() else None
+    file_cfg = read_file(config_path) if config_path else ConfigFile()
+    gw = file_cfg.gateway
+
+    state_dir = (
+        Path(env["WINGMAN_STATE_DIR"]).expanduser()
+        if env.get("WINGMAN_STATE_DIR")
+        else Path(gw.state_dir or "~/.wingman").expanduser()
+    )
+    token = env.get("WINGMAN_GATEWAY_TOKEN") or gw.auth.token
+    password = env.get("WINGMAN_GATEWAY_PASSWORD") or gw.auth.password
+    mode = env.get("WINGMAN_AUTH_MODE") or gw.auth.mode
+    if mode is None:
+        mode = "token" if token else "password" if password else "none"
+    policy = gw.policy.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "rate_limit_per_minute": _env_int(env, "WINGMAN_RATE_LIMIT"),
+                "tick_interval_ms": _env_int(env, "WINGMAN_TICK_INTERVAL_MS"),
+                "handshake_timeout_ms": _env_int(env, "WINGMAN_HANDSHAKE_TIMEOUT_MS"),
+                "ping_interval_ms": _env_int(env, "WINGMAN_PING_INTERVAL_MS"),
+                "ping_timeout_ms": _env_int(env, "WINGMAN_PING_TIMEOUT_MS"),
+                "max_payload": _env_int(env, "WINGMAN_MAX_PAYLOAD"),
+                "presence_tick_ms": _env_int(env, "WINGMAN_PRESENCE_TICK_MS"),
+            }.items()
+            if v is not None
+        }
+    )
+    try:
+        PolicyConfig.model_validate(policy.model_dump())
+    except ValidationError as exc:
+        raise ConfigError(_error_text(exc, "gateway.policy")) from exc
+    port = _env_int(env, "WINGMAN_PORT")
+    fs_roots = [Path(p).expanduser() for p in gw.fs_roots] or [state_dir / "outputs"]
+    try:
+        return ResolvedConfig(
+            config_path=config_path,
+            state_dir=state_dir,
+            name=env.get("WINGMAN_GATEWAY_NAME") or gw.name or "wingman-gateway",
+            host=env.get("WINGMAN_HOST") or gw.host,
+            port=gw.port if port is None else port,
+            auth_mode=mode,  # type: ignore[arg-type]
+            token=token,
+            password=password,
+            fs_roots=fs_roots,
+            control_ui=gw.control_ui,
+            policy=policy,
+            raw=file_cfg.model_dump(by_alias=True, exclude={"gateway"}),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"][0] if first["loc"] else ""
+        key = {
+            "auth_mode": "gateway.auth.mode (WINGMAN_AUTH_MODE)",
+            "port": "gateway.port (WINGMAN_PORT)",
+        }.get(str(loc), str(loc))
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(msg if msg.startswith("gateway.") else f"{key}: {msg}") from exc

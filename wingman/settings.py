@@ -1,0 +1,195 @@
+"""Django settings for Wingman Gateway, read once from the environment (django-environ).
+
+Precedence: defaults < ``wingman.config.json`` < environment (and ``.env``) < CLI flags
+(the CLI exports its flags as ``WINGMAN_*`` variables before Django starts).
+See ``wingman/config.py`` for the gateway keys and README.md for the variables.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+from wingman import config as wingman_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_dotenv = Path(env.str("WINGMAN_ENV_FILE", default=str(Path.cwd() / ".env")))
+if _dotenv.is_file():
+    environ.Env.read_env(_dotenv, overwrite=False)
+
+WINGMAN = wingman_config.load()
+STATE_DIR: Path = WINGMAN.state_dir
+STATE_DIR.mkdir(parents=True, exist_ok=True)
+(STATE_DIR / "logs").mkdir(exist_ok=True)
+
+
+def _secret_key() -> str:
+    """Use DJANGO_SECRET_KEY, else a per-install key kept in the state dir."""
+    if env.str("DJANGO_SECRET_KEY", default=""):
+        return env.str("DJANGO_SECRET_KEY")
+    path = STATE_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+# CORE ----------------------------------------------------------------------------------
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+_wildcard_bind = WINGMAN.host in ("0.0.0.0", "::")  # noqa: S104 - comparing, not binding
+ALLOWED_HOSTS = (
+    ["*"]
+    if _wildcard_bind
+    else [
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        WINGMAN.host,
+        *env.list("WINGMAN_ALLOWED_HOSTS", default=[]),
+    ]
+)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "django_celery_beat",
+    "gateway",
+    "agents",
+    "routines",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "wingman.urls"
+ASGI_APPLICATION = "wingman.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# DATABASE ------------------------------------------------------------------------------
+# SQLite needs WAL + IMMEDIATE transactions + a busy timeout to survive concurrent writers
+# (design/reliability.md #6; https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes).
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'wingman.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# CHANNELS & CACHE ----------------------------------------------------------------------
+# Without REDIS_URL everything runs in this one process (in-memory layer, local-memory
+# cache). With it, several gateway processes share state through Redis.
+# redis-py 8's pool defaults (max_connections=100 that raises, socket_timeout == the
+# layer's 5 s blocking read) crash consumers under load: design/performance.md.
+REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_POOL_OPTIONS = {"max_connections": 2000, "socket_timeout": 15, "socket_connect_timeout": 5}
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, **REDIS_POOL_OPTIONS}],
+                "prefix": env.str("WINGMAN_CHANNEL_PREFIX", default="wingman"),
+                "capacity": 10_000,
+                "expiry": 60,
+                "group_expiry": 86_400,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("WINGMAN_CACHE_PREFIX", default="wingman"),
+            "OPTIONS": dict(REDIS_POOL_OPTIONS),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 10_000},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "wingman",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
+
+# CELERY --------------------------------------------------------------------------------
+# Embedded default: no broker server; tasks run in-process. Scaled: Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or env.str("CELERY_BROKER_URL", default=""))
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# REST FRAMEWORK ------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+# I18N / STATIC -------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = STATE_DIR / "static"
+
+# LOGGING -------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stdout"], "level": env.str("WINGMAN_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}
