@@ -166,6 +166,9 @@ class Connection:
                 raise _Reject(CloseCode.POLICY_VIOLATION) from None
             await self._reply_error(None, invalid(None, f"invalid frame: {exc}"))
             return
+        if not isinstance(frame, dict) and not first:
+            await self._reply_error(None, invalid(None, "invalid frame: not a JSON object"))
+            return
         if first:
             self.dialect = detect(frame)
             if self.dialect is None:

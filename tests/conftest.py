@@ -1,0 +1,107 @@
+"""Shared fixtures: isolation between tests, the real services, WebSocket helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+from channels.layers import channel_layers
+from django.core.cache import cache
+
+import gateway.hub
+
+REDIS_URL = os.environ.get("WINGMAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def redis_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_redis() -> None:
+    """Redis tests fail loudly under CI and skip (with a reason) elsewhere when it is missing."""
+    if redis_available():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (tests/run.sh starts it)")
+    pytest.skip("Redis is not running on 127.0.0.1:6379; run tests/run.sh to start it")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state():
+    """Fresh cache, channel layer and hub for every test."""
+    cache.clear()
+    channel_layers.backends.clear()
+    gateway.hub._hub = None
+    yield
+    channel_layers.backends.clear()
+    gateway.hub._hub = None
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request, settings):
+    """Run a test on the embedded default and on the real Redis (channel layer + cache)."""
+    if request.param == "redis":
+        require_redis()
+        prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
+        settings.REDIS_URL = REDIS_URL
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": prefix, "capacity": 10_000},
+            }
+        }
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": REDIS_URL,
+                "KEY_PREFIX": prefix,
+            }
+        }
+        channel_layers.backends.clear()
+    yield request.param
+    if request.param == "redis":
+        delete_redis_prefix(prefix)
+    channel_layers.backends.clear()
+
+
+def delete_redis_prefix(prefix: str) -> None:
+    """Remove one test's keys (never FLUSHDB: other runs may share the server)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def wingman_policy(settings):
+    """Change gateway policy values for one test: ``wingman_policy(tick_interval_ms=100)``."""
+
+    def apply(**changes):
+        settings.WINGMAN = settings.WINGMAN.model_copy(
+            update={"policy": settings.WINGMAN.policy.model_copy(update=changes)}
+        )
+
+    return apply
+
+
+@pytest.fixture
+def wingman_auth(settings):
+    """Switch the auth mode for one test: ``wingman_auth("token", token="t")``."""
+
+    def apply(mode: str, *, token: str | None = None, password: str | None = None):
+        settings.WINGMAN = settings.WINGMAN.model_copy(
+            update={"auth_mode": mode, "token": token, "password": password}
+        )
+
+    return apply

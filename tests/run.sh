@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs the whole suite: lint, migration check, pytest.
+#   bash tests/run.sh [pytest args...]
+# Needs Redis and PostgreSQL on 127.0.0.1 (started here when installed but stopped).
+# Under CI=true a missing service is an error; elsewhere its tests are skipped with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements/test.txt
+if ! out=$(.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1); then
+  printf '%s\n' "$out" >&2; exit 1
+fi
+
+fail_or_warn() {
+  if [ "${CI:-}" = "true" ]; then echo "tests/run.sh: $1" >&2; exit 1; fi
+  echo "tests/run.sh: warning: $1 (its tests will be skipped)" >&2
+}
+
+port_open() { .venv/bin/python - "$1" <<'PY'
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+except OSError:
+    sys.exit(1)
+PY
+}
+
+wait_port() {
+  for _ in $(seq 1 50); do port_open "$1" && return 0; sleep 0.2; done
+  return 1
+}
+
+if ! port_open 6379; then
+  if command -v redis-server >/dev/null; then
+    echo "tests/run.sh: starting Redis" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    wait_port 6379 || fail_or_warn "Redis did not come up on 127.0.0.1:6379"
+  else
+    fail_or_warn "Redis is not installed and nothing listens on 127.0.0.1:6379"
+  fi
+fi
+
+if ! port_open 5432; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "tests/run.sh: starting PostgreSQL" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    wait_port 5432 || fail_or_warn "PostgreSQL did not come up on 127.0.0.1:5432"
+  else
+    fail_or_warn "PostgreSQL is not installed and nothing listens on 127.0.0.1:5432"
+  fi
+fi
+
+echo "== ruff" >&2
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+echo "== makemigrations --check" >&2
+WINGMAN_STATE_DIR="$(mktemp -d)" DJANGO_SETTINGS_MODULE=tests.settings \
+  .venv/bin/python manage.py makemigrations --check --dry-run
+
+echo "== pytest" >&2
+exec .venv/bin/python -m pytest "$@"

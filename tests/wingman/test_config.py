@@ -1,0 +1,113 @@
+"""Configuration precedence and errors (wingman/config.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wingman.config import ConfigError, load
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "wingman.config.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_defaults(tmp_path):
+    cfg = load({"WINGMAN_STATE_DIR": str(tmp_path)})
+    assert (cfg.host, cfg.port, cfg.auth_mode) == ("127.0.0.1", 18789, "none")
+    assert cfg.state_dir == tmp_path
+    assert cfg.policy.rate_limit_per_minute == 100
+    assert cfg.fs_roots == [tmp_path / "outputs"]
+
+
+def test_file_in_state_dir_is_read(tmp_path):
+    write(tmp_path, {"gateway": {"port": 19000, "auth": {"mode": "token", "token": "abc"}}})
+    cfg = load({"WINGMAN_STATE_DIR": str(tmp_path)})
+    assert cfg.port == 19000 and cfg.auth_mode == "token" and cfg.token == "abc"
+    assert cfg.config_path == tmp_path / "wingman.config.json"
+
+
+def test_environment_wins_over_file(tmp_path):
+    path = write(tmp_path, {"gateway": {"port": 19000, "host": "127.0.0.2"}})
+    cfg = load(
+        {"WINGMAN_CONFIG": str(path), "WINGMAN_PORT": "19001", "WINGMAN_STATE_DIR": str(tmp_path)}
+    )
+    assert cfg.port == 19001 and cfg.host == "127.0.0.2"
+
+
+def test_cli_flags_win_over_environment(tmp_path, monkeypatch):
+    from wingman import cli
+
+    monkeypatch.setenv("WINGMAN_PORT", "19001")
+    monkeypatch.setenv("WINGMAN_STATE_DIR", str(tmp_path))
+    args = cli.build_parser().parse_args(["gateway", "run", "--port", "19002", "--token", "t"])
+    cli.apply_flags(args)
+    cfg = load()
+    assert cfg.port == 19002 and cfg.auth_mode == "token" and cfg.token == "t"
+
+
+def test_token_env_keeps_token_mode_from_file(tmp_path):
+    path = write(tmp_path, {"gateway": {"auth": {"mode": "token"}}})
+    cfg = load(
+        {
+            "WINGMAN_CONFIG": str(path),
+            "WINGMAN_GATEWAY_TOKEN": "from-env",
+            "WINGMAN_STATE_DIR": str(tmp_path),
+        }
+    )
+    assert cfg.token == "from-env"
+
+
+def test_seed_example_config_is_accepted(tmp_path):
+    seed = {
+        "gateway": {
+            "host": "127.0.0.1",
+            "port": 18789,
+            "stateDir": str(tmp_path),
+            "fsRoots": ["~/Projects", "~/.wingman/outputs"],
+            "auth": {"mode": "token", "token": "sk-x", "allowTailscale": True},
+            "controlUi": {
+                "enabled": True,
+                "port": 18790,
+                "pairingRequired": True,
+                "allowInsecureAuth": False,
+            },
+        },
+        "agents": {"list": [{"id": "main", "default": True}], "bindings": []},
+        "discovery": {"enabled": False},
+    }
+    cfg = load({"WINGMAN_CONFIG": str(write(tmp_path, seed))})
+    assert cfg.control_ui.port == 18790 and cfg.raw["agents"]["list"][0]["id"] == "main"
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "needle"),
+    [
+        ({"gateway": {"port": "abc"}}, {}, "gateway.port"),
+        ({"gateway": {"port": 70000}}, {}, "gateway.port"),
+        ({"gateway": {"auth": {"mode": "magic"}}}, {}, "gateway.auth.mode"),
+        ({"gateway": {"prot": 1}}, {}, "gateway.prot"),
+        ({"gateway": {"policy": {"tickIntervalMs": 1}}}, {}, "gateway.policy.tickIntervalMs"),
+        ({"gateway": {"auth": {"mode": "token"}}}, {}, "gateway.auth.mode"),
+        ({"gateway": {"host": "0.0.0.0"}}, {}, "gateway.auth.mode"),
+        ({}, {"WINGMAN_PORT": "x"}, "WINGMAN_PORT"),
+        ({}, {"WINGMAN_AUTH_MODE": "weird"}, "WINGMAN_AUTH_MODE"),
+        ("{not json", {}, "invalid JSON"),
+        ("[]", {}, "JSON object"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, data, env, needle):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load({"WINGMAN_CONFIG": str(path), "WINGMAN_STATE_DIR": str(tmp_path), **env})
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_explicit_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load({"WINGMAN_CONFIG": str(tmp_path / "nope.json")})
