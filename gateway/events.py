@@ -9,10 +9,11 @@ An event is serialised once (:class:`EncodedEvent`); each connection only splice
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any
-
-from channels.layers import get_channel_layer
 
 from gateway.protocol.base import Frame
 from gateway.protocol.dialects.base import dumps
@@ -20,6 +21,8 @@ from gateway.protocol.handshake import dump
 
 if TYPE_CHECKING:
     from gateway.protocol.dialects.base import Dialect
+
+logger = logging.getLogger(__name__)
 
 #: The fixed channel-layer message type; client JSON never chooses it.
 ENVELOPE_TYPE = "gateway.event"
@@ -94,7 +97,7 @@ class EncodedEvent:
             message["payload"],
             message.get("sv"),
             ts=message.get("ts"),
-            targeted=message.get("to") is not None,
+            targeted="to" in message or "topic" in message,
         )
 
 
@@ -107,16 +110,22 @@ def topic_group(topic: str) -> str:
 
 async def publish(name: str, payload: Any, *, state_version: dict[str, int] | None = None) -> None:
     """Send an event to every connection of every gateway process (subject to filters)."""
+    from gateway.hub import get_hub
+
     event = EncodedEvent.build(name, payload, state_version)
-    await get_channel_layer().group_send(ALL_GROUP, event.envelope())
+    await (await get_hub()).deliver(event)
 
 
-async def publish_topic(
-    topic: str, name: str, payload: Any, *, state_version: dict[str, int] | None = None
-) -> None:
-    """Send an event to the connections subscribed to ``topic``, on every process."""
-    event = EncodedEvent.build(name, payload, state_version)
-    await get_channel_layer().group_send(topic_group(topic), event.envelope(topic=topic))
+async def publish_topic(topic: str, name: str, payload: Any, *, exclude: str | None = None) -> None:
+    """Send an event to the connections subscribed to ``topic`` on every process
+    (``exclude``: a connection that should not get it, e.g. the one it came from)."""
+    from gateway.hub import get_hub
+
+    event = EncodedEvent.build(name, payload, targeted=True)
+    route: dict[str, Any] = {"topic": topic}
+    if exclude:
+        route["exclude"] = exclude
+    await (await get_hub()).deliver(event, route)
 
 
 async def publish_to(conn_ids: list[str], name: str, payload: Any) -> None:
@@ -124,7 +133,7 @@ async def publish_to(conn_ids: list[str], name: str, payload: Any) -> None:
     from gateway.hub import get_hub
 
     event = EncodedEvent.build(name, payload, targeted=True)
-    await (await get_hub()).route_to_connections(conn_ids, event)
+    await (await get_hub()).deliver(event, {"to": conn_ids})
 
 
 async def publish_local(name: str, payload: Any) -> int:
@@ -135,3 +144,41 @@ async def publish_local(name: str, payload: Any) -> int:
     from gateway.hub import get_hub
 
     return await (await get_hub()).fan_out(EncodedEvent.build(name, payload))
+
+
+class Outbox:
+    """Ordered delivery of envelopes to the other gateway processes.
+
+    The hub delivers to its own sockets first, then queues the envelope here; one task
+    sends them in order, so a slow channel layer never delays local clients.
+    """
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+
+    def put_group(self, group: str, envelope: dict[str, Any]) -> None:
+        self.queue.put_nowait(("group", group, envelope))
+
+    def put_channel(self, channel: str, envelope: dict[str, Any]) -> None:
+        self.queue.put_nowait(("channel", channel, envelope))
+
+    async def run(self) -> None:
+        while True:
+            kind, target, envelope = await self.queue.get()
+            try:
+                if kind == "group":
+                    await self.layer.group_send(target, envelope)
+                else:
+                    await self.layer.send(target, envelope)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "channel layer send to %s failed; event lost for other processes", target
+                )
+
+    async def drain(self) -> None:
+        """Wait (at most two seconds) until everything queued was handed to the layer."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), 2.0)

@@ -21,12 +21,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
 from gateway import presence
-from gateway.events import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, now_ms, topic_group
+from gateway.events import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, Outbox, now_ms, topic_group
 from gateway.protocol import events as ev
 from gateway.protocol.errors import CloseCode
 
@@ -67,6 +67,9 @@ class Hub:
         self.id = secrets.token_hex(4)
         self.loop = asyncio.get_running_loop()
         self.layer = get_channel_layer()
+        #: Other processes can only exist behind a shared (Redis) channel layer.
+        self.shared = not isinstance(self.layer, InMemoryChannelLayer)
+        self.outbox = Outbox(self.layer)
         self.channel_name: str | None = None
         self.connections: dict[str, Connection] = {}
         self.topics: dict[str, set[str]] = {}
@@ -90,6 +93,7 @@ class Hub:
         policy = settings.WINGMAN.policy
         self._tasks = [
             asyncio.create_task(self._receive_loop(), name="hub-receive"),
+            asyncio.create_task(self.outbox.run(), name="hub-outbox"),
             asyncio.create_task(
                 self._every(policy.tick_interval_ms / 1000, self._tick), name="hub-tick"
             ),
@@ -108,19 +112,21 @@ class Hub:
 
     async def stop(self) -> None:
         """Leave the channel layer and forget this process's presence."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
         with contextlib.suppress(Exception):
             await self.flush_presence()
+            await self.outbox.drain()
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
             await presence.remove_process(self.id)
             await cache.adelete(_hub_key(self.id))
             await self.layer.group_discard(ALL_GROUP, self.channel_name)
             for topic in self.topics:
                 await self.layer.group_discard(topic_group(topic), self.channel_name)
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
 
     async def shutdown(self, reason: str, *, grace_seconds: float = 3.0) -> None:
         """Drain: tell every client, close it with 1012, wait for the sockets to go."""
@@ -227,16 +233,44 @@ class Hub:
                 logger.exception("event delivery failed")
 
     async def _deliver_envelope(self, message: dict[str, Any]) -> None:
-        event = EncodedEvent.from_envelope(message)
-        if "to" in message:
-            targets = [self.connections[c] for c in message["to"] if c in self.connections]
-        elif "topic" in message:
-            ids = self.topics.get(message["topic"], ())
-            targets = [self.connections[c] for c in ids if c in self.connections]
-            event.targeted = True
+        if message.get("origin") == self.id:
+            return  # already delivered locally by deliver()
+        await self._send_each(self._targets(message), EncodedEvent.from_envelope(message))
+
+    def _targets(self, route: dict[str, Any]) -> list[Connection]:
+        """This process's connections a routed event is for."""
+        conns = self.connections
+        if "to" in route:
+            return [conns[c] for c in route["to"] if c in conns]
+        if "topic" in route:
+            exclude = route.get("exclude")
+            ids = self.topics.get(route["topic"], ())
+            return [conns[c] for c in ids if c in conns and c != exclude]
+        return list(conns.values())
+
+    async def deliver(self, event: EncodedEvent, route: dict[str, Any] | None = None) -> None:
+        """Deliver here at once, then (in order) to the other processes that need it."""
+        route = route or {}
+        await self._send_each(self._targets(route), event)
+        if not self.shared:
+            return
+        envelope = event.envelope(origin=self.id, **route)
+        if "to" in route:
+            await self._send_to_remote(route["to"], envelope)
+        elif "topic" in route:
+            self.outbox.put_group(topic_group(route["topic"]), envelope)
         else:
-            targets = list(self.connections.values())
-        await self._send_each(targets, event)
+            self.outbox.put_group(ALL_GROUP, envelope)
+
+    async def _send_to_remote(self, conn_ids: list[str], envelope: dict[str, Any]) -> None:
+        remote: dict[str, list[str]] = {}
+        for conn_id in conn_ids:
+            if conn_id not in self.connections:
+                remote.setdefault(conn_id.split("-", 1)[0], []).append(conn_id)
+        for hub_id, ids in remote.items():
+            channel = await cache.aget(_hub_key(hub_id))
+            if channel:
+                self.outbox.put_channel(channel, {**envelope, "to": ids})
 
     async def fan_out(self, event: EncodedEvent) -> int:
         """Deliver to every local established connection that wants the event."""
@@ -255,19 +289,6 @@ class Hub:
                 logger.debug("send to %s failed", conn.conn_id, exc_info=True)
         self.stats.events_delivered += sent
         return sent
-
-    async def route_to_connections(self, conn_ids: list[str], event: EncodedEvent) -> None:
-        """Deliver to named connections: local ones directly, others via their hub."""
-        local = [self.connections[c] for c in conn_ids if c in self.connections]
-        await self._send_each(local, event)
-        remote: dict[str, list[str]] = {}
-        for conn_id in conn_ids:
-            if conn_id not in self.connections:
-                remote.setdefault(conn_id.split("-", 1)[0], []).append(conn_id)
-        for hub_id, ids in remote.items():
-            channel = await cache.aget(_hub_key(hub_id))
-            if channel:
-                await self.layer.send(channel, event.envelope(to=ids))
 
     # presence --------------------------------------------------------------------------
     def _presence_changed(self, change: dict[str, Any]) -> None:
