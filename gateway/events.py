@@ -177,6 +177,8 @@ class Outbox:
                 logger.exception(
                     "channel layer send to %s failed; event lost for other processes", target
                 )
+            finally:
+                self.queue.task_done()
 
     async def drain(self) -> None:
         """Wait (at most two seconds) until everything queued was handed to the layer."""

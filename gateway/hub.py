@@ -123,9 +123,9 @@ class Hub:
             await self.layer.group_discard(ALL_GROUP, self.channel_name)
             for topic in self.topics:
                 await self.layer.group_discard(topic_group(topic), self.channel_name)
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        _, stuck = await asyncio.wait(self._tasks, timeout=2) if self._tasks else (None, ())
+        for task in stuck:
+            logger.warning("hub task %s did not stop", task.get_name())
         self._tasks = []
 
     async def shutdown(self, reason: str, *, grace_seconds: float = 3.0) -> None:

@@ -53,7 +53,11 @@ def backend(request, settings):
         settings.CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": prefix, "capacity": 10_000},
+                "CONFIG": {
+                    "hosts": [{"address": REDIS_URL, **settings.REDIS_POOL_OPTIONS}],
+                    "prefix": prefix,
+                    "capacity": 10_000,
+                },
             }
         }
         settings.CACHES = {
@@ -61,6 +65,7 @@ def backend(request, settings):
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": REDIS_URL,
                 "KEY_PREFIX": prefix,
+                "OPTIONS": dict(settings.REDIS_POOL_OPTIONS),
             }
         }
         channel_layers.backends.clear()

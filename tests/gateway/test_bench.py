@@ -1,0 +1,113 @@
+"""``wingman gateway bench`` end to end: a real gateway, a real bench run, every figure.
+
+Functional only: nothing here asserts how fast anything is. A few pure helpers are
+checked directly at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.bench.client import BenchError, Endpoint
+from gateway.bench.report import percentile
+from tests.gateway.gateway_process import TOKEN, GatewayProcess, gateway_env
+
+FIGURES = {
+    "connect_wall_s",
+    "connect_p50_ms",
+    "connect_p99_ms",
+    "ping_p50_ms",
+    "ping_p99_ms",
+    "fanout_p50_ms",
+    "fanout_p99_ms",
+    "deliveries_per_s",
+    "rss_mb",
+}
+BENCH_TIMEOUT = 90
+
+
+def _bench(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m wingman gateway bench ARGS`` in a clean environment (no configured token)."""
+    return subprocess.run(
+        [sys.executable, "-m", "wingman", "gateway", "bench", *args],
+        capture_output=True,
+        text=True,
+        env=gateway_env(state_dir, {"WINGMAN_GATEWAY_TOKEN": None}),
+        timeout=BENCH_TIMEOUT,
+        check=False,
+    )
+
+
+def _last_json_line(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON object in the output:\n{stdout}"
+    return json.loads(lines[-1])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("hello", ["snapshot", "small"])
+def test_bench_measures_gateway_and_baseline(
+    gateway: GatewayProcess, tmp_path: Path, hello: str
+) -> None:
+    assert gateway.proc is not None
+    pid = str(gateway.proc.pid)
+    result = _bench(
+        tmp_path / "bench",
+        *("--url", gateway.url, "--token", TOKEN, "--pid", pid, "--json"),
+        *("-n", "20", "--pings", "20", "--broadcasts", "3", "--baseline-hello", hello),
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+    report = _last_json_line(result.stdout)
+    assert report["baseline_hello"] == hello
+    assert set(report["figures"]) == FIGURES
+    for key, figure in report["figures"].items():
+        for side in ("gateway", "baseline", "ratio"):
+            value = figure[side]
+            assert isinstance(value, int | float) and not isinstance(value, bool), (key, side)
+            assert value >= 0, (key, side, value)
+    for side in ("gateway", "baseline"):
+        run = report["runs"][side]
+        assert run["connected"] == 20 and run["failed"] == 0, run
+        assert run["pings"] == 20, run
+        assert run["fanout_samples"] == 3 * 20 and run["missed_deliveries"] == 0, run
+    assert set(report["targets"]) == {"fanout_p99_ms", "connect_wall_ratio", "rss_mb"}
+    assert all(isinstance(t["pass"], bool) for t in report["targets"].values())
+    assert "fan-out p99" in result.stdout and "baseline" in result.stdout
+
+
+@pytest.mark.e2e
+def test_bench_fails_cleanly_on_a_wrong_token(gateway: GatewayProcess, tmp_path: Path) -> None:
+    result = _bench(tmp_path / "bench", "--url", gateway.url, "--token", "wrong", "-n", "5")
+    assert result.returncode == 1, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("wingman:")]
+    assert len(errors) == 1 and "connect refused" in errors[0], result.stderr
+    assert "UNAUTHORIZED" in errors[0]
+    assert result.stdout == ""
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(x) for x in range(1, 101)]
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert percentile([], 50) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["wss://127.0.0.1:1/", "ws://10.0.0.1:18789/", "ws://example.com/", "http://127.0.0.1/"]
+)
+def test_bench_only_targets_a_local_plain_ws_gateway(url: str) -> None:
+    with pytest.raises(BenchError):
+        Endpoint.parse(url)
+
+
+def test_endpoint_accepts_loopback() -> None:
+    ep = Endpoint.parse("ws://localhost:18789/ws", token="t")
+    assert (ep.host, ep.port, ep.token) == ("localhost", 18789, "t")
+    assert Endpoint.parse("ws://[::1]:9/").host == "::1"
