@@ -89,6 +89,8 @@ class Connection:
         self.connected_at = now_ms()
         self.closed = False
         self._auth_failures = 0
+        #: Events that arrived between joining presence and sending hello-ok.
+        self._early: list[EncodedEvent] | None = []
         self._handshake_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -253,6 +255,15 @@ class Connection:
         await self._establish(hello.client)
         reply = await selectors.hello_ok(self, protocol)
         await self.transport.send_text(self.codec.encode_hello_ok(hello.request_id, reply))
+        await self._release_early_events()
+
+    async def _release_early_events(self) -> None:
+        """The handshake reply is out: events may flow, starting with any held back."""
+        early, self._early = self._early or [], None
+        for event in early:
+            text = self.render_event(event)
+            if text is not None:
+                await self.transport.send_text(text)
 
     async def _establish(self, client: ClientIdentity) -> None:
         if self._handshake_timer is not None:
@@ -288,6 +299,7 @@ class Connection:
             await self._run(call, method)
             return
         await self._establish(ClientIdentity(client_id="jsonrpc", mode="rpc"))
+        await self._release_early_events()
         await self._dispatch(call)
 
     # calls -------------------------------------------------------------------------------
@@ -325,6 +337,9 @@ class Connection:
         if not (
             event.targeted or event.name in self.subscriptions or event.name in ev.MANDATORY_EVENTS
         ):
+            return None
+        if self._early is not None:  # hello-ok not sent yet: keep the order
+            self._early.append(event)
             return None
         self.seq += 1
         return event.render(self.dialect, self.seq)

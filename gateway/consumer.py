@@ -7,6 +7,7 @@ implements the transport the connection writes to. Frames are decoded by the con
 
 from __future__ import annotations
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from gateway.connection import Connection
@@ -20,6 +21,14 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "__no_per_socket_channel__"
 
     connection: Connection | None = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch minus ``aclose_old_connections()`` per frame (a thread hop):
+        this consumer never touches the database; services that do manage their own."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         """Accept, then let the connection send ``connect.challenge``."""

@@ -320,12 +320,13 @@ class Hub:
             self._last_presence_flush = time.monotonic()
             if not changes:
                 return
-            await presence.store_process(self.id, self.presence_entries)
+            # Publish first: clients should not wait for the cache write of the full list.
             version = await presence.bump_version()
-            sv = {**(await presence.state_version()), "presence": version}
+            sv = {"presence": version, "health": presence.HEALTH_VERSION}
             await events.publish(
                 ev.PRESENCE, {"entries": changes, "stateVersion": sv}, state_version=sv
             )
+            await presence.store_process(self.id, self.presence_entries)
 
     async def _heartbeat(self) -> None:
         await presence.store_process(self.id, self.presence_entries)

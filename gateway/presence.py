@@ -20,7 +20,8 @@ HEARTBEAT_SECONDS = 10
 _INDEX = "gw:presence:procs"
 _LOCK = "gw:presence:lock"
 _VERSION = "gw:sv:presence"
-_HEALTH_VERSION = "gw:sv:health"
+#: ``stateVersion.health``: bumped when health can change (nothing changes it yet).
+HEALTH_VERSION = 1
 
 
 def _blob_key(process_id: str) -> str:
@@ -84,5 +85,4 @@ async def bump_version() -> int:
 
 
 async def state_version() -> dict[str, int]:
-    values = await cache.aget_many([_VERSION, _HEALTH_VERSION])
-    return {"presence": values.get(_VERSION, 0), "health": values.get(_HEALTH_VERSION, 1)}
+    return {"presence": await cache.aget(_VERSION, 0), "health": HEALTH_VERSION}

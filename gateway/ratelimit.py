@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
+from gateway import shared
+
 WINDOW_SECONDS = 60
+_TTL = WINDOW_SECONDS * 2 + 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,29 +26,33 @@ class Decision:
     excess: int = 0
 
 
-async def hit(key: str, limit: int, *, now: float | None = None) -> Decision:
-    """Count one request for ``key`` and say whether it is within ``limit`` per minute."""
-    now = time.time() if now is None else now
+def _count(key: str, now: float) -> tuple[int, int]:
+    """Add one request; (this window's count, previous window's count)."""
     window = int(now // WINDOW_SECONDS)
     cur_key = f"gw:rl:{key}:{window}"
-    prev_key = f"gw:rl:{key}:{window - 1}"
-    await cache.aadd(cur_key, 0, timeout=WINDOW_SECONDS * 2 + 5)
+    cache.add(cur_key, 0, timeout=_TTL)
     try:
-        current = await cache.aincr(cur_key)
-    except ValueError:
-        await cache.aset(cur_key, 1, timeout=WINDOW_SECONDS * 2 + 5)
+        current = cache.incr(cur_key)
+    except ValueError:  # expired between add and incr
+        cache.set(cur_key, 1, timeout=_TTL)
         current = 1
-    previous = await cache.aget(prev_key, 0)
+    return current, cache.get(f"gw:rl:{key}:{window - 1}", 0)
+
+
+def decide(current: int, previous: int, limit: int, now: float) -> Decision:
     elapsed = (now % WINDOW_SECONDS) / WINDOW_SECONDS
     estimate = previous * (1 - elapsed) + current
     if estimate <= limit:
         return Decision(True)
-    # Time until the weighted count drops back under the limit.
-    if previous:
-        needed = (previous + current - limit) / previous
-        wait = max(0.0, needed - elapsed) * WINDOW_SECONDS if needed <= 1 else None
-    else:
-        wait = None
-    if wait is None:
-        wait = (1 - elapsed) * WINDOW_SECONDS
+    # Seconds until the weighted count falls back under the limit.
+    wait = (1 - elapsed) * WINDOW_SECONDS
+    if previous and current <= limit:
+        wait = max(0.0, (previous + current - limit) / previous - elapsed) * WINDOW_SECONDS
     return Decision(False, retry_after_ms=max(1, int(wait * 1000)), excess=int(estimate - limit))
+
+
+async def hit(key: str, limit: int, *, now: float | None = None) -> Decision:
+    """Count one request for ``key`` and say whether it is within ``limit`` per minute."""
+    now = time.time() if now is None else now
+    current, previous = await shared.run(_count, key, now)
+    return decide(current, previous, limit, now)

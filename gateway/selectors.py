@@ -11,18 +11,7 @@ from gateway import presence
 from gateway.events import now_ms
 from gateway.methods.registry import registry
 from gateway.protocol.events import EVENTS
-from gateway.protocol.handshake import (
-    AuthGrant,
-    Features,
-    Health,
-    HelloOk,
-    Policy,
-    PresenceEntry,
-    ServerInfo,
-    SessionDefaults,
-    Snapshot,
-    StateVersion,
-)
+from gateway.protocol.handshake import Features, Health, Policy, dump
 
 if TYPE_CHECKING:
     from gateway.connection import Connection
@@ -64,26 +53,41 @@ async def presence_snapshot(hub: Hub) -> tuple[list[dict[str, Any]], dict[str, i
     return entries, await presence.state_version()
 
 
-async def hello_ok(conn: Connection, protocol: int) -> HelloOk:
+async def hello_ok(conn: Connection, protocol: int) -> dict[str, Any]:
+    """The ``hello-ok`` payload in wire form (the HelloOk model documents and tests it).
+
+    Built as plain data: the presence entries are already in wire form, and validating
+    and re-dumping N of them on every connect made connect storms O(N^2) in pydantic.
+    """
     hub = conn.hub
     entries, sv = await presence_snapshot(hub)
-    return HelloOk(
-        protocol=protocol,
-        server=ServerInfo(
-            version=wingman.__version__, host=settings.WINGMAN.name, connId=conn.conn_id
-        ),
-        features=features(),
-        snapshot=Snapshot(
-            presence=[PresenceEntry.model_validate(e) for e in entries],
-            health=health(hub),
-            stateVersion=StateVersion(**sv),
-            uptimeMs=hub.stats.uptime_ms,
-            sessionDefaults=SessionDefaults(
-                defaultAgentId="main", mainSessionKey="agent:main:main"
-            ),
-        ),
-        policy=policy(),
-        auth=AuthGrant(role=conn.identity.role, scopes=conn.identity.scopes)
-        if conn.identity
-        else None,
-    )
+    identity = conn.identity
+    payload: dict[str, Any] = {
+        "type": "hello-ok",
+        "protocol": protocol,
+        "server": {
+            "version": wingman.__version__,
+            "host": settings.WINGMAN.name,
+            "connId": conn.conn_id,
+        },
+        "features": _FEATURES(),
+        "snapshot": {
+            "presence": entries,
+            "health": dump(health(hub)),
+            "stateVersion": sv,
+            "uptimeMs": hub.stats.uptime_ms,
+            "sessionDefaults": session_defaults(),
+        },
+        "policy": dump(policy()),
+    }
+    if identity is not None:
+        payload["auth"] = {"role": identity.role, "scopes": identity.scopes}
+    return payload
+
+
+def session_defaults() -> dict[str, str]:
+    return {"defaultAgentId": "main", "mainSessionKey": "agent:main:main"}
+
+
+def _FEATURES() -> dict[str, list[str]]:
+    return dump(features())

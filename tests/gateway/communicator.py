@@ -90,6 +90,11 @@ class Client:
             skipped.append(frame)
         raise AssertionError(f"no matching frame in {limit}: {skipped[-3:]}")
 
+    async def recv_res(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next response, skipping events (presence, tick) that may come first."""
+        frame, _ = await self.recv_until(lambda f: f.get("type") == "res", timeout)
+        return frame
+
     async def call(self, method: str, params: dict | None = None, rid: str | None = None):
         rid = rid or f"r-{uuid.uuid4().hex[:8]}"
         frame: dict[str, Any] = {"type": "req", "id": rid, "method": method}

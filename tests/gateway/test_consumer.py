@@ -110,7 +110,7 @@ async def test_invalid_frames_get_an_error_and_the_socket_stays(clients, frame):
     c = clients()
     await c.handshake()
     await c.send(frame)
-    res = await c.recv()
+    res = await c.recv_res()
     assert res["type"] == "res" and res["ok"] is False
     assert res["error"]["code"] == "INVALID_REQUEST"
     assert res["id"] in ("x", "invalid")
@@ -121,9 +121,9 @@ async def test_binary_frames(clients):
     c = clients()
     await c.handshake()
     await c.send(json.dumps({"type": "req", "id": "b1", "method": "ping"}).encode())
-    assert (await c.recv())["ok"] is True
+    assert (await c.recv_res())["ok"] is True
     await c.send(b"\xff\xfe\x00")
-    res = await c.recv()
+    res = await c.recv_res()
     assert res["error"]["code"] == "INVALID_REQUEST"
 
 

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gateway.protocol.errors import ErrorCode, GatewayError
-from gateway.protocol.handshake import HelloOk
 
 
 def dumps(obj: Any) -> str:
@@ -121,7 +120,7 @@ class Dialect(ABC):
         """An error reply."""
 
     @abstractmethod
-    def encode_hello_ok(self, request_id: Any, hello: HelloOk) -> str:
+    def encode_hello_ok(self, request_id: Any, hello: dict[str, Any]) -> str:
         """The reply to a successful handshake."""
 
     def encode_hello_error(self, request_id: Any, error: GatewayError) -> str:

@@ -19,7 +19,7 @@ from gateway.protocol.dialects.base import (
 )
 from gateway.protocol.errors import CloseCode, GatewayError
 from gateway.protocol.frames import RequestFrame
-from gateway.protocol.handshake import ConnectParams, HelloError, HelloFrame, HelloOk, dump
+from gateway.protocol.handshake import ConnectParams, HelloError, HelloFrame, dump
 
 
 def _payload(value: Any) -> Any:
@@ -118,9 +118,9 @@ class Canonical(Dialect):
             return self.encode_hello_error(request_id, error)
         return dumps({"type": "res", "id": request_id, "ok": False, "error": error.as_dict()})
 
-    def encode_hello_ok(self, request_id: Any, hello: HelloOk) -> str:
+    def encode_hello_ok(self, request_id: Any, hello: dict[str, Any]) -> str:
         if request_id is _LEGACY:
-            return dumps(dump(hello))
+            return dumps(hello)
         return self.encode_result(request_id, hello)
 
     def encode_hello_error(self, request_id: Any, error: GatewayError) -> str:

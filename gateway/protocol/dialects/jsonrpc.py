@@ -22,7 +22,7 @@ from gateway.protocol.dialects.base import (
     invalid,
 )
 from gateway.protocol.errors import GatewayError
-from gateway.protocol.handshake import HelloOk, dump
+from gateway.protocol.handshake import dump
 from gateway.protocol.methods import AuthParams
 
 
@@ -78,8 +78,8 @@ class JsonRpc(Dialect):
         body = error.as_dict()
         return dumps({"id": request_id, "error": body})
 
-    def encode_hello_ok(self, request_id: Any, hello: HelloOk) -> str:
-        role = hello.auth.role if hello.auth else "operator"
+    def encode_hello_ok(self, request_id: Any, hello: dict[str, Any]) -> str:
+        role = hello.get("auth", {}).get("role", "operator")
         return dumps({"id": request_id, "result": {"ok": True, "role": role}})
 
     def event_template(
