@@ -85,6 +85,8 @@ class Connection:
         self.identity: ClientIdentity | None = None
         self.subscriptions: set[str] = set()
         self.topics: set[str] = set()
+        #: run id → id of the request that started it (dialects that echo request ids).
+        self.run_requests: dict[str, Any] = {}
         self.seq = 0
         self.connected_at = now_ms()
         self.closed = False
@@ -253,8 +255,9 @@ class Connection:
             await self.transport.send_text(text)
             return
         await self._establish(hello.client)
-        reply = await selectors.hello_ok(self, protocol)
-        await self.transport.send_text(self.codec.encode_hello_ok(hello.request_id, reply))
+        await self.transport.send_text(
+            await selectors.hello_ok_frame(self, protocol, hello.request_id)
+        )
         await self._release_early_events()
 
     async def _release_early_events(self) -> None:
@@ -317,8 +320,9 @@ class Connection:
             params = method.params.model_validate(call.params or {})
         except ValidationError as exc:
             raise invalid(call.request_id, exc) from None
+        ctx = CallContext(self, call.request_id)
         try:
-            result = await method.handler(CallContext(self, call.request_id), params)
+            result = await method.handler(ctx, params)
         except GatewayError as error:
             await self.transport.send_text(self.codec.encode_error(call.request_id, error))
             return
@@ -328,6 +332,20 @@ class Connection:
             await self.transport.send_text(self.codec.encode_error(call.request_id, error))
             return
         await self.transport.send_text(self.codec.encode_result(call.request_id, result))
+        for action in ctx.after_reply_actions:
+            self.hub.spawn(self._guarded(call.method, action()))
+
+    async def _guarded(self, method: str, work) -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("follow-up of %s failed", method)
+
+    async def send_followup(self, request_id: Any, payload: Any) -> None:
+        """A second reply to a request (e.g. ``agent``'s final result), if still open."""
+        text = self.codec.encode_followup(request_id, payload)
+        if text is not None and not self.closed:
+            await self.transport.send_text(text)
 
     # events ------------------------------------------------------------------------------
     def render_event(self, event: EncodedEvent) -> str | None:
@@ -342,4 +360,4 @@ class Connection:
             self._early.append(event)
             return None
         self.seq += 1
-        return event.render(self.dialect, self.seq)
+        return event.render(self.dialect, self.seq, self)

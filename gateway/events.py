@@ -37,7 +37,15 @@ def now_ms() -> int:
 class EncodedEvent:
     """An event serialised once, rendered per connection by splicing in its ``seq``."""
 
-    __slots__ = ("_templates", "name", "payload_json", "state_version_json", "targeted", "ts")
+    __slots__ = (
+        "_templates",
+        "key",
+        "name",
+        "payload_json",
+        "state_version_json",
+        "targeted",
+        "ts",
+    )
 
     def __init__(
         self,
@@ -47,6 +55,7 @@ class EncodedEvent:
         *,
         ts: int | None = None,
         targeted: bool = False,
+        key: str | None = None,
     ) -> None:
         self.name = name
         self.payload_json = payload_json
@@ -54,7 +63,9 @@ class EncodedEvent:
         self.ts = now_ms() if ts is None else ts
         #: Sent to named connections: delivered whatever they subscribed to.
         self.targeted = targeted
-        self._templates: dict[str, tuple[str, str]] = {}
+        #: What the event is about (a run id for ``agent`` events): dialects may use it.
+        self.key = key
+        self._templates: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def build(
@@ -64,12 +75,13 @@ class EncodedEvent:
         state_version: dict[str, int] | None = None,
         *,
         targeted: bool = False,
+        key: str | None = None,
     ) -> EncodedEvent:
         data = dump(payload) if isinstance(payload, Frame) else payload
         sv = dumps(state_version) if state_version is not None else None
-        return cls(name, dumps(data), sv, targeted=targeted)
+        return cls(name, dumps(data), sv, targeted=targeted, key=key)
 
-    def render(self, dialect: Dialect, seq: int) -> str:
+    def render(self, dialect: Dialect, seq: int, conn: Any = None) -> str:
         """The frame text for one connection."""
         template = self._templates.get(dialect.name)
         if template is None:
@@ -77,7 +89,7 @@ class EncodedEvent:
                 self.name, self.payload_json, self.state_version_json, self.ts
             )
             self._templates[dialect.name] = template
-        return f"{template[0]}{seq}{template[1]}"
+        return dialect.splice(template, seq, self, conn)
 
     def envelope(self, **route: Any) -> dict[str, Any]:
         """The channel-layer message carrying this event."""
@@ -87,6 +99,7 @@ class EncodedEvent:
             "payload": self.payload_json,
             "sv": self.state_version_json,
             "ts": self.ts,
+            "key": self.key,
             **route,
         }
 
@@ -98,6 +111,7 @@ class EncodedEvent:
             message.get("sv"),
             ts=message.get("ts"),
             targeted="to" in message or "topic" in message,
+            key=message.get("key"),
         )
 
 

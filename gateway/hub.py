@@ -28,6 +28,7 @@ from django.core.cache import cache
 from gateway import presence
 from gateway.events import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, Outbox, now_ms, topic_group
 from gateway.protocol import events as ev
+from gateway.protocol.dialects.base import dumps
 from gateway.protocol.errors import CloseCode
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ _HUB_KEY_TTL = 120
 
 def _hub_key(hub_id: str) -> str:
     return f"gw:hub:{hub_id}"
+
+
+def hub_alive(hub_id: str) -> bool:
+    """Is the gateway process with this hub id still running? (its key is refreshed)"""
+    return bool(hub_id) and cache.get(_hub_key(hub_id)) is not None
 
 
 class Stats:
@@ -74,6 +80,8 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self.topics: dict[str, set[str]] = {}
         self.presence_entries: dict[str, dict[str, Any]] = {}
+        #: The same entries serialised once each, for the hello-ok snapshot.
+        self.presence_json: dict[str, str] = {}
         self.stats = Stats()
         self.shutting_down = False
         self._pending_presence: list[dict[str, Any]] = []
@@ -84,6 +92,12 @@ class Hub:
         self._background: set[asyncio.Task] = set()
         self._drained = asyncio.Event()
         self._drained.set()
+        #: Per-process state of other apps (e.g. the run service's running tasks).
+        self.services: dict[str, Any] = {}
+        #: Awaited first on shutdown, while clients are still connected (finish runs).
+        self.shutdown_hooks: list[Callable[[], Awaitable[Any]]] = []
+        #: name → handler for control messages other processes send to this hub.
+        self.control_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {}
 
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,6 +145,11 @@ class Hub:
     async def shutdown(self, reason: str, *, grace_seconds: float = 3.0) -> None:
         """Drain: tell every client, close it with 1012, wait for the sockets to go."""
         self.shutting_down = True
+        for hook in self.shutdown_hooks:
+            try:
+                await hook()
+            except Exception:
+                logger.exception("shutdown hook %r failed", hook)
         shutdown = EncodedEvent.build(ev.SHUTDOWN, ev.ShutdownPayload(reason=reason))
         await self.fan_out(shutdown)
         for conn in list(self.connections.values()):
@@ -172,6 +191,7 @@ class Hub:
     def established(self, conn: Connection, entry: dict[str, Any]) -> None:
         """A connection finished its handshake: it is now present."""
         self.presence_entries[conn.conn_id] = entry
+        self.presence_json[conn.conn_id] = dumps(entry)
         self._presence_changed({**entry, "reason": "connect"})
 
     async def unregister(self, conn: Connection) -> None:
@@ -182,6 +202,7 @@ class Hub:
         for topic in list(conn.topics):
             await self.leave_topic(conn, topic)
         entry = self.presence_entries.pop(conn.conn_id, None)
+        self.presence_json.pop(conn.conn_id, None)
         if entry is not None:
             self._presence_changed({**entry, "reason": "disconnect", "ts": now_ms()})
 
@@ -233,6 +254,13 @@ class Hub:
                 logger.exception("event delivery failed")
 
     async def _deliver_envelope(self, message: dict[str, Any]) -> None:
+        if "control" in message:
+            handler = self.control_handlers.get(message["control"])
+            if handler is None:
+                logger.warning("no handler for control message %r", message["control"])
+            else:
+                await handler(message.get("data") or {})
+            return
         if message.get("origin") == self.id:
             return  # already delivered locally by deliver()
         await self._send_each(self._targets(message), EncodedEvent.from_envelope(message))
@@ -271,6 +299,21 @@ class Hub:
             channel = await cache.aget(_hub_key(hub_id))
             if channel:
                 self.outbox.put_channel(channel, {**envelope, "to": ids})
+
+    async def send_control(self, hub_id: str, name: str, data: dict[str, Any]) -> bool:
+        """Ask another process's hub (or this one) to act, e.g. cancel a run it owns."""
+        if hub_id == self.id:
+            handler = self.control_handlers.get(name)
+            if handler is not None:
+                await handler(data)
+            return handler is not None
+        channel = await cache.aget(_hub_key(hub_id)) if self.shared else None
+        if not channel:
+            return False
+        self.outbox.put_channel(
+            channel, {"type": ENVELOPE_TYPE, "control": name, "data": data, "origin": self.id}
+        )
+        return True
 
     async def fan_out(self, event: EncodedEvent) -> int:
         """Deliver to every local established connection that wants the event."""
@@ -333,6 +376,14 @@ class Hub:
 
     async def all_presence(self) -> list[dict[str, Any]]:
         return await presence.list_entries(self.id, self.presence_entries)
+
+    async def presence_snapshot(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Every process's presence entries and ``stateVersion``."""
+        return await presence.snapshot(self.id, self.presence_entries)
+
+    async def presence_snapshot_json(self) -> tuple[str, dict[str, int]]:
+        """:meth:`presence_snapshot` with the entries as one JSON array (hello-ok)."""
+        return await presence.snapshot_json(self.id, self.presence_entries, self.presence_json)
 
     # timers ----------------------------------------------------------------------------
     async def _tick(self) -> None:

@@ -134,6 +134,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _cfg()
     call_command("migrate", interactive=False, verbosity=0)
+    from agents.services.agents import ConfigImportError, bootstrap
+
+    try:
+        print(bootstrap(cfg.raw), flush=True)
+    except ConfigImportError as exc:
+        print(f"wingman: config error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"Wingman gateway '{cfg.name}': auth {cfg.auth_mode}, state dir {cfg.state_dir}, "
         f"{'redis' if os.environ.get('REDIS_URL') else 'embedded (SQLite, in-memory layer)'}",

@@ -18,8 +18,10 @@ TICK = "tick"
 PRESENCE = "presence"
 PRESENCE_TICK = "presence.tick"
 SHUTDOWN = "shutdown"
+AGENT = "agent"
+SESSION_MESSAGE = "session.message"
 
-EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN)
+EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN, AGENT, SESSION_MESSAGE)
 
 # Events a client may not unsubscribe from: it must always learn the server is going away.
 MANDATORY_EVENTS = frozenset({SHUTDOWN})

@@ -130,5 +130,13 @@ class Dialect(ABC):
     @abstractmethod
     def event_template(
         self, event: str, payload_json: str, state_version_json: str | None, ts: int
-    ) -> tuple[str, str]:
-        """(prefix, suffix) of an event frame; the connection's ``seq`` goes between them."""
+    ) -> tuple[str, ...]:
+        """The parts of an event frame that are the same for every connection (cached)."""
+
+    def splice(self, template: tuple[str, ...], seq: int, event: Any, conn: Any) -> str:
+        """One connection's frame: by default ``prefix + seq + suffix``."""
+        return f"{template[0]}{seq}{template[1]}"
+
+    def encode_followup(self, request_id: Any, payload: Any) -> str | None:
+        """A second reply to the same request (``agent``'s final result); None = not sent."""
+        return self.encode_result(request_id, payload)

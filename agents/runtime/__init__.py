@@ -1,0 +1,1 @@
+"""The agent runtime: model providers, built-in tools and the LangGraph runner."""

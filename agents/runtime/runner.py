@@ -1,0 +1,120 @@
+"""Runs one agent turn through LangGraph and turns its stream into protocol step events.
+
+``create_agent(model, tools, system_prompt=...)`` + ``astream_events(version="v2")``; each
+chat-model chunk becomes ``agent-stream {chunk, text}`` (the raw event made JSON-safe), tool
+calls become ``tool-start`` / ``tool-end``. The history comes from our Message rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain.agents import create_agent
+
+from agents.runtime.providers import resolve_model
+from agents.runtime.tools import build_tools
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class AgentSpec:
+    """What the runner needs to know about an agent (materialised, no ORM objects)."""
+
+    agent_id: str
+    model: str
+    system_prompt: str = ""
+    tools: list[str] = field(default_factory=list)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """Make a LangChain stream value JSON-serialisable (messages become dicts)."""
+    if depth > 8:
+        return repr(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in value]
+    if hasattr(value, "model_dump"):
+        data = value.model_dump(exclude_none=True)
+        data = {k: v for k, v in data.items() if v not in ({}, [], "") or k == "content"}
+        return json_safe(data, depth + 1)
+    return repr(value)
+
+
+def _chunk_text(chunk: Any) -> str:
+    content = getattr(chunk, "content", "")
+    if isinstance(content, str):
+        return content
+    return "".join(
+        part.get("text", "")
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "text"
+    )
+
+
+def _stream_chunk(event: dict[str, Any]) -> dict[str, Any]:
+    """The raw ``on_chat_model_stream`` event, JSON-safe, without heavy metadata."""
+    chunk = event["data"]["chunk"]
+    data: dict[str, Any] = {"content": json_safe(chunk.content)}
+    if getattr(chunk, "tool_call_chunks", None):
+        data["tool_call_chunks"] = json_safe(chunk.tool_call_chunks)
+    if getattr(chunk, "id", None):
+        data["id"] = chunk.id
+    return {"event": event["event"], "name": event.get("name"), "data": {"chunk": data}}
+
+
+def to_messages(history: list[tuple[str, str]], prompt: str) -> list[dict[str, str]]:
+    return [{"role": role, "content": content} for role, content in history] + [
+        {"role": "user", "content": prompt}
+    ]
+
+
+async def run_turn(
+    spec: AgentSpec,
+    *,
+    history: list[tuple[str, str]],
+    prompt: str,
+    working_folder: Path,
+    emit: Emit,
+    extra_system_prompt: str | None = None,
+) -> str:
+    """Stream one turn; returns the full text the model produced."""
+    model = resolve_model(spec.model)
+    tools = build_tools(spec.tools, working_folder)
+    system = "\n\n".join(p for p in (spec.system_prompt, extra_system_prompt or "") if p)
+    graph = create_agent(model, tools, system_prompt=system or None, name=spec.agent_id)
+    text: list[str] = []
+    inputs = {"messages": to_messages(history, prompt)}
+    async for event in graph.astream_events(inputs, version="v2"):
+        kind = event["event"]
+        if kind == "on_chat_model_stream":
+            delta = _chunk_text(event["data"]["chunk"])
+            payload: dict[str, Any] = {"type": "agent-stream", "chunk": _stream_chunk(event)}
+            if delta:
+                payload["text"] = delta
+                text.append(delta)
+            await emit(payload)
+        elif kind == "on_tool_start":
+            await emit(
+                {
+                    "type": "tool-start",
+                    "toolName": event["name"],
+                    "toolInput": json_safe(event["data"].get("input")),
+                }
+            )
+        elif kind == "on_tool_end":
+            output = event["data"].get("output")
+            await emit(
+                {
+                    "type": "tool-end",
+                    "toolName": event["name"],
+                    "toolOutput": json_safe(getattr(output, "content", output)),
+                }
+            )
+    return "".join(text)

@@ -1,0 +1,77 @@
+"""Built-in tools an agent may be allowed, confined to the session's working folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from langchain_core.tools import BaseTool, StructuredTool
+
+MAX_READ_BYTES = 256 * 1024
+MAX_LIST = 500
+
+
+class OutsideFolder(ValueError):
+    """A path that resolves outside the working folder."""
+
+
+def confine(root: Path, relative: str) -> Path:
+    """``root / relative`` with symlinks resolved; refuses anything that escapes ``root``."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if target != base and not target.is_relative_to(base):
+        raise OutsideFolder(f"{relative!r} is outside the working folder")
+    return target
+
+
+def _list_files(root: Path) -> Callable[..., str]:
+    def list_files(path: str = ".") -> str:
+        """List the files and folders at PATH inside the working folder."""
+        folder = confine(root, path)
+        if not folder.is_dir():
+            return f"not a folder: {path}"
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+        shown = names[:MAX_LIST]
+        more = f"\n... and {len(names) - MAX_LIST} more" if len(names) > MAX_LIST else ""
+        return "\n".join(shown) + more if shown else "(empty)"
+
+    return list_files
+
+
+def _read_file(root: Path) -> Callable[..., str]:
+    def read_file(path: str) -> str:
+        """Read the text file at PATH inside the working folder."""
+        target = confine(root, path)
+        if not target.is_file():
+            return f"no such file: {path}"
+        data = target.read_bytes()[:MAX_READ_BYTES]
+        return data.decode("utf-8", errors="replace")
+
+    return read_file
+
+
+def _write_file(root: Path) -> Callable[..., str]:
+    def write_file(path: str, content: str) -> str:
+        """Write CONTENT to the file at PATH inside the working folder (creates folders)."""
+        target = confine(root, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+        return f"wrote {len(content.encode())} bytes to {path}"
+
+    return write_file
+
+
+BUILTIN_TOOLS: dict[str, Callable[[Path], Callable[..., str]]] = {
+    "list_files": _list_files,
+    "read_file": _read_file,
+    "write_file": _write_file,
+}
+
+
+def build_tools(names: list[str], working_folder: Path) -> list[BaseTool]:
+    """The allowed tools, bound to ``working_folder``. Unknown names raise ``KeyError``."""
+    tools = []
+    for name in names:
+        func = BUILTIN_TOOLS[name](working_folder)
+        tools.append(StructuredTool.from_function(func, name=name, handle_tool_error=True))
+    return tools

@@ -1,0 +1,93 @@
+"""Reads: agents, sessions, history, as plain data for the protocol and the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.models import Agent, Message, MessageRole, Run, Session
+
+
+def _ms(dt) -> int | None:
+    return int(dt.timestamp() * 1000) if dt else None
+
+
+def agent_data(agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "name": agent.name or agent.id,
+        "model": agent.model or None,
+        "default": agent.is_default,
+        "enabled": agent.enabled,
+        "tools": agent.tools,
+    }
+
+
+def agent_list() -> list[dict[str, Any]]:
+    return [agent_data(a) for a in Agent.objects.all()]
+
+
+def session_data(session: Session) -> dict[str, Any]:
+    return {
+        "sessionKey": session.key,
+        "agentId": session.agent_id,
+        "name": session.name or None,
+        "channel": session.channel or None,
+        "workingFolder": session.working_folder or None,
+        "messageCount": session.message_count,
+        "lastPreview": session.last_preview or None,
+        "createdAt": _ms(session.created_at),
+        "updatedAt": _ms(session.updated_at),
+    }
+
+
+def session_list(*, agent_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    qs = Session.objects.all()
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    return [session_data(s) for s in qs.order_by("-updated_at")[:limit]]
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    return {
+        "role": message.role,
+        "content": message.content,
+        "runId": message.run_id,
+        "position": message.position,
+        "createdAt": _ms(message.created_at),
+    }
+
+
+def chat_history(*, key: str, limit: int = 200) -> list[dict[str, Any]]:
+    rows = list(Message.objects.filter(session__key=key).order_by("-position")[:limit])
+    return [message_data(m) for m in reversed(rows)]
+
+
+def model_history(session_id: int, *, before: int, limit: int) -> list[tuple[str, str]]:
+    """The last ``limit`` user/assistant turns before ``position`` (for the model)."""
+    rows = (
+        Message.objects.filter(
+            session_id=session_id,
+            position__lt=before,
+            role__in=[MessageRole.USER, MessageRole.ASSISTANT],
+        )
+        .exclude(content="")
+        .order_by("-position")
+        .values_list("role", "content")[:limit]
+    )
+    return list(reversed(list(rows)))
+
+
+def run_data(run: Run) -> dict[str, Any]:
+    return {
+        "runId": run.id,
+        "status": run.status,
+        "sessionKey": run.session.key,
+        "agentId": run.session.agent_id,
+        "source": run.source,
+        "prompt": run.prompt,
+        "result": run.result,
+        "error": run.error or None,
+        "createdAt": _ms(run.created_at),
+        "startedAt": _ms(run.started_at),
+        "endedAt": _ms(run.ended_at),
+    }

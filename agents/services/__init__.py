@@ -1,0 +1,1 @@
+"""Writes: agents, sessions and the one run service used by every source."""
