@@ -103,7 +103,12 @@ async def agent_cancel(ctx: CallContext, params: AgentCancelParams) -> dict[str,
     run_id = params.run_id
     if run_id is None and params.request_id is not None:
         run_id = next(
-            (r for r, q in ctx.connection.run_requests.items() if q == params.request_id), None
+            (
+                run
+                for run, request in ctx.connection.run_requests.items()
+                if getattr(request, "id", request) == params.request_id
+            ),
+            None,
         )
     if run_id is None:
         raise GatewayError(ErrorCode.NOT_FOUND, "no such run")

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.protocol.base import Frame
-from gateway.protocol.dialects.base import dumps
+from gateway.protocol.dialects.base import dumps, now_ms
 from gateway.protocol.handshake import dump
 
 if TYPE_CHECKING:
@@ -28,10 +27,6 @@ logger = logging.getLogger(__name__)
 ENVELOPE_TYPE = "gateway.event"
 #: Every hub is a member of this group.
 ALL_GROUP = "gw.all"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class EncodedEvent:

@@ -283,7 +283,7 @@ class _Stream:
             "timestamp": now_ms(),
             **step,
         }
-        await events.publish_topic(self.topic, "agent", payload)
+        await events.publish_topic(self.topic, "agent", payload, key=self.ticket.run_id)
 
 
 async def _execute(ticket: RunTicket, req: RunRequest) -> None:

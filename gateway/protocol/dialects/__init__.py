@@ -11,8 +11,9 @@ from typing import Any
 from gateway.protocol.dialects.base import Dialect
 from gateway.protocol.dialects.canonical import Canonical
 from gateway.protocol.dialects.jsonrpc import JsonRpc
+from gateway.protocol.dialects.wingman_client import WingmanClient
 
-DIALECTS: tuple[Dialect, ...] = (Canonical(), JsonRpc())
+DIALECTS: tuple[Dialect, ...] = (Canonical(), JsonRpc(), WingmanClient())
 BY_NAME = {d.name: d for d in DIALECTS}
 
 

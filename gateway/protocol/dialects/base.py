@@ -7,6 +7,7 @@ A dialect only translates frames. The connection (``gateway/connection.py``) wor
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -14,6 +15,11 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from gateway.protocol.errors import ErrorCode, GatewayError
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds (the protocol's timestamps)."""
+    return int(time.time() * 1000)
 
 
 def dumps(obj: Any) -> str:
