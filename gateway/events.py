@@ -125,12 +125,15 @@ async def publish(name: str, payload: Any, *, state_version: dict[str, int] | No
     await (await get_hub()).deliver(event)
 
 
-async def publish_topic(topic: str, name: str, payload: Any, *, exclude: str | None = None) -> None:
+async def publish_topic(
+    topic: str, name: str, payload: Any, *, exclude: str | None = None, key: str | None = None
+) -> None:
     """Send an event to the connections subscribed to ``topic`` on every process
-    (``exclude``: a connection that should not get it, e.g. the one it came from)."""
+    (``exclude``: a connection that should not get it, e.g. the one it came from;
+    ``key``: what the event is about, e.g. the run id, for dialects that echo it)."""
     from gateway.hub import get_hub
 
-    event = EncodedEvent.build(name, payload, targeted=True)
+    event = EncodedEvent.build(name, payload, targeted=True, key=key)
     route: dict[str, Any] = {"topic": topic}
     if exclude:
         route["exclude"] = exclude

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     gw = top.add_parser("gateway", help="run and manage the gateway")
     add_gateway_commands(gw)
+    from wingman import agent_cli
+
+    agent_cli.add_commands(top)
     return parser
 
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ class RunRequest:
     extra_system_prompt: str | None = None
     #: The connection that asked (it is not sent its own message as ``session.message``).
     requester: str | None = None
+    #: Also called with every step event (in-process callers such as ``wingman agent --local``).
+    observer: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -265,8 +268,9 @@ def _registry(hub: Hub) -> dict[str, _Active]:
 class _Stream:
     """Numbers and publishes one run's step events; collects its text."""
 
-    def __init__(self, ticket: RunTicket) -> None:
+    def __init__(self, ticket: RunTicket, observer=None) -> None:
         self.ticket = ticket
+        self.observer = observer
         self.topic = session_topic(ticket.session_key)
         self.seq = 0
         self.text: list[str] = []
@@ -284,10 +288,12 @@ class _Stream:
             **step,
         }
         await events.publish_topic(self.topic, "agent", payload, key=self.ticket.run_id)
+        if self.observer is not None:
+            await self.observer(payload)
 
 
 async def _execute(ticket: RunTicket, req: RunRequest) -> None:
-    stream = _Stream(ticket)
+    stream = _Stream(ticket, req.observer)
     timeout = req.timeout or DEFAULT_TIMEOUT_SECONDS
     status, error, code = RunStatus.OK, "", None
     holding = False
