@@ -4,7 +4,9 @@ It is a real LangChain chat model (streams token by token through LangGraph) wit
 predictable behaviour:
 - ``/tool NAME {json args}`` calls tool NAME (when the agent may use it), then reports the
   tool's output;
-- ``/stream N`` streams N short tokens (benchmarks);
+- ``/stream N`` streams N short tokens;
+- ``/bench N`` streams N tokens ``"<i>:<time_ns> "`` stamped with the wall-clock time each was
+  produced, so a client can measure model-to-client latency (``wingman gateway bench``);
 - ``/fail MESSAGE`` raises an error (to exercise agent-error);
 - anything else is echoed back: ``You said: <prompt>``.
 Models: ``wingman:echo`` (as fast as it can) and ``wingman:slow`` (50 ms per token).
@@ -35,6 +37,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 MODELS = {"echo": 0.0, "slow": 0.05}
 _TOOL = re.compile(r"^/tool\s+([\w.-]+)\s*(\{.*\})?\s*$", re.S)
 _STREAM = re.compile(r"^/stream\s+(\d+)\s*$")
+_BENCH = re.compile(r"^/bench\s+(\d+)\s*$")
 _FAIL = re.compile(r"^/fail\s*(.*)$", re.S)
 
 
@@ -79,6 +82,8 @@ class OfflineChatModel(BaseChatModel):
             raise OfflineModelError(m.group(1) or "offline model failure requested")
         if m := _STREAM.match(prompt):
             return [f"t{i} " for i in range(int(m.group(1)))], None
+        if m := _BENCH.match(prompt):
+            return _Stamped(int(m.group(1))), None
         if m := _TOOL.match(prompt):
             name = m.group(1)
             allowed = {t["function"]["name"] for t in tools or []}
@@ -133,6 +138,19 @@ class OfflineChatModel(BaseChatModel):
             yield chunk
         if call:
             yield _tool_chunk(call)
+
+
+class _Stamped:
+    """Tokens stamped with their production time, made as they are iterated."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __iter__(self):
+        return (f"{i}:{time.time_ns()} " for i in range(self.count))
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def _words(text: str) -> list[str]:

@@ -70,6 +70,24 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.description = DESCRIPTION
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument(
+        "--mode",
+        choices=["fanout", "agent-stream"],
+        default="fanout",
+        help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
+        "offline model streaming through the gateway vs in-process",
+    )
+    p.add_argument(
+        "--chunks",
+        type=_positive,
+        default=2000,
+        help="agent-stream: chunks to stream (default 2000)",
+    )
+    p.add_argument(
+        "--agent",
+        default="main",
+        help="agent-stream: an agent on the offline wingman:echo model (default main)",
+    )
     p.add_argument("--url", help="gateway URL (default ws://<host>:<port>/ from the config)")
     p.add_argument("--token", help="gateway token (default: the configured token)")
     p.add_argument("--password", help="gateway password (default: the configured password)")
@@ -118,6 +136,8 @@ class Options:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the bench; print the table (and JSON). 0 unless the run itself failed."""
+    if args.mode == "agent-stream":
+        return _run_agent_stream(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -126,6 +146,21 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
+def _run_agent_stream(args: argparse.Namespace) -> int:
+    from gateway.bench import agent_stream
+
+    try:
+        options = _options(args)
+        report = asyncio.run(agent_stream.measure(options.endpoint, args.agent, args.chunks))
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(agent_stream.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0

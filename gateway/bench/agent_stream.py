@@ -1,0 +1,287 @@
+"""``wingman gateway bench --mode agent-stream``: the offline model streaming as fast as it
+can, measured at a WebSocket client of the gateway, against the same model driven directly
+in-process in the same run.
+
+The model (``wingman:echo`` with the prompt ``/bench N``) stamps each token with the
+wall-clock time it was produced (``time.time_ns``, one clock for both processes on this
+machine), so per-chunk latency is ``arrival - production`` on both paths. Targets: the
+gateway adds < 2 ms p99 per chunk and keeps >= 50% of the in-process chunk rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.bench.client import BenchError, Endpoint
+
+TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
+_STAMP = re.compile(rb'"type":"agent-stream".*"text":"(\d+:\d+) "')
+
+
+@dataclass
+class StreamFigures:
+    chunks: int
+    chunks_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "chunks": self.chunks,
+            "chunks_per_s": round(self.chunks_per_s, 1),
+            "latency_p50_ms": round(self.p50_ms, 3),
+            "latency_p99_ms": round(self.p99_ms, 3),
+        }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def add(self, text: str | None, arrived_ns: int) -> None:
+        if not text or ":" not in text:
+            return
+        produced = int(text.strip().split(":", 1)[1])
+        self.latencies.append((arrived_ns - produced) / 1e6)
+        self.first = self.first or arrived_ns
+        self.last = arrived_ns
+
+    def figures(self) -> StreamFigures:
+        if not self.latencies or self.first is None or self.last is None:
+            raise BenchError("no stamped chunks arrived (is the agent on the wingman:echo model?)")
+        span = max((self.last - self.first) / 1e9, 1e-9)
+        return StreamFigures(
+            chunks=len(self.latencies),
+            chunks_per_s=(len(self.latencies) - 1) / span if len(self.latencies) > 1 else 0.0,
+            p50_ms=_percentile(self.latencies, 0.50),
+            p99_ms=_percentile(self.latencies, 0.99),
+        )
+
+
+class _RawSocket:
+    """A minimal WebSocket client over asyncio streams: the measuring side must be much
+    cheaper than the server it measures (they share two cores), so frames are cut out of
+    large reads by hand and only the stamp is looked at."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.buffer = bytearray()
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint) -> _RawSocket:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(endpoint.host, endpoint.port), 10
+        )
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = urlsplit(endpoint.url).path or "/"
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {endpoint.host}:{endpoint.port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise BenchError(f"WebSocket upgrade refused: {head[:80]!r}")
+        return cls(reader, writer)
+
+    def send(self, obj: dict[str, Any]) -> None:
+        payload = json.dumps(obj).encode()
+        mask = os.urandom(4)
+        size = len(payload)
+        head = bytes([0x81]) + (
+            bytes([0x80 | size])
+            if size < 126
+            else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+            if size < 65536
+            else bytes([0x80 | 127]) + size.to_bytes(8, "big")
+        )
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(head + mask + body)
+
+    def _pong(self, data: bytes) -> None:
+        mask = os.urandom(4)
+        self.writer.write(
+            bytes([0x8A, 0x80 | len(data)])
+            + mask
+            + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        )
+
+    async def messages(self):
+        """Yield (arrival time_ns, message bytes) for every text/binary frame."""
+        while True:
+            data = await asyncio.wait_for(self.reader.read(1 << 20), 60)
+            if not data:
+                raise BenchError("the gateway closed the connection")
+            arrived = time.time_ns()
+            self.buffer += data
+            for opcode, payload in self._frames():
+                if opcode == 0x9:
+                    self._pong(payload)
+                elif opcode == 0x8:
+                    raise BenchError(f"closed by the gateway: {payload[:2].hex()}")
+                elif opcode in (0x1, 0x2):
+                    yield arrived, payload
+
+    def _frames(self):
+        buf = self.buffer
+        pos = 0
+        while len(buf) - pos >= 2:
+            opcode, size = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
+            start = pos + 2
+            if size == 126:
+                size, start = int.from_bytes(buf[start : start + 2], "big"), start + 2
+            elif size == 127:
+                size, start = int.from_bytes(buf[start : start + 8], "big"), start + 8
+            if len(buf) < start + size:
+                break
+            yield opcode, bytes(buf[start : start + size])
+            pos = start + size
+        del buf[:pos]
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def through_gateway(endpoint: Endpoint, agent_id: str, chunks: int) -> StreamFigures:
+    """One client: ``agent`` with ``/bench N`` on a fresh session, stamps read on arrival."""
+    collector = _Collector()
+    ws = await _RawSocket.open(endpoint)
+    try:
+        frames = ws.messages()
+        await anext(frames)  # connect.challenge
+        params: dict[str, Any] = {
+            "minProtocol": 3,
+            "maxProtocol": 4,
+            "client": {
+                "id": "bench",
+                "version": "1",
+                "mode": "probe",
+                "instanceId": uuid.uuid4().hex,
+            },
+        }
+        auth = {k: v for k, v in (("token", endpoint.token), ("password", endpoint.password)) if v}
+        if auth:
+            params["auth"] = auth
+        ws.send({"type": "req", "id": "c", "method": "connect", "params": params})
+        _, raw = await anext(frames)
+        hello = json.loads(raw)
+        if not hello.get("ok"):
+            raise BenchError(f"handshake refused: {hello.get('error')}")
+        session = f"agent:{agent_id}:bench:{uuid.uuid4().hex[:8]}"
+        ws.send(
+            {
+                "type": "req",
+                "id": "run",
+                "method": "agent",
+                "params": {
+                    "message": f"/bench {chunks}",
+                    "sessionKey": session,
+                    "idempotencyKey": uuid.uuid4().hex,
+                },
+            }
+        )
+        deadline = time.monotonic() + 120
+        async for arrived, raw in frames:
+            if time.monotonic() > deadline:
+                raise BenchError("the run did not finish within 120 s")
+            stamp = _STAMP.search(raw)
+            if stamp is not None:
+                collector.add(stamp.group(1).decode(), arrived)
+                continue
+            frame = json.loads(raw)
+            if frame.get("type") == "res" and not frame.get("ok"):
+                raise BenchError(f"agent refused: {frame.get('error')}")
+            payload = frame.get("payload") or {}
+            if frame.get("event") == "agent" and payload.get("type") in TERMINAL:
+                if payload["type"] != "agent-complete":
+                    raise BenchError(
+                        f"the run ended with {payload['type']}: {payload.get('error')}"
+                    )
+                break
+    finally:
+        ws.close()
+    return collector.figures()
+
+
+async def in_process(chunks: int) -> StreamFigures:
+    """The same model and runner, events handed to a callback instead of the gateway."""
+    from agents.runtime.runner import AgentSpec, run_turn
+
+    collector = _Collector()
+
+    async def emit(step: dict[str, Any]) -> None:
+        if step["type"] == "agent-stream":
+            collector.add(step.get("text"), time.time_ns())
+
+    await run_turn(
+        AgentSpec(agent_id="bench", model="wingman:echo"),
+        history=[],
+        prompt=f"/bench {chunks}",
+        working_folder=Path("."),
+        emit=emit,
+    )
+    return collector.figures()
+
+
+async def measure(endpoint: Endpoint, agent_id: str, chunks: int) -> dict[str, Any]:
+    await in_process(min(chunks, 50))  # warm-up: imports, graph build
+    local = await in_process(chunks)
+    remote = await through_gateway(endpoint, agent_id, chunks)
+    added_p99 = remote.p99_ms - local.p99_ms
+    rate_ratio = remote.chunks_per_s / local.chunks_per_s if local.chunks_per_s else 0.0
+    return {
+        "mode": "agent-stream",
+        "url": endpoint.url,
+        "agent": agent_id,
+        "gateway": remote.as_dict(),
+        "in_process": local.as_dict(),
+        "added_p99_ms": round(added_p99, 3),
+        "rate_ratio": round(rate_ratio, 3),
+        "targets": {
+            "added_p99_under_2ms": added_p99 < 2.0,
+            "rate_at_least_half": rate_ratio >= 0.5,
+        },
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    g, b = report["gateway"], report["in_process"]
+
+    def row(name: str, key: str, unit: str) -> str:
+        ratio = g[key] / b[key] if b[key] else float("nan")
+        return f"{name:<24}{g[key]:>12,.3f} {unit:<5}{b[key]:>12,.3f} {unit:<5}{ratio:>8.2f}x"
+
+    verdict = {True: "PASS", False: "MISS"}
+    lines = [
+        f"wingman gateway bench --mode agent-stream: {g['chunks']} chunks, "
+        f"agent {report['agent']!r}",
+        f"{'figure':<24}{'gateway':>18}{'in-process':>18}{'ratio':>9}",
+        "-" * 69,
+        row("chunks/s", "chunks_per_s", ""),
+        row("chunk latency p50", "latency_p50_ms", "ms"),
+        row("chunk latency p99", "latency_p99_ms", "ms"),
+        "",
+        f"gateway adds {report['added_p99_ms']:.3f} ms at p99 (target < 2 ms): "
+        f"{verdict[report['targets']['added_p99_under_2ms']]}",
+        f"gateway keeps {report['rate_ratio']:.0%} of the in-process chunk rate (target >= 50%): "
+        f"{verdict[report['targets']['rate_at_least_half']]}",
+        "latency = arrival - production time stamped by the model (time.time_ns, same machine)",
+    ]
+    return "\n".join(lines)
