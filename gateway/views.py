@@ -41,7 +41,7 @@ def _gateway_stats(hub: Hub, total_nodes: int) -> dict:
         "totalGroups": 0,
         "messagesProcessed": hub.stats.messages_processed,
         "startedAt": int(hub.stats.started_at * 1000),
-        "activeSessions": 0,
+        "activeSessions": len({run.session_key for run in hub.services.get("runs", {}).values()}),
         "connections": hub.established_count,
     }
 

@@ -112,6 +112,7 @@ class RunTicket:
 class _Active:
     task: asyncio.Task
     done: asyncio.Event
+    session_key: str
 
 
 # submit ------------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     active = _registry(hub)
     done = asyncio.Event()
     task = hub.loop.create_task(_execute(ticket, req), name=f"run-{ticket.run_id}")
-    active[ticket.run_id] = _Active(task, done)
+    active[ticket.run_id] = _Active(task, done, ticket.session_key)
     task.add_done_callback(lambda _t: (done.set(), active.pop(ticket.run_id, None)))
     if req.requester is None:
         return
