@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.models import Agent, Message, MessageRole, Run, Session
+from agents.models import Agent, Message, MessageRole, Run, RunStatus, Session
 
 
 def _ms(dt) -> int | None:
@@ -62,19 +62,27 @@ def chat_history(*, key: str, limit: int = 200) -> list[dict[str, Any]]:
     return [message_data(m) for m in reversed(rows)]
 
 
-def model_history(session_id: int, *, before: int, limit: int) -> list[tuple[str, str]]:
-    """The last ``limit`` user/assistant turns before ``position`` (for the model)."""
-    rows = (
-        Message.objects.filter(
-            session_id=session_id,
-            position__lt=before,
-            role__in=[MessageRole.USER, MessageRole.ASSISTANT],
+def model_history(
+    session_id: int, *, before: int, limit: int, run_id: str | None = None
+) -> list[tuple[str, str]]:
+    """The last ``limit`` user/assistant turns the model should see before a prompt.
+
+    With ``run_id``: every message of the session except that run's own and those of runs
+    still waiting or running (a queued run's answer lands after later prompts were
+    accepted, so position alone would hide the answer just before this prompt).
+    Without it: the messages before ``position``.
+    """
+    rows = Message.objects.filter(
+        session_id=session_id, role__in=[MessageRole.USER, MessageRole.ASSISTANT]
+    ).exclude(content="")
+    if run_id is None:
+        rows = rows.filter(position__lt=before)
+    else:
+        rows = rows.exclude(run_id=run_id).exclude(
+            run__status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
         )
-        .exclude(content="")
-        .order_by("-position")
-        .values_list("role", "content")[:limit]
-    )
-    return list(reversed(list(rows)))
+    picked = rows.order_by("-position").values_list("role", "content")[:limit]
+    return list(reversed(list(picked)))
 
 
 def run_data(run: Run) -> dict[str, Any]:

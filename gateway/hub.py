@@ -84,6 +84,7 @@ class Hub:
         self.presence_json: dict[str, str] = {}
         self.stats = Stats()
         self.shutting_down = False
+        self.stopping = False
         self._pending_presence: list[dict[str, Any]] = []
         self._presence_flush: asyncio.TimerHandle | None = None
         self._last_presence_flush = 0.0
@@ -126,6 +127,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Leave the channel layer and forget this process's presence."""
+        self.stopping = True
         with contextlib.suppress(Exception):
             await self.flush_presence()
             await self.outbox.drain()
@@ -237,6 +239,8 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self.stopping:
+                    return
                 logger.exception("channel layer receive failed; retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -425,7 +429,9 @@ def current_hub() -> Hub | None:
 async def reset_hub() -> None:
     """Stop and forget the hub (tests, and the end of a server run)."""
     global _hub
-    if _hub is not None:
-        hub, _hub = _hub, None
+    hub = _hub
+    if hub is not None:
+        # Stop first: stopping still publishes (presence) through this hub.
         if hub.loop is asyncio.get_running_loop():
             await hub.stop()
+        _hub = None

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
 MAX_READ_BYTES = 256 * 1024
 MAX_LIST = 500
 
 
-class OutsideFolder(ValueError):
-    """A path that resolves outside the working folder."""
+class OutsideFolder(ToolException, ValueError):
+    """A path that resolves outside the working folder (a ``ToolException``, so the tool
+    reports it to the model instead of failing the run)."""
 
 
 def confine(root: Path, relative: str) -> Path:

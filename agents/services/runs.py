@@ -245,7 +245,25 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     done = asyncio.Event()
     task = hub.loop.create_task(_execute(ticket, req), name=f"run-{ticket.run_id}")
     active[ticket.run_id] = _Active(task, done, ticket.session_key)
-    task.add_done_callback(lambda _t: (done.set(), active.pop(ticket.run_id, None)))
+
+    def ended(_t: asyncio.Task | None = None) -> None:
+        done.set()
+        active.pop(ticket.run_id, None)
+
+    def on_done(t: asyncio.Task) -> None:
+        if not t.cancelled():
+            ended()
+            return
+        # Cancelled before its first step: _execute never ran, so settle the run here.
+        settle = hub.loop.create_task(
+            _finish(ticket, _Stream(ticket), RunStatus.CANCELLED, "cancelled", None)
+        )
+        settle.add_done_callback(ended)
+
+    task.add_done_callback(on_done)
+    if ticket.run_id in _early_cancels(hub):  # cancelled between accept and launch
+        _early_cancels(hub).discard(ticket.run_id)
+        task.cancel()
     if req.requester is None:
         return
     message = {"role": MessageRole.USER.value, "content": req.message, "runId": ticket.run_id}
@@ -320,9 +338,13 @@ async def _execute(ticket: RunTicket, req: RunRequest) -> None:
         if not _expected(exc):
             logger.exception("run %s failed", ticket.run_id)
     finally:
-        if holding:
-            await _release_turn(ticket)
-        await asyncio.shield(_finish(ticket, stream, status, error, code))
+        # Persist and publish the end first, then let the next queued run go: it must see
+        # this answer in its history and start after this run's terminal event.
+        try:
+            await asyncio.shield(_finish(ticket, stream, status, error, code))
+        finally:
+            if holding:
+                await _release_turn(ticket)
 
 
 async def _turn(ticket: RunTicket, req: RunRequest, stream: _Stream) -> str:
@@ -332,7 +354,7 @@ async def _turn(ticket: RunTicket, req: RunRequest, stream: _Stream) -> str:
 
     spec = ticket._spec
     history = await database_sync_to_async(selectors.model_history)(
-        spec["session_id"], before=spec["position"], limit=HISTORY_LIMIT
+        spec["session_id"], before=spec["position"], limit=HISTORY_LIMIT, run_id=ticket.run_id
     )
     return await run_turn(
         AgentSpec(
@@ -500,9 +522,16 @@ async def run_cancel(run_id: str) -> bool:
 
 async def _on_cancel_control(data: dict[str, Any]) -> None:
     hub = await get_hub()
-    active = _registry(hub).get(str(data.get("runId")))
+    run_id = str(data.get("runId"))
+    active = _registry(hub).get(run_id)
     if active is not None:
         active.task.cancel()
+    else:  # accepted here but not launched yet: run_launch cancels it at once
+        _early_cancels(hub).add(run_id)
+
+
+def _early_cancels(hub: Hub) -> set[str]:
+    return hub.services.setdefault("runs_cancelled_early", set())
 
 
 async def _cancel_all() -> None:

@@ -186,6 +186,9 @@ class WingmanClient(Dialect):
         return None  # the terminal event:agent frame is the end of the run for this client
 
     def encode_error(self, request_id: Any, error: GatewayError) -> str:
+        if isinstance(request_id, _Req) and request_id.kind == "connect":
+            # a refused connect is answered like a failed handshake: res ok:false "<reason>"
+            return self._frame(type="res", id=request_id.id, ok=False, payload=error.message)
         if isinstance(request_id, _Req) and request_id.kind == "req:agent":
             # The Wingman CLI ends a run only on event:agent (complete or error).
             step = {

@@ -85,7 +85,7 @@ def test_invalid_request_after_handshake_keeps_socket():
         ({"type": "req", "method": "connect"}, "canonical"),
         ({"type": "hello"}, "canonical"),
         ({"id": 1, "method": "ping"}, "jsonrpc"),
-        ({"type": "connect"}, None),
+        ({"type": "connect"}, "wingman-client"),
         ({"id": 1}, None),
         ([], None),
     ],
