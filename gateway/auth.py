@@ -7,6 +7,7 @@ import hmac
 from django.conf import settings
 from django.core.cache import cache
 
+from gateway import shared
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 #: Failed attempts per IP within ``LOCKOUT_SECONDS`` before further attempts are refused.
@@ -35,7 +36,7 @@ def credentials_valid(*, token: str | None, password: str | None) -> bool:
 async def authenticate(*, token: str | None, password: str | None, ip: str | None) -> None:
     """Raise UNAUTHORIZED unless the credentials are valid; lock out brute force per IP."""
     key = f"gw:authfail:{ip or 'unknown'}"
-    failures = await cache.aget(key, 0)
+    failures = await shared.run(cache.get, key, 0)
     if failures >= MAX_FAILURES:
         raise GatewayError(
             ErrorCode.UNAUTHORIZED,

@@ -8,6 +8,7 @@ implements the transport the connection writes to. Frames are decoded by the con
 from __future__ import annotations
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from gateway.connection import Connection
@@ -41,6 +42,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """One frame in."""
         if self.connection is not None:
             await self.connection.received(text_data, bytes_data)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        """Channels' handler minus its per-socket group cleanup (this consumer joins no
+        groups) and ``aclose_old_connections()`` (a thread hop per disconnect)."""
+        await self.disconnect(message.get("code", 1005))
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         """The socket closed (either side)."""

@@ -1,12 +1,21 @@
-"""Runs the ASGI app under daphne with the gateway's policy and a graceful SIGTERM.
+"""Runs the ASGI app under uvicorn or daphne with the gateway's policy and a graceful SIGTERM.
 
-daphne alone drops every socket on SIGTERM without a close frame and refuses close codes
-outside 1000/3000-4999 (autobahn's ``sendClose``), so this module:
-- subclasses daphne's WebSocket protocol to send any close code (1008, 1009, 1012, ...);
-- sets autobahn's payload limit to ``maxPayload`` and ``failByDrop=False`` so an oversized
-  frame gets a 1009 close frame instead of a dropped TCP connection;
-- handles SIGTERM/SIGINT itself: stop listening, send ``shutdown``, close clients with
-  1012, then stop the reactor (design/reliability.md #1, #3).
+The ASGI server is a setting, not an architecture (design/performance.md):
+``WINGMAN_ASGI_SERVER`` / ``--server`` / ``gateway.asgiServer`` picks ``uvicorn`` (the
+default: same fan-out, ~24 MB smaller, see README "Benchmark") or ``daphne``. Both keep the
+same guarantees:
+
+- the application may close with any valid code (1008, 1009, 1012, 4029, 4408, ...), and a
+  frame over ``maxPayload`` gets a 1009 close frame, not a dropped TCP connection;
+- WebSocket pings every ``pingIntervalMs``; a peer that does not answer within
+  ``pingTimeoutMs`` is dropped (and its presence removed by the consumer);
+- SIGTERM/SIGINT are handled here, not by the server: stop listening, send ``shutdown``,
+  close clients with 1012, then stop (design/reliability.md #1, #3). A second signal stops
+  at once;
+- one ``Wingman gateway listening on ws://HOST:PORT/`` line with the bound port (also for
+  ``--port 0``), and the PID file when asked;
+- writes never wait for a slow reader: one socket must not stall the hub's fan-out
+  (slow-consumer detection, close 4008, is not enforced yet).
 """
 
 from __future__ import annotations
@@ -17,7 +26,10 @@ import gc
 import logging
 import os
 import signal
+import socket
+import struct
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 logger = logging.getLogger("wingman.gateway")
@@ -25,83 +37,305 @@ logger = logging.getLogger("wingman.gateway")
 #: How long the drain may take before the process stops anyway.
 DRAIN_SECONDS = 3.0
 LISTEN_BACKLOG = 2048
+#: gc generation-0 threshold while serving (Python's default is 700).
+GC_THRESHOLD = 20_000
+#: Write-buffer high-water mark per socket under uvicorn: above it ``send`` would wait for
+#: the reader, which would stall the fan-out to every other socket.
+_NEVER_PAUSE = 1 << 40
+
+
+def serve(*, host: str, port: int, pid_file: Path | None = None, server: str | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
+    from django.conf import settings
+
+    name = server or settings.WINGMAN.asgi_server
+    if name == "daphne":
+        return _serve_daphne(host=host, port=port, pid_file=pid_file)
+    return _serve_uvicorn(host=host, port=port, pid_file=pid_file)
+
+
+# shared --------------------------------------------------------------------------------
+def _announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
+    url_host = f"[{host}]" if ":" in host else host
+    print(f"  ASGI server: {server}", flush=True)
+    print(f"Wingman gateway listening on ws://{url_host}:{port}/", flush=True)
+    print(f"  health: http://{url_host}:{port}/health", flush=True)
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n{url_host}:{port}\n", encoding="utf-8")
+
+
+def _cannot_listen(host: str, port: int, reason: str) -> int:
+    print(f"wingman: cannot listen on {host}:{port}: {reason}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _tune_gc() -> None:
+    """Everything imported so far lives as long as the process: keep it out of the cyclic
+    GC's scans (``freeze``), whose full passes otherwise set the fan-out p99 with 1000
+    sockets open; and collect the young generation less often (every 20k allocations
+    instead of 700: a connect storm otherwise runs hundreds of collections)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 50, 50)
+
+
+async def _drain(stop_listening: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> None:
+    """Stop accepting, tell every client (``shutdown``, close 1012), then ``stop()``."""
+    from gateway.hub import current_hub
+
+    try:
+        with contextlib.suppress(Exception):
+            await stop_listening()
+        hub = current_hub()
+        if hub is not None:
+            await asyncio.wait_for(
+                hub.shutdown("gateway stopping", grace_seconds=DRAIN_SECONDS - 0.5),
+                DRAIN_SECONDS,
+            )
+    except Exception:
+        logger.exception("drain did not finish cleanly")
+    finally:
+        stop()
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first one drains, a second one stops now."""
+
+    def __init__(
+        self,
+        drain: Callable[[], Awaitable[None]],
+        stop_now: Callable[[], None],
+    ) -> None:
+        self.drain = drain
+        self.stop_now = stop_now
+        self.stopping = False
+        self.task: asyncio.Future[None] | None = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.received, sig)
+
+    def received(self, sig: int) -> None:
+        if self.stopping:
+            logger.warning("second %s: stopping now", signal.Signals(sig).name)
+            self.stop_now()
+            return
+        self.stopping = True
+        logger.info("%s: draining connections", signal.Signals(sig).name)
+        self.task = asyncio.ensure_future(self.drain())
+
+
+def _policy():
+    from django.conf import settings
+
+    return settings.WINGMAN.policy
+
+
+# uvicorn -------------------------------------------------------------------------------
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket (bound here so the port is known and errors are ours)."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
+    import uvicorn
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from wingman.asgi import application
+
+    class GatewayWebSocket(WebSocketsSansIOProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            transport.set_write_buffer_limits(high=_NEVER_PAUSE)
+
+    class GatewayServer(uvicorn.Server):
+        """uvicorn with our signal handling, drain and listening line."""
+
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.signals = _Signals(
+                lambda: _drain(self._stop_listening, self._stop), self._stop_now
+            )
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            self.signals.install(asyncio.get_running_loop())
+            yield
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()
+                _announce("uvicorn", bound[0], bound[1], pid_file)
+
+        async def _stop_listening(self) -> None:
+            for server in self.servers:
+                server.close()
+
+        def _stop(self) -> None:
+            self.should_exit = True
+
+        def _stop_now(self) -> None:
+            self.force_exit = self.should_exit = True
+
+    policy = _policy()
+    try:
+        sock = _listen(host, port)
+    except OSError as exc:
+        return _cannot_listen(host, port, exc.strerror or str(exc))
+    config = uvicorn.Config(
+        application,
+        http="h11",
+        ws=GatewayWebSocket,
+        loop="asyncio",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        # The client address is the peer's: the auth lockout and the pre-auth rate limit
+        # are keyed by it, so no X-Forwarded-For from anyone (design/reliability.md #8).
+        proxy_headers=False,
+        server_header=False,
+        backlog=LISTEN_BACKLOG,
+        ws_max_size=policy.max_payload,
+        ws_ping_interval=policy.ping_interval_ms / 1000,
+        ws_ping_timeout=policy.ping_timeout_ms / 1000,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = GatewayServer(config)
+    _tune_gc()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if pid_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
+    return 0
+
+
+# daphne --------------------------------------------------------------------------------
+def _frame_head(opcode: int, length: int) -> bytes:
+    """RFC 6455 header of one unmasked, final server frame."""
+    if length < 126:
+        return bytes((0x80 | opcode, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x80 | opcode, 126, length)
+    return struct.pack("!BBQ", 0x80 | opcode, 127, length)
+
+
+def _quiet_autobahn() -> None:
+    """autobahn formats its debug-log arguments even when debug logging is off (``hltype``
+    per frame sent, ``pformat`` of ~40 options per connection): make those helpers free."""
+    import txaio
+    from autobahn.websocket import protocol as ab
+
+    if txaio.get_global_log_level() in ("debug", "trace"):
+        return
+    pformat = ab.pformat
+    ab.hltype = ab.hlval = _first_arg
+    # the per-connection option list; anything else (e.g. ``Timings.__str__``) as before
+    ab.pformat = lambda value: value if isinstance(value, list) else pformat(value)
+
+
+def _first_arg(value, *_args, **_kwargs):
+    return value
 
 
 def _patch_protocol(ws_factory) -> None:
-    """Let the application close with any valid code (daphne → autobahn ``sendClose``)."""
+    """Our daphne WebSocket protocol (see the module docstring)."""
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.tcp import Connection as TcpConnection
 
     class GatewayWebSocketProtocol(WebSocketProtocol):
         def serverClose(self, code=None):
+            """Any valid close code (autobahn's ``sendClose`` only allows 1000/3000-4999)."""
             self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
+
+        def serverSend(self, content, binary=False):
+            """Write the frame to the socket at once when nothing is queued before it.
+
+            Twisted's ``write`` only buffers and registers the socket for writing, so every
+            frame costs two epoll updates and a loop pass; autobahn adds its own per-frame
+            work. This is asyncio's transport strategy: try ``send`` now, buffer the rest.
+            (Outgoing frames are not limited by ``maxPayload``: it limits what clients send.)
+            """
+            t = self.transport
+            if (
+                self.state != self.STATE_OPEN
+                or self._perMessageCompress is not None
+                or self.send_queue
+                or not isinstance(t, TcpConnection)
+            ):
+                return super().serverSend(content, binary)
+            payload = content if binary else content.encode()
+            head = _frame_head(2 if binary else 1, len(payload))
+            if (
+                t.connected
+                and not t._writeDisconnected
+                and not t._tempDataBuffer
+                and t.offset == len(t.dataBuffer)
+            ):
+                try:
+                    sent = t.socket.sendmsg((head, payload))
+                except OSError:  # EAGAIN: buffer it; anything else: the reactor's write
+                    sent = 0  # finds the error again and drops the connection
+                if sent == len(head) + len(payload):
+                    return None
+                t.write((head + payload)[sent:])
+                return None
+            t.write(head + payload)
+            return None
 
     ws_factory.protocol = GatewayWebSocketProtocol
 
 
-def serve(*, host: str, port: int, pid_file: Path | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code."""
+def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
     from daphne.server import Server  # installs the asyncio reactor: import first
-    from django.conf import settings
     from twisted.internet import reactor
 
     from wingman.asgi import application
 
-    policy = settings.WINGMAN.policy
-    state = {"stopping": False, "ports": []}
+    policy = _policy()
+    state: dict = {"ports": []}
 
     class GatewayServer(Server):
         def listen_success(self, port_obj):
             super().listen_success(port_obj)
             state["ports"].append(port_obj)
             addr = port_obj.getHost()
-            url_host = f"[{addr.host}]" if ":" in addr.host else addr.host
-            print(f"Wingman gateway listening on ws://{url_host}:{addr.port}/", flush=True)
-            print(f"  health: http://{url_host}:{addr.port}/health", flush=True)
-            if pid_file is not None:
-                pid_file.write_text(f"{os.getpid()}\n{url_host}:{addr.port}\n", encoding="utf-8")
+            _announce("daphne", addr.host, addr.port, pid_file)
 
         def listen_error(self, failure):
-            print(
-                f"wingman: cannot listen on {host}:{port}: {failure.getErrorMessage()}",
-                file=sys.stderr,
-                flush=True,
-            )
-            state["exit"] = 1
+            state["exit"] = _cannot_listen(host, port, failure.getErrorMessage())
             super().listen_error(failure)
 
+    async def stop_listening() -> None:
+        for port_obj in state["ports"]:
+            await _deferred(port_obj.stopListening())
+
+    signals = _Signals(lambda: _drain(stop_listening, reactor.stop), reactor.stop)
+
     def ready() -> None:
+        _quiet_autobahn()
         _patch_protocol(server.ws_factory)
         server.ws_factory.setProtocolOptions(failByDrop=False)
-        loop = reactor._asyncioEventloop
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda s=sig: _on_signal(s))
-
-    def _on_signal(sig: int) -> None:
-        if state["stopping"]:
-            logger.warning("second %s: stopping now", signal.Signals(sig).name)
-            reactor.stop()
-            return
-        state["stopping"] = True
-        logger.info("%s: draining connections", signal.Signals(sig).name)
-        state["drain"] = asyncio.ensure_future(_drain())
-
-    async def _drain() -> None:
-        from gateway.hub import current_hub
-
-        for port_obj in state["ports"]:
-            with contextlib.suppress(Exception):
-                await _deferred(port_obj.stopListening())
-        hub = current_hub()
-        try:
-            if hub is not None:
-                await asyncio.wait_for(
-                    hub.shutdown("gateway stopping", grace_seconds=DRAIN_SECONDS - 0.5),
-                    DRAIN_SECONDS,
-                )
-        except Exception:
-            logger.exception("drain did not finish cleanly")
-        finally:
-            reactor.stop()
+        signals.install(reactor._asyncioEventloop)
 
     endpoint_host = host.replace(":", r"\:")
     server = GatewayServer(
@@ -117,10 +351,7 @@ def serve(*, host: str, port: int, pid_file: Path | None = None) -> int:
         ready_callable=ready,
         server_name="wingman",
     )
-    # Everything imported so far lives as long as the process: keep it out of the cyclic
-    # GC's scans, whose full passes otherwise set the fan-out p99 with 1000 sockets open.
-    gc.collect()
-    gc.freeze()
+    _tune_gc()
     try:
         server.run()
     finally:

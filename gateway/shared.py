@@ -20,12 +20,13 @@ T = TypeVar("T")
 
 async def run(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a sync function that only talks to the cache."""
-    if _is_local():
+    if is_local():
         return func(*args, **kwargs)
     return await sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
 
 
-def _is_local() -> bool:
+def is_local() -> bool:
+    """Is the default cache this process's own memory (not shared with other processes)?"""
     from django.core.cache import caches
 
     return isinstance(caches["default"], LocMemCache)

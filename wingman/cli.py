@@ -28,6 +28,7 @@ _FLAG_ENV = {
     "password": "WINGMAN_GATEWAY_PASSWORD",
     "config": "WINGMAN_CONFIG",
     "name": "WINGMAN_GATEWAY_NAME",
+    "server": "WINGMAN_ASGI_SERVER",
 }
 
 
@@ -43,12 +44,17 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password", help="auth password (WINGMAN_GATEWAY_PASSWORD)")
     p.add_argument("--config", help="path to wingman.config.json (default: in the state dir)")
     p.add_argument("--name", help="gateway name shown to clients (WINGMAN_GATEWAY_NAME)")
+    p.add_argument(
+        "--server",
+        choices=["uvicorn", "daphne"],
+        help="ASGI server (default uvicorn; WINGMAN_ASGI_SERVER)",
+    )
 
 
 def _run_args(args: argparse.Namespace) -> list[str]:
     """The server flags again, for the daemon's child (secrets travel in the environment)."""
     out: list[str] = []
-    for dest in ("host", "port", "auth_mode", "config", "name"):
+    for dest in ("host", "port", "auth_mode", "config", "name", "server"):
         value = getattr(args, dest, None)
         if value is not None:
             out += [f"--{dest.replace('_', '-')}", str(value)]

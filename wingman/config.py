@@ -23,6 +23,9 @@ DEFAULT_CONTROL_UI_PORT = 18790
 CONFIG_FILENAME = "wingman.config.json"
 
 AuthMode = Literal["token", "password", "none"]
+#: The ASGI server the gateway runs on (gateway/server.py); the first is the default.
+AsgiServer = Literal["uvicorn", "daphne"]
+DEFAULT_ASGI_SERVER: AsgiServer = "uvicorn"
 
 
 class ConfigError(Exception):
@@ -66,6 +69,7 @@ class GatewayConfig(_Strict):
     name: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    asgi_server: AsgiServer | None = Field(default=None, alias="asgiServer")
     state_dir: str | None = Field(default=None, alias="stateDir")
     fs_roots: list[str] = Field(default_factory=list, alias="fsRoots")
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -89,6 +93,7 @@ class ResolvedConfig(_Strict):
     name: str
     host: str
     port: int = Field(ge=0, le=65535)
+    asgi_server: AsgiServer = DEFAULT_ASGI_SERVER
     auth_mode: AuthMode
     token: str | None
     password: str | None
@@ -219,6 +224,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             name=env.get("WINGMAN_GATEWAY_NAME") or gw.name or "wingman-gateway",
             host=env.get("WINGMAN_HOST") or gw.host,
             port=gw.port if port is None else port,
+            asgi_server=env.get("WINGMAN_ASGI_SERVER") or gw.asgi_server or DEFAULT_ASGI_SERVER,
             auth_mode=mode,  # type: ignore[arg-type]
             token=token,
             password=password,
@@ -233,6 +239,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
         key = {
             "auth_mode": "gateway.auth.mode (WINGMAN_AUTH_MODE)",
             "port": "gateway.port (WINGMAN_PORT)",
+            "asgi_server": "gateway.asgiServer (WINGMAN_ASGI_SERVER)",
         }.get(str(loc), str(loc))
         msg = first["msg"].removeprefix("Value error, ")
         raise ConfigError(msg if msg.startswith("gateway.") else f"{key}: {msg}") from exc

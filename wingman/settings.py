@@ -54,8 +54,9 @@ ALLOWED_HOSTS = (
     ]
 )
 
+# No "daphne" app: it only swaps in its runserver and imports Twisted into every process
+# (~25 MB); gateway/server.py imports daphne itself when WINGMAN_ASGI_SERVER=daphne.
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -190,6 +191,9 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": env.str("WINGMAN_LOG_LEVEL", default="INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},
+        # uvicorn logs every WebSocket accept at INFO
+        "uvicorn.error": {"level": "WARNING"},
+        "uvicorn.access": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
     },
 }

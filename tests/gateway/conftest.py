@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.gateway_process import GatewayFactory, GatewayProcess
+from tests.gateway.gateway_process import ASGI_SERVERS, GatewayFactory, GatewayProcess
 
 _GATEWAYS = pytest.StashKey[list[GatewayProcess]]()
 
@@ -57,3 +57,10 @@ def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 def gateway(gateway_factory: GatewayFactory) -> GatewayProcess:
     """One embedded-mode gateway with token ``secret`` and default policy."""
     return gateway_factory()
+
+
+@pytest.fixture(params=ASGI_SERVERS)
+def each_server(request: pytest.FixtureRequest) -> str:
+    """The test runs once per ASGI server (``WINGMAN_ASGI_SERVER``): for the guarantees
+    gateway/server.py implements per server (drain, close codes, pings)."""
+    return request.param

@@ -59,6 +59,11 @@ LISTEN_RE = re.compile(r"Wingman gateway listening on ws://127\.0\.0\.1:(\d+)/")
 #: Inherited variables that would leak the developer's own gateway setup into a test server.
 _SCRUBBED_PREFIXES = ("WINGMAN_",)
 _SCRUBBED = {"REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+#: ... except the ASGI server under test: ``WINGMAN_ASGI_SERVER=daphne pytest tests/gateway``
+#: runs every end-to-end test on daphne instead of the default.
+_PASSED_THROUGH = {"WINGMAN_ASGI_SERVER"}
+#: The servers the server-specific guarantees (``each_server`` fixture) are checked on.
+ASGI_SERVERS = ("uvicorn", "daphne")
 
 SYSTEM_METHODS = {"health", "status", "ping", "system-presence", "subscribe", "unsubscribe"}
 
@@ -78,7 +83,7 @@ def gateway_env(state_dir: Path, extra: dict[str, str | None] | None = None) -> 
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)
+        if k in _PASSED_THROUGH or (k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES))
     }
     env.update(
         {

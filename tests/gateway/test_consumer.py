@@ -50,6 +50,28 @@ async def test_handshake_returns_hello_ok_with_snapshot(clients):
     assert c.challenge["payload"]["nonce"] and isinstance(c.challenge["payload"]["ts"], int)
 
 
+async def test_hello_ok_frame_equals_encoding_the_whole_payload(clients):
+    """hello-ok splices the presence entries' cached JSON: same frame as encoding it all."""
+    from gateway import selectors
+
+    names = ['quote " and \\ backslash', "ünïcødé ✓", "</script>", "plain"]
+    for i, name in enumerate(names):
+        client = {"id": f"c{i}", "version": "1.0", "mode": "cli", "displayName": name}
+        assert (await clients().handshake(client=client))["ok"] is True
+    hub = await get_hub()
+    for conn in hub.connections.values():
+        for rid in ("r-1", 7):
+            framed = json.loads(await selectors.hello_ok_frame(conn, 4, rid))
+            whole = json.loads(conn.codec.encode_hello_ok(rid, await selectors.hello_ok(conn, 4)))
+            for frame in (framed, whole):  # the clock moved between the two
+                frame["payload"]["snapshot"]["health"].pop("ts")
+                frame["payload"]["snapshot"].pop("uptimeMs")
+                frame["payload"]["snapshot"]["health"].pop("uptimeMs")
+            assert framed == whole
+            hosts = [e["host"] for e in framed["payload"]["snapshot"]["presence"]]
+            assert hosts == names
+
+
 async def test_protocol_is_the_highest_both_support(clients):
     c = clients()
     res = await c.handshake(minProtocol=3, maxProtocol=3)

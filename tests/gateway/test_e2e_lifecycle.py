@@ -39,8 +39,9 @@ pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-async def test_sigterm_sends_shutdown_then_1012_and_exits_0(gateway_factory) -> None:
-    gw = gateway_factory()
+async def test_sigterm_sends_shutdown_then_1012_and_exits_0(gateway_factory, each_server) -> None:
+    gw = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
+    assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(connected(gw, name=f"canonical-{i}")) for i in range(3)
@@ -149,9 +150,16 @@ async def test_protocol_schema_json(gateway: GatewayProcess) -> None:
     assert {"health", "ping", "subscribe"} <= set(schema["methods"]), schema["methods"]
 
 
-async def test_dead_peer_is_dropped_by_ping_timeout(gateway_factory) -> None:
+async def test_dead_peer_is_dropped_by_ping_timeout(gateway_factory, each_server) -> None:
     """A client that never answers pings is dropped; others see its presence disconnect."""
-    gw = gateway_factory({"WINGMAN_PING_INTERVAL_MS": "500", "WINGMAN_PING_TIMEOUT_MS": "1000"})
+    gw = gateway_factory(
+        {
+            "WINGMAN_ASGI_SERVER": each_server,
+            "WINGMAN_PING_INTERVAL_MS": "500",
+            "WINGMAN_PING_TIMEOUT_MS": "1000",
+        }
+    )
+    assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()
     instance = f"silent-{uuid.uuid4()}"
     async with connected(gw, name="observer") as observer:
         sock = await asyncio.to_thread(raw_websocket, gw.port)

@@ -265,7 +265,9 @@ async def test_binary_first_frame_with_json_connects(gateway: GatewayProcess) ->
         await c.ping_ok()
 
 
-async def test_oversized_frame_closes_1009(gateway: GatewayProcess) -> None:
+async def test_oversized_frame_closes_1009(gateway_factory, each_server) -> None:
+    gateway = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
+    assert f"ASGI server: {each_server}" in gateway.log(), gateway.log_tail()
     async with connected(gateway) as c:
         assert c.hello is not None
         limit = c.hello["policy"]["maxPayload"]
@@ -276,8 +278,11 @@ async def test_oversized_frame_closes_1009(gateway: GatewayProcess) -> None:
         assert code == 1009, f"close code {code}, expected 1009\n{gateway.log_tail()}"
 
 
-async def test_handshake_timeout_closes_4408(gateway_factory) -> None:
-    gw = gateway_factory({"WINGMAN_HANDSHAKE_TIMEOUT_MS": "500"})
+async def test_handshake_timeout_closes_4408(gateway_factory, each_server) -> None:
+    gw = gateway_factory(
+        {"WINGMAN_ASGI_SERVER": each_server, "WINGMAN_HANDSHAKE_TIMEOUT_MS": "500"}
+    )
+    assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()
     async with ws_client(gw.url) as c:
         opened = time.monotonic()
         code, got = await c.expect_close(timeout=5)

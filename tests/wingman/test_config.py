@@ -22,6 +22,7 @@ def test_defaults(tmp_path):
     assert cfg.state_dir == tmp_path
     assert cfg.policy.rate_limit_per_minute == 100
     assert cfg.fs_roots == [tmp_path / "outputs"]
+    assert cfg.asgi_server == "uvicorn"
 
 
 def test_file_in_state_dir_is_read(tmp_path):
@@ -48,6 +49,21 @@ def test_cli_flags_win_over_environment(tmp_path, monkeypatch):
     cli.apply_flags(args)
     cfg = load()
     assert cfg.port == 19002 and cfg.auth_mode == "token" and cfg.token == "t"
+
+
+def test_asgi_server_from_file_environment_and_flag(tmp_path, monkeypatch):
+    from wingman import cli
+
+    path = write(tmp_path, {"gateway": {"asgiServer": "daphne"}})
+    env = {"WINGMAN_CONFIG": str(path), "WINGMAN_STATE_DIR": str(tmp_path)}
+    assert load(env).asgi_server == "daphne"
+    assert load({**env, "WINGMAN_ASGI_SERVER": "uvicorn"}).asgi_server == "uvicorn"
+    monkeypatch.setenv("WINGMAN_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("WINGMAN_ASGI_SERVER", "uvicorn")
+    args = cli.build_parser().parse_args(["gateway", "start", "--server", "daphne"])
+    cli.apply_flags(args)
+    assert load().asgi_server == "daphne"
+    assert cli._run_args(args) == ["--server", "daphne"]  # passed on to the daemon's child
 
 
 def test_token_env_keeps_token_mode_from_file(tmp_path):
@@ -96,6 +112,8 @@ def test_seed_example_config_is_accepted(tmp_path):
         ({"gateway": {"host": "0.0.0.0"}}, {}, "gateway.auth.mode"),
         ({}, {"WINGMAN_PORT": "x"}, "WINGMAN_PORT"),
         ({}, {"WINGMAN_AUTH_MODE": "weird"}, "WINGMAN_AUTH_MODE"),
+        ({}, {"WINGMAN_ASGI_SERVER": "gunicorn"}, "WINGMAN_ASGI_SERVER"),
+        ({"gateway": {"asgiServer": "hypercorn"}}, {}, "gateway.asgiServer"),
         ("{not json", {}, "invalid JSON"),
         ("[]", {}, "JSON object"),
     ],
