@@ -75,11 +75,11 @@ def backend(request, settings):
     channel_layers.backends.clear()
 
 
-def delete_redis_prefix(prefix: str) -> None:
+def delete_redis_prefix(prefix: str, url: str = REDIS_URL) -> None:
     """Remove one test's keys (never FLUSHDB: other runs may share the server)."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url, socket_timeout=5)
     try:
         keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
         if keys:

@@ -114,7 +114,7 @@ class ResolvedConfig(_Strict):
                 "gateway.auth.mode: 'password' needs a password "
                 "(WINGMAN_GATEWAY_PASSWORD, --password or gateway.auth.password)"
             )
-        if self.auth_mode == "none" and not _is_loopback(self.host):
+        if self.auth_mode == "none" and not is_loopback(self.host):
             raise ValueError(
                 f"gateway.auth.mode: 'none' is only allowed on a loopback host, not {self.host!r}; "
                 "set a token or password"
@@ -122,7 +122,8 @@ class ResolvedConfig(_Strict):
         return self
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:

@@ -15,7 +15,6 @@ round it timestamps the first event frame that contains the round's marker
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import time
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import WebSocketURI
+
+from wingman.config import is_loopback
 
 CLOSE_TIMEOUT = 5.0
 #: hello-ok carries the presence snapshot: ~330 bytes per connected client.
@@ -59,7 +60,7 @@ class Endpoint:
         if parts.scheme != "ws":
             raise BenchError(f"the bench speaks plain ws:// to a local gateway, not {url!r}")
         host = parts.hostname or ""
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise BenchError(
                 f"the bench only measures a gateway on this machine (loopback), not {host!r}"
             )
@@ -68,15 +69,6 @@ class Endpoint:
         except ValueError as exc:
             raise BenchError(f"bad URL {url!r}: {exc}") from None
         return cls(url=url, host=host, port=port, token=token, password=password)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Observer(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_redis
+from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
     GatewayFactory,
     GatewayProcess,
@@ -193,7 +193,6 @@ def cluster(gateway_factory: GatewayFactory, shared_database: str, tmp_path: Pat
     """Two gateway processes on one Redis (unique prefixes, db 5) and one database; the
     default agent ``main`` uses the slow offline model so a run can be cancelled."""
     require_redis()
-    import redis
 
     prefix = f"wme2e-{uuid.uuid4().hex[:12]}"
     env = {
@@ -212,13 +211,7 @@ def cluster(gateway_factory: GatewayFactory, shared_database: str, tmp_path: Pat
     finally:
         for gw in gateways:
             gw.stop()
-        client = redis.Redis.from_url(E2E_REDIS_URL, socket_timeout=5)
-        try:
-            keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        delete_redis_prefix(prefix, E2E_REDIS_URL)
 
 
 @pytest.mark.redis

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.conftest import require_redis
+from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
     GatewayFactory,
     GatewayProcess,
@@ -41,13 +41,7 @@ def _keys(prefix: str) -> list[bytes]:
 
 
 def _delete_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(E2E_REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_redis_prefix(prefix, E2E_REDIS_URL)
 
 
 @pytest.fixture
