@@ -307,9 +307,6 @@ class _Stream:
             **step,
         }
         await events.publish_topic(self.topic, "agent", payload, key=self.ticket.run_id)
-        # Let the event loop write the frame now: a model that streams without yielding
-        # would otherwise pile frames up in the socket buffers (latency p99).
-        await asyncio.sleep(0)
         if self.observer is not None:
             await self.observer(payload)
 
