@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -110,3 +111,25 @@ def wingman_auth(settings):
         )
 
     return apply
+
+
+@pytest.fixture
+async def clients(backend):
+    """Factory for test clients on the real ASGI app (both backends); closes them and
+    stops the hub afterwards."""
+    from gateway.hub import reset_hub
+    from tests.gateway.communicator import Client
+
+    opened: list[Client] = []
+
+    def make(**kwargs) -> Client:
+        client = Client(**kwargs)
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        # a socket the server already closed, or a test that never opened it
+        with contextlib.suppress(BaseException):
+            await client.close()
+    await reset_hub()

@@ -4,13 +4,11 @@ and connected test clients on the real ASGI app (embedded and Redis backends).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 from channels.db import database_sync_to_async
 
 from agents.models import Agent
-from gateway import hub as hub_module
 from gateway.hub import reset_hub
 from tests.gateway.communicator import Client
 
@@ -30,40 +28,11 @@ def create_agent(agent_id: str, **fields) -> Agent:
 acreate_agent = database_sync_to_async(create_agent)
 
 
-async def stop_hubs() -> None:
-    """Stop this loop's hub, and the one its own stop may start: ``reset_hub`` forgets the
-    hub before stopping it, and the stop's presence flush publishes through ``get_hub()``,
-    which then starts a fresh hub (gateway/hub.py); a leaked Redis hub hangs the teardown."""
-    for _ in range(3):
-        await reset_hub()
-        hub = hub_module._hub
-        if hub is None or hub.loop is not asyncio.get_running_loop():
-            return
-
-
 @pytest.fixture
 async def hub_cleanup():
     """Stop the hub a test started (through the run service) when it ends."""
     yield
-    await stop_hubs()
-
-
-@pytest.fixture
-async def clients(backend):
-    """Factory for test clients on the real ASGI app; closes them and the hub afterwards."""
-    opened: list[Client] = []
-
-    def make(**kwargs) -> Client:
-        client = Client(**kwargs)
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        # a socket the server already closed (or a test that never opened it)
-        with contextlib.suppress(BaseException):
-            await client.close()
-    await stop_hubs()
+    await reset_hub()
 
 
 async def quiet(client: Client, seconds: float, unwanted) -> list[dict]:

@@ -8,25 +8,9 @@ import json
 
 import pytest
 
-from gateway.hub import get_hub, reset_hub
+from gateway.hub import get_hub
 from gateway.protocol.errors import CloseCode
 from tests.gateway.communicator import Client, connect_frame
-
-
-@pytest.fixture
-async def clients(backend):
-    """Factory for connected test clients; closes them and the hub afterwards."""
-    opened: list[Client] = []
-
-    def make(**kwargs) -> Client:
-        client = Client(**kwargs)
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        await client.close()
-    await reset_hub()
 
 
 async def test_handshake_returns_hello_ok_with_snapshot(clients):
