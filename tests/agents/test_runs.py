@@ -264,27 +264,24 @@ async def _assert_cancelled(c: Client, request_id: str, ack: dict, frames: list[
     await quiet(c, 0.3, lambda f: f.get("event") == "agent")
 
 
+async def stop_run(c: Client, request_id: str, method: str, params: dict):
+    """Send ``method`` (a cancel) while the run streams; (its reply, frames up to the final)."""
+    rid = f"{method}-1"
+    await c.send({"type": "req", "id": rid, "method": method, "params": params})
+    rest = await read_until(
+        c,
+        lambda fs: any(f.get("id") == rid for f in fs) and any(is_final(f, request_id) for f in fs),
+    )
+    return next(f for f in rest if f.get("id") == rid), rest
+
+
 async def test_agent_cancel_mid_stream(clients, slow_agent):
     c = clients()
     await c.handshake()
     request_id, ack, frames = await start_streaming(
         c, {"message": "/stream 100", "agentId": "slowpoke"}
     )
-    await c.send(
-        {
-            "type": "req",
-            "id": "cancel-1",
-            "method": "agent.cancel",
-            "params": {"runId": ack["runId"]},
-        }
-    )
-    rest = await read_until(
-        c,
-        lambda fs: (
-            any(f.get("id") == "cancel-1" for f in fs) and any(is_final(f, request_id) for f in fs)
-        ),
-    )
-    cancel = next(f for f in rest if f.get("id") == "cancel-1")
+    cancel, rest = await stop_run(c, request_id, "agent.cancel", {"runId": ack["runId"]})
     assert cancel["ok"] is True
     assert cancel["payload"]["runId"] == ack["runId"] and cancel["payload"]["cancelled"] is True
     await _assert_cancelled(c, request_id, ack, frames, rest)
@@ -300,21 +297,7 @@ async def test_chat_abort_by_session_key(clients, slow_agent):
     request_id, ack, frames = await start_streaming(
         c, {"message": "/stream 100", "agentId": "slowpoke"}
     )
-    await c.send(
-        {
-            "type": "req",
-            "id": "abort-1",
-            "method": "chat.abort",
-            "params": {"sessionKey": ack["sessionKey"]},
-        }
-    )
-    rest = await read_until(
-        c,
-        lambda fs: (
-            any(f.get("id") == "abort-1" for f in fs) and any(is_final(f, request_id) for f in fs)
-        ),
-    )
-    abort = next(f for f in rest if f.get("id") == "abort-1")
+    abort, rest = await stop_run(c, request_id, "chat.abort", {"sessionKey": ack["sessionKey"]})
     assert abort["payload"] == {"sessionKey": ack["sessionKey"], "aborted": [ack["runId"]]}
     await _assert_cancelled(c, request_id, ack, frames, rest)
     nothing_left = await c.call("chat.abort", {"sessionKey": ack["sessionKey"]})
