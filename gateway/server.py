@@ -55,13 +55,43 @@ def serve(*, host: str, port: int, pid_file: Path | None = None, server: str | N
 
 
 # shared --------------------------------------------------------------------------------
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
-    url_host = f"[{host}]" if ":" in host else host
+    url_host = _url_host(host)
     print(f"  ASGI server: {server}", flush=True)
     print(f"Wingman gateway listening on ws://{url_host}:{port}/", flush=True)
     print(f"  health: http://{url_host}:{port}/health", flush=True)
+    print(f"  Control UI: http://{url_host}:{port}/", flush=True)
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n{url_host}:{port}\n", encoding="utf-8")
+
+
+def _announce_ui(host: str, port: int) -> None:
+    """The second listener (``gateway.controlUi.port``) serves the same app."""
+    print(f"  Control UI also on http://{_url_host(host)}:{port}/", flush=True)
+
+
+def _ui_port(port: int) -> int | None:
+    """The Control UI's own port, or None when it is off or the same as the gateway's."""
+    from django.conf import settings
+
+    ui = settings.WINGMAN.control_ui
+    if not ui.enabled or (ui.port == port and port != 0):
+        return None
+    return ui.port
+
+
+def _cannot_listen_ui(host: str, port: int, reason: str) -> None:
+    # The gateway itself still serves the UI at /, so this is a warning, not a failure.
+    print(
+        f"wingman: warning: Control UI port {host}:{port} unavailable ({reason}); "
+        "the Control UI stays available on the gateway port",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _cannot_listen(host: str, port: int, reason: str) -> int:
@@ -182,6 +212,9 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
             if self.started:
                 bound = self.servers[0].sockets[0].getsockname()
                 _announce("uvicorn", bound[0], bound[1], pid_file)
+                for extra in self.servers[1:]:
+                    ui_bound = extra.sockets[0].getsockname()
+                    _announce_ui(ui_bound[0], ui_bound[1])
 
         async def _stop_listening(self) -> None:
             for server in self.servers:
@@ -198,6 +231,13 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
         sock = _listen(host, port)
     except OSError as exc:
         return _cannot_listen(host, port, exc.strerror or str(exc))
+    sockets = [sock]
+    ui_port = _ui_port(port)
+    if ui_port is not None:
+        try:
+            sockets.append(_listen(host, ui_port))
+        except OSError as exc:
+            _cannot_listen_ui(host, ui_port, exc.strerror or str(exc))
     config = uvicorn.Config(
         application,
         http="h11",
@@ -220,9 +260,10 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
     server = GatewayServer(config)
     _tune_gc()
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     finally:
-        sock.close()
+        for s in sockets:
+            s.close()
         if pid_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
@@ -319,9 +360,16 @@ def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
             super().listen_success(port_obj)
             state["ports"].append(port_obj)
             addr = port_obj.getHost()
-            _announce("daphne", addr.host, addr.port, pid_file)
+            # TCP endpoints listen synchronously, in the order given: the gateway first.
+            if len(state["ports"]) == 1:
+                _announce("daphne", addr.host, addr.port, pid_file)
+            else:
+                _announce_ui(addr.host, addr.port)
 
         def listen_error(self, failure):
+            if ui_port and getattr(failure.value, "port", None) == ui_port:
+                _cannot_listen_ui(host, ui_port, failure.getErrorMessage())
+                return
             state["exit"] = _cannot_listen(host, port, failure.getErrorMessage())
             super().listen_error(failure)
 
@@ -338,9 +386,15 @@ def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
         signals.install(reactor._asyncioEventloop)
 
     endpoint_host = host.replace(":", r"\:")
+    ui_port = _ui_port(port)
+    endpoints = [
+        f"tcp:port={p}:interface={endpoint_host}:backlog={LISTEN_BACKLOG}"
+        for p in (port, ui_port)
+        if p is not None
+    ]
     server = GatewayServer(
         application=application,
-        endpoints=[f"tcp:port={port}:interface={endpoint_host}:backlog={LISTEN_BACKLOG}"],
+        endpoints=endpoints,
         signal_handlers=False,
         ping_interval=policy.ping_interval_ms / 1000,
         ping_timeout=policy.ping_timeout_ms / 1000,

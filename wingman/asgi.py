@@ -1,4 +1,6 @@
-"""ASGI entry point: HTTP goes to Django, WebSocket (``/`` and ``/ws``) to the gateway."""
+"""ASGI entry point: HTTP goes to Django (static files for the Control UI served straight from
+the apps' ``static/`` folders, no collectstatic step), WebSocket (``/`` and ``/ws``) to the
+gateway."""
 
 import os
 
@@ -8,6 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wingman.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from gateway.consumer import GatewayConsumer  # noqa: E402
@@ -18,5 +21,5 @@ websocket_urlpatterns = [
 ]
 
 application = ProtocolTypeRouter(
-    {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
+    {"http": ASGIStaticFilesHandler(django_asgi_app), "websocket": URLRouter(websocket_urlpatterns)}
 )

@@ -29,6 +29,7 @@ _FLAG_ENV = {
     "config": "WINGMAN_CONFIG",
     "name": "WINGMAN_GATEWAY_NAME",
     "server": "WINGMAN_ASGI_SERVER",
+    "ui_port": "WINGMAN_CONTROL_UI_PORT",
 }
 
 
@@ -49,12 +50,18 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         choices=["uvicorn", "daphne"],
         help="ASGI server (default uvicorn; WINGMAN_ASGI_SERVER)",
     )
+    p.add_argument(
+        "--ui-port",
+        type=int,
+        help="second listener for the Control UI (default 18790, 0 = any free; "
+        "WINGMAN_CONTROL_UI_PORT; WINGMAN_CONTROL_UI=false turns it off)",
+    )
 
 
 def _run_args(args: argparse.Namespace) -> list[str]:
     """The server flags again, for the daemon's child (secrets travel in the environment)."""
     out: list[str] = []
-    for dest in ("host", "port", "auth_mode", "config", "name", "server"):
+    for dest in ("host", "port", "auth_mode", "config", "name", "server", "ui_port"):
         value = getattr(args, dest, None)
         if value is not None:
             out += [f"--{dest.replace('_', '-')}", str(value)]

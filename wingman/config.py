@@ -158,6 +158,24 @@ def read_file(path: Path) -> ConfigFile:
     return parsed
 
 
+def _control_ui(env: dict[str, str], cfg: ControlUiConfig) -> ControlUiConfig:
+    """``controlUi`` with ``WINGMAN_CONTROL_UI_PORT`` / ``WINGMAN_CONTROL_UI`` applied."""
+    update: dict[str, Any] = {}
+    port = _env_int(env, "WINGMAN_CONTROL_UI_PORT")
+    if port is not None:
+        update["port"] = port
+    enabled = env.get("WINGMAN_CONTROL_UI", "").strip().lower()
+    if enabled:
+        if enabled not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigError(f"WINGMAN_CONTROL_UI: expected true or false, got {enabled!r}")
+        update["enabled"] = enabled in ("1", "true", "yes", "on")
+    merged = cfg.model_copy(update=update)
+    try:
+        return ControlUiConfig.model_validate(merged.model_dump(by_alias=True))
+    except ValidationError as exc:
+        raise ConfigError(_error_text(exc, "gateway.controlUi")) from exc
+
+
 def _env_int(env: dict[str, str], name: str) -> int | None:
     value = env.get(name)
     if value in (None, ""):
@@ -217,6 +235,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
     except ValidationError as exc:
         raise ConfigError(_error_text(exc, "gateway.policy")) from exc
     port = _env_int(env, "WINGMAN_PORT")
+    control_ui = _control_ui(env, gw.control_ui)
     fs_roots = [Path(p).expanduser() for p in gw.fs_roots] or [state_dir / "outputs"]
     try:
         return ResolvedConfig(
@@ -230,7 +249,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             token=token,
             password=password,
             fs_roots=fs_roots,
-            control_ui=gw.control_ui,
+            control_ui=control_ui,
             policy=policy,
             raw=file_cfg.model_dump(by_alias=True, exclude={"gateway"}),
         )

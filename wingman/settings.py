@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
     "django_celery_beat",
     "gateway",
     "agents",
@@ -170,9 +171,42 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # REST FRAMEWORK ------------------------------------------------------------------------
+# /api/: Bearer gateway token or per-user API token (gateway/api/authentication.py), or the
+# browser's session with CSRF. https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "gateway.api.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Wingman Gateway API",
+    "DESCRIPTION": "REST API of the Wingman Gateway: agents, bindings, sessions and runs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# CONTROL UI ----------------------------------------------------------------------------
+# Login: a Django user, or the gateway token/password (gateway/ui/views.py). The browser's
+# WebSocket then authenticates with the session cookie, accepted only from an allowed
+# Origin (gateway/webauth.py): the page's own origin or WINGMAN_ALLOWED_ORIGINS.
+LOGIN_URL = "ui:login"
+LOGIN_REDIRECT_URL = "ui:chat"
+WINGMAN_ALLOWED_ORIGINS = env.list("WINGMAN_ALLOWED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = WINGMAN_ALLOWED_ORIGINS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # I18N / STATIC -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

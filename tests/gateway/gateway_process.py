@@ -55,6 +55,7 @@ RECV_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 5.0
 
 LISTEN_RE = re.compile(r"Wingman gateway listening on ws://127\.0\.0\.1:(\d+)/")
+UI_LISTEN_RE = re.compile(r"Control UI also on http://127\.0\.0\.1:(\d+)/")
 
 #: Inherited variables that would leak the developer's own gateway setup into a test server.
 _SCRUBBED_PREFIXES = ("WINGMAN_",)
@@ -92,6 +93,8 @@ def gateway_env(state_dir: Path, extra: dict[str, str | None] | None = None) -> 
             # never read a developer's .env from the working directory
             "WINGMAN_ENV_FILE": str(state_dir / "no-such.env"),
             "WINGMAN_GATEWAY_TOKEN": TOKEN,
+            # the second (Control UI) listener on any free port, never the shared 18790
+            "WINGMAN_CONTROL_UI_PORT": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -121,6 +124,8 @@ class GatewayProcess:
         self.args = list(args)
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
+        #: The Control UI listener's port (None when ``WINGMAN_CONTROL_UI=false``).
+        self.ui_port: int | None = None
         self._lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader: threading.Thread | None = None
@@ -162,6 +167,12 @@ class GatewayProcess:
             match = LISTEN_RE.search(line)
             if match:
                 self.port = int(match.group(1))
+                if self.env.get("WINGMAN_CONTROL_UI", "true") == "false":
+                    return self
+            match = UI_LISTEN_RE.search(line)
+            if match:
+                self.ui_port = int(match.group(1))
+            if self.port is not None and self.ui_port is not None:
                 return self
 
     async def astart(self, timeout: float = START_TIMEOUT) -> GatewayProcess:

@@ -1,0 +1,1 @@
+"""The gateway's part of the REST API: authentication, health and stats."""

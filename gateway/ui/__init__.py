@@ -1,0 +1,1 @@
+"""The Control UI: Django templates plus plain JavaScript, served by the gateway itself."""
