@@ -129,6 +129,135 @@ def agent_make_default(*, agent: Agent) -> Agent:
     return agent
 
 
+# agent and binding CRUD (REST API, Control UI, admin) --------------------------------------
+AGENT_FIELDS = ("name", "model", "system_prompt", "tools", "workspace", "agent_dir", "enabled")
+BINDING_FIELDS = ("channel", "account_id", "guild_id", "team_id", "peer_kind", "peer_id", "order")
+
+
+def _check_agent(agent: Agent) -> None:
+    """Field validation plus what the model cannot express; raises ValidationError by field."""
+    errors: dict[str, list[str]] = {}
+    try:
+        agent.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if not isinstance(agent.tools, list) or not all(isinstance(t, str) for t in agent.tools):
+        errors.setdefault("tools", []).append("a list of tool names")
+    else:
+        unknown = sorted(set(agent.tools) - set(BUILTIN_TOOLS))
+        if unknown:
+            errors.setdefault("tools", []).append(
+                f"unknown tool(s) {unknown}; known: {sorted(BUILTIN_TOOLS)}"
+            )
+    provider, sep, name = agent.model.partition(":")
+    if agent.model and not (sep and provider and name):
+        errors.setdefault("model", []).append('expected "provider:model", e.g. "openai:gpt-4o"')
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def agent_create(
+    *,
+    id: str,
+    name: str = "",
+    model: str = "",
+    system_prompt: str = "",
+    tools: list[str] | None = None,
+    workspace: str = "",
+    agent_dir: str = "",
+    enabled: bool = True,
+    is_default: bool = False,
+) -> Agent:
+    """A new agent; the first one (or ``is_default``) becomes the default."""
+    if Agent.objects.filter(pk=id).exists():
+        raise ValidationError({"id": [f"an agent {id!r} already exists"]})
+    agent = Agent(
+        id=id,
+        name=name,
+        model=model,
+        system_prompt=system_prompt,
+        tools=list(tools or []),
+        workspace=workspace,
+        agent_dir=agent_dir,
+        enabled=enabled,
+    )
+    _check_agent(agent)
+    agent.save()
+    if is_default or not Agent.objects.filter(is_default=True).exists():
+        agent_make_default(agent=agent)
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, agent: Agent, is_default: bool | None = None, **changes: Any) -> Agent:
+    """Change any of ``AGENT_FIELDS``; ``is_default=True`` makes it the default."""
+    unknown = set(changes) - set(AGENT_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: ["not a field that can be changed"]})
+    for field_name, value in changes.items():
+        setattr(agent, field_name, value)
+    _check_agent(agent)
+    agent.save()
+    if is_default:
+        agent_make_default(agent=agent)
+    elif is_default is False and agent.is_default:
+        agent.is_default = False
+        agent.save(update_fields=["is_default", "updated_at"])
+    return agent
+
+
+@transaction.atomic
+def agent_delete(*, agent: Agent) -> None:
+    """Delete an agent with its bindings and sessions; the last agent cannot go."""
+    if not Agent.objects.exclude(pk=agent.pk).exists():
+        raise ValidationError({"id": ["the only agent cannot be deleted"]})
+    was_default = agent.is_default
+    agent.delete()
+    if was_default:
+        agent_make_default(agent=Agent.objects.first())
+
+
+def _check_binding(binding: Binding) -> None:
+    errors: dict[str, list[str]] = {}
+    try:
+        binding.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if bool(binding.peer_kind) != bool(binding.peer_id):
+        errors.setdefault("peer_id", []).append("peer kind and peer id go together")
+    if errors:
+        raise ValidationError(errors)
+
+
+def binding_create(*, agent: Agent, channel: str, **fields: Any) -> Binding:
+    """A routing binding for ``agent`` (fields: ``BINDING_FIELDS``)."""
+    unknown = set(fields) - set(BINDING_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: ["not a binding field"]})
+    binding = Binding(agent=agent, channel=channel, **fields)
+    _check_binding(binding)
+    binding.save()
+    return binding
+
+
+def binding_update(*, binding: Binding, agent: Agent | None = None, **changes: Any) -> Binding:
+    unknown = set(changes) - set(BINDING_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: ["not a binding field"]})
+    if agent is not None:
+        binding.agent = agent
+    for field_name, value in changes.items():
+        setattr(binding, field_name, value)
+    _check_binding(binding)
+    binding.save()
+    return binding
+
+
+def binding_delete(*, binding: Binding) -> None:
+    binding.delete()
+
+
 def _first_error(exc: ValidationError) -> str:
     if hasattr(exc, "message_dict"):
         field, messages = next(iter(exc.message_dict.items()))
