@@ -1,4 +1,8 @@
-"""Credential checks for every dialect: constant-time compare and a per-IP lockout."""
+"""Credential checks for every dialect: constant-time compare and a per-IP lockout.
+
+Browsers may instead present the Control UI's session cookie (``gateway/webauth.py``),
+which counts only from an allowed Origin.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from django.core.cache import cache
 
 from gateway import shared
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.webauth import BrowserCredentials
 
 #: Failed attempts per IP within ``LOCKOUT_SECONDS`` before further attempts are refused.
 MAX_FAILURES = 20
@@ -33,8 +38,17 @@ def credentials_valid(*, token: str | None, password: str | None) -> bool:
     return _matches(password, cfg.password)
 
 
-async def authenticate(*, token: str | None, password: str | None, ip: str | None) -> None:
-    """Raise UNAUTHORIZED unless the credentials are valid; lock out brute force per IP."""
+async def authenticate(
+    *,
+    token: str | None,
+    password: str | None,
+    ip: str | None,
+    browser: BrowserCredentials | None = None,
+) -> None:
+    """Raise UNAUTHORIZED unless the credentials are valid; lock out brute force per IP.
+
+    With no token and no password, a browser's logged-in session cookie is accepted when
+    the Origin is allowed (cross-site WebSocket hijacking is refused)."""
     key = f"gw:authfail:{ip or 'unknown'}"
     failures = await shared.run(cache.get, key, 0)
     if failures >= MAX_FAILURES:
@@ -46,14 +60,32 @@ async def authenticate(*, token: str | None, password: str | None, ip: str | Non
         )
     if credentials_valid(token=token, password=password):
         return
-    if not await cache.aadd(key, 1, timeout=LOCKOUT_SECONDS):
-        try:
-            await cache.aincr(key)
-        except ValueError:
-            await cache.aset(key, 1, timeout=LOCKOUT_SECONDS)
+    if browser is not None and browser.present and not token and not password:
+        if browser.same_origin and await browser.authorized():
+            return
+        await _count_failure(key)
+        raise GatewayError(ErrorCode.UNAUTHORIZED, _cookie_refusal(browser))
+    await _count_failure(key)
     what = "token" if settings.WINGMAN.auth_mode == "token" else "password"
     given = token if what == "token" else password
     raise GatewayError(
         ErrorCode.UNAUTHORIZED,
         f"unauthorized: gateway {what} {'mismatch' if given else 'missing'}",
     )
+
+
+async def _count_failure(key: str) -> None:
+    if not await cache.aadd(key, 1, timeout=LOCKOUT_SECONDS):
+        try:
+            await cache.aincr(key)
+        except ValueError:
+            await cache.aset(key, 1, timeout=LOCKOUT_SECONDS)
+
+
+def _cookie_refusal(browser: BrowserCredentials) -> str:
+    if not browser.same_origin:
+        return (
+            f"unauthorized: session cookie refused from Origin {browser.origin or '(none)'!r}; "
+            "open the Control UI on this gateway or add the origin to WINGMAN_ALLOWED_ORIGINS"
+        )
+    return "unauthorized: the browser session is not logged in (log in to the Control UI)"

@@ -35,6 +35,7 @@ from gateway.protocol.dialects.base import (
     invalid,
 )
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
+from gateway.webauth import BrowserCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,19 @@ def _parse(text: str | None, data: bytes | None) -> Any:
 class Connection:
     """See the module docstring. One instance per socket."""
 
-    def __init__(self, transport: Transport, hub: Hub, *, client_ip: str | None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        hub: Hub,
+        *,
+        client_ip: str | None,
+        browser: BrowserCredentials | None = None,
+    ) -> None:
         self.transport = transport
         self.hub = hub
         self.client_ip = client_ip
+        #: Cookie and Origin of the upgrade request (browser login, see webauth.py).
+        self.browser = browser
         self.conn_id = hub.new_conn_id()
         self.dialect: Dialect | None = None
         self.identity: ClientIdentity | None = None
@@ -246,7 +256,9 @@ class Connection:
                     self.codec.encode_hello_error(hello.request_id, error),
                 )
         try:
-            await auth.authenticate(token=hello.token, password=hello.password, ip=self.client_ip)
+            await auth.authenticate(
+                token=hello.token, password=hello.password, ip=self.client_ip, browser=self.browser
+            )
         except GatewayError as error:
             self._auth_failures += 1
             text = self.codec.encode_hello_error(hello.request_id, error)

@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from gateway.connection import Connection
 from gateway.hub import get_hub
+from gateway.webauth import BrowserCredentials
 
 
 class GatewayConsumer(AsyncWebsocketConsumer):
@@ -35,7 +36,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """Accept, then let the connection send ``connect.challenge``."""
         await self.accept()
         client = self.scope.get("client") or (None, None)
-        self.connection = Connection(self, await get_hub(), client_ip=client[0])
+        self.connection = Connection(
+            self,
+            await get_hub(),
+            client_ip=client[0],
+            browser=BrowserCredentials.from_scope(self.scope),
+        )
         await self.connection.opened()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -53,8 +53,13 @@ def connect_frame(rid: str = "c1", **overrides: Any) -> dict[str, Any]:
 class Client:
     """One test WebSocket."""
 
-    def __init__(self, path: str = "/ws", client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
-        self.comm = WebsocketCommunicator(application, path)
+    def __init__(
+        self,
+        path: str = "/ws",
+        client: tuple[str, int] = ("127.0.0.1", 50000),
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.comm = WebsocketCommunicator(application, path, headers=headers)
         self.comm.scope["client"] = list(client)
         self.challenge: dict[str, Any] | None = None
 

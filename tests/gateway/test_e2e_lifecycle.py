@@ -67,6 +67,28 @@ async def test_sigterm_sends_shutdown_then_1012_and_exits_0(gateway_factory, eac
     assert "Traceback" not in gw.log(), gw.log_tail()
 
 
+async def test_control_ui_listener_serves_the_same_gateway(gateway_factory, each_server) -> None:
+    """gateway.controlUi.port: a second listener with HTTP and WebSocket, same process."""
+    gw = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
+    assert gw.ui_port is not None and gw.ui_port != gw.port, gw.log_tail()
+    ui_http = f"http://127.0.0.1:{gw.ui_port}"
+    status, _, body = await ahttp_get(f"{ui_http}/health")
+    assert status == 200 and json.loads(body)["status"] == "healthy", (status, body)
+    async with (
+        ws_client(f"ws://127.0.0.1:{gw.ui_port}/", name="via-ui-port") as c,
+        connected(gw, name="via-gateway-port"),
+    ):
+        await c.handshake()
+        await c.ping_ok()
+        stats = (await _health(gw))["stats"]
+        assert stats["totalNodes"] == 2, stats
+
+
+async def test_control_ui_listener_can_be_turned_off(gateway_factory) -> None:
+    gw = gateway_factory({"WINGMAN_CONTROL_UI": "false"})
+    assert gw.ui_port is None and "Control UI also on" not in gw.log(), gw.log_tail()
+
+
 async def _health(gw: GatewayProcess) -> dict:
     status, headers, body = await ahttp_get(f"{gw.http_url}/health")
     assert status == 200, (status, body)

@@ -113,6 +113,10 @@ def test_seed_example_config_is_accepted(tmp_path):
         ({}, {"WINGMAN_PORT": "x"}, "WINGMAN_PORT"),
         ({}, {"WINGMAN_AUTH_MODE": "weird"}, "WINGMAN_AUTH_MODE"),
         ({}, {"WINGMAN_ASGI_SERVER": "gunicorn"}, "WINGMAN_ASGI_SERVER"),
+        ({}, {"WINGMAN_CONTROL_UI_PORT": "x"}, "WINGMAN_CONTROL_UI_PORT"),
+        ({}, {"WINGMAN_CONTROL_UI_PORT": "70000"}, "gateway.controlUi.port"),
+        ({}, {"WINGMAN_CONTROL_UI": "maybe"}, "WINGMAN_CONTROL_UI"),
+        ({"gateway": {"controlUi": {"port": -1}}}, {}, "gateway.controlUi.port"),
         ({"gateway": {"asgiServer": "hypercorn"}}, {}, "gateway.asgiServer"),
         ("{not json", {}, "invalid JSON"),
         ("[]", {}, "JSON object"),
@@ -124,6 +128,14 @@ def test_bad_config_names_the_key(tmp_path, data, env, needle):
         load({"WINGMAN_CONFIG": str(path), "WINGMAN_STATE_DIR": str(tmp_path), **env})
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_control_ui_listener_from_file_and_environment(tmp_path):
+    path = write(tmp_path, {"gateway": {"controlUi": {"port": 19000, "enabled": True}}})
+    env = {"WINGMAN_CONFIG": str(path), "WINGMAN_STATE_DIR": str(tmp_path)}
+    assert load(env).control_ui.port == 19000
+    cfg = load({**env, "WINGMAN_CONTROL_UI_PORT": "0", "WINGMAN_CONTROL_UI": "off"})
+    assert cfg.control_ui.port == 0 and cfg.control_ui.enabled is False
 
 
 def test_missing_explicit_config_file(tmp_path):
