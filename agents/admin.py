@@ -1,14 +1,74 @@
-"""The operator's view of agents, bindings, sessions, messages and runs."""
+"""The operator's view of agents, bindings, sessions, messages and runs.
+
+Writes with rules go through the services (validation of an agent's model and tools,
+making an agent the default, renaming a session, cancelling a run). Every session links to
+its conversation in the Control UI; the Control UI links back here.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from agents.models import Agent, Binding, Message, Run, RunStatus, Session
 from agents.services import agents as agent_service
 from agents.services import runs as run_service
+from agents.services import sessions as session_service
+
+admin.site.site_header = "Wingman Gateway"
+admin.site.site_title = "Wingman Gateway admin"
+admin.site.index_title = "Manage the gateway"
+#: "View site" in the admin header opens the Control UI.
+admin.site.site_url = "/"
+
+
+def control_ui_url(session_key: str) -> str:
+    """The Control UI's chat page on ``session_key``."""
+    return f"{reverse('ui:chat')}?{urlencode({'session': session_key})}"
+
+
+class AgentForm(forms.ModelForm):
+    """The admin's agent form, checked by the same rules as the API and the Control UI."""
+
+    class Meta:
+        model = Agent
+        fields = (
+            "id",
+            "name",
+            "model",
+            "system_prompt",
+            "tools",
+            "workspace",
+            "agent_dir",
+            "is_default",
+            "enabled",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        # The default flag moves through the service (AgentAdmin.save_model), so the "one
+        # default agent" constraint is not checked against the old default here.
+        self.make_default = bool(cleaned.get("is_default"))
+        cleaned["is_default"] = self.make_default and bool(
+            self.instance.pk and Agent.objects.filter(pk=self.instance.pk, is_default=True).exists()
+        )
+        return cleaned
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        try:
+            agent_service.agent_check(self.instance)
+        except ValidationError as exc:
+            self._update_errors(exc)
 
 
 class BindingInline(admin.TabularInline):
@@ -19,6 +79,7 @@ class BindingInline(admin.TabularInline):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    form = AgentForm
     list_display = ("id", "name", "model", "is_default", "enabled", "session_count", "updated_at")
     list_filter = ("enabled", "is_default")
     search_fields = ("id", "name", "model", "system_prompt")
@@ -27,6 +88,11 @@ class AgentAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_sessions=Count("sessions"))
+
+    def save_model(self, request, obj: Agent, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.make_default:
+            agent_service.agent_make_default(agent=obj)
 
     @admin.display(description="sessions", ordering="_sessions")
     def session_count(self, obj: Agent) -> int:
@@ -82,6 +148,10 @@ class RunInline(admin.TabularInline):
         return False
 
 
+class RenameForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="the new name of every selected session")
+
+
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = (
@@ -92,18 +162,54 @@ class SessionAdmin(admin.ModelAdmin):
         "message_count",
         "last_preview",
         "updated_at",
+        "open_in_control_ui",
     )
     list_filter = ("agent", "channel")
     search_fields = ("key", "name", "last_preview")
-    readonly_fields = ("key", "message_count", "last_preview", "created_at", "updated_at")
+    readonly_fields = (
+        "key",
+        "message_count",
+        "last_preview",
+        "created_at",
+        "updated_at",
+        "open_in_control_ui",
+    )
+    date_hierarchy = "updated_at"
     inlines = [MessageInline, RunInline]
+    actions = ["rename_sessions"]
+
+    @admin.display(description="Control UI")
+    def open_in_control_ui(self, obj: Session) -> str:
+        if not obj.pk:
+            return "-"
+        return format_html('<a href="{}">open chat</a>', control_ui_url(obj.key))
+
+    @admin.action(description="Rename the selected sessions")
+    def rename_sessions(self, request, queryset):
+        """An intermediate page asks for the name, then the session service renames."""
+        form = RenameForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            for session in queryset:
+                session_service.session_rename(key=session.key, name=form.cleaned_data["name"])
+            self.message_user(request, f"{queryset.count()} session(s) renamed.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Rename sessions",
+            "form": form,
+            "sessions": queryset,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/agents/session/rename.html", context)
 
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = ("id", "session", "source", "status", "created_at", "started_at", "ended_at")
-    list_filter = ("status", "source")
+    list_filter = ("status", "source", "session__agent")
     search_fields = ("id", "prompt", "session__key", "idempotency_key")
+    date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Run._meta.fields]
     actions = ["cancel_runs"]
 

@@ -134,7 +134,7 @@ AGENT_FIELDS = ("name", "model", "system_prompt", "tools", "workspace", "agent_d
 BINDING_FIELDS = ("channel", "account_id", "guild_id", "team_id", "peer_kind", "peer_id", "order")
 
 
-def _check_agent(agent: Agent) -> None:
+def agent_check(agent: Agent) -> None:
     """Field validation plus what the model cannot express; raises ValidationError by field."""
     errors: dict[str, list[str]] = {}
     try:
@@ -182,7 +182,7 @@ def agent_create(
         agent_dir=agent_dir,
         enabled=enabled,
     )
-    _check_agent(agent)
+    agent_check(agent)
     agent.save()
     if is_default or not Agent.objects.filter(is_default=True).exists():
         agent_make_default(agent=agent)
@@ -197,7 +197,7 @@ def agent_update(*, agent: Agent, is_default: bool | None = None, **changes: Any
         raise ValidationError({sorted(unknown)[0]: ["not a field that can be changed"]})
     for field_name, value in changes.items():
         setattr(agent, field_name, value)
-    _check_agent(agent)
+    agent_check(agent)
     agent.save()
     if is_default:
         agent_make_default(agent=agent)
