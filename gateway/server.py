@@ -15,7 +15,10 @@ same guarantees:
 - one ``Wingman gateway listening on ws://HOST:PORT/`` line with the bound port (also for
   ``--port 0``), and the PID file when asked;
 - writes never wait for a slow reader: one socket must not stall the hub's fan-out
-  (slow-consumer detection, close 4008, is not enforced yet).
+  (slow-consumer detection, close 4008, is not enforced yet);
+- writes are not held back by the kernel either: every accepted socket has TCP_NODELAY
+  (without it Nagle + the peer's delayed ACK batch a fast stream of small frames into
+  ~64 KB bursts every ~10 ms on loopback).
 """
 
 from __future__ import annotations
@@ -163,11 +166,15 @@ def _policy():
 
 # uvicorn -------------------------------------------------------------------------------
 def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket (bound here so the port is known and errors are ours)."""
-    family, _, _, _, address = socket.getaddrinfo(
+    """The listening socket (bound here so the port is known and errors are ours).
+
+    Created with getaddrinfo's protocol (``IPPROTO_TCP``), not 0: accepted sockets inherit
+    it, and asyncio only sets TCP_NODELAY on sockets whose ``proto`` is ``IPPROTO_TCP``.
+    """
+    family, _, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -182,6 +189,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _no_delay(transport) -> None:
+    """TCP_NODELAY on the socket under ``transport``, whatever made it: each frame goes
+    out when it is written instead of waiting for the peer's (delayed) ACK."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
     import uvicorn
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -192,6 +209,7 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             transport.set_write_buffer_limits(high=_NEVER_PAUSE)
+            _no_delay(transport)
 
     class GatewayServer(uvicorn.Server):
         """uvicorn with our signal handling, drain and listening line."""
