@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import psutil
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
@@ -55,7 +56,8 @@ class Stats:
     """This process's counters (exported by /health, /stats and /metrics)."""
 
     def __init__(self) -> None:
-        self.started_at = time.time()
+        # The process's start, not the hub's: the hub is created by the first connection.
+        self.started_at = psutil.Process().create_time()
         self.messages_processed = 0
         self.frames_rejected = 0
         self.events_delivered = 0
@@ -64,6 +66,27 @@ class Stats:
     @property
     def uptime_ms(self) -> int:
         return int((time.time() - self.started_at) * 1000)
+
+
+class TopicListener:
+    """A subscriber to a topic that is not a socket (e.g. a Server-Sent Events response).
+
+    ``async for event in listener`` yields the topic's events (:class:`EncodedEvent`) in
+    order; made by :meth:`Hub.listen`, ended by :meth:`Hub.unlisten`. The queue is not
+    bounded: the listener's owner drains it (a run's event stream is finite).
+    """
+
+    __slots__ = ("queue", "topic")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.queue: asyncio.Queue[EncodedEvent] = asyncio.Queue()
+
+    def __aiter__(self) -> TopicListener:
+        return self
+
+    async def __anext__(self) -> EncodedEvent:
+        return await self.queue.get()
 
 
 class Hub:
@@ -79,6 +102,8 @@ class Hub:
         self.channel_name: str | None = None
         self.connections: dict[str, Connection] = {}
         self.topics: dict[str, set[str]] = {}
+        #: topic → its non-socket subscribers (Hub.listen); empty on the fan-out hot path.
+        self.listeners: dict[str, set[TopicListener]] = {}
         self.presence_entries: dict[str, dict[str, Any]] = {}
         #: The same entries serialised once each, for the hello-ok snapshot.
         self.presence_json: dict[str, str] = {}
@@ -137,7 +162,7 @@ class Hub:
             await presence.remove_process(self.id)
             await cache.adelete(_hub_key(self.id))
             await self.layer.group_discard(ALL_GROUP, self.channel_name)
-            for topic in self.topics:
+            for topic in {*self.topics, *self.listeners}:
                 await self.layer.group_discard(topic_group(topic), self.channel_name)
         _, stuck = await asyncio.wait(self._tasks, timeout=2) if self._tasks else (None, ())
         for task in stuck:
@@ -177,7 +202,7 @@ class Hub:
         """(Re)join our groups: memberships expire, and vanish if Redis restarts."""
         await cache.aset(_hub_key(self.id), self.channel_name, timeout=_HUB_KEY_TTL)
         await self.layer.group_add(ALL_GROUP, self.channel_name)
-        for topic in list(self.topics):
+        for topic in {*self.topics, *self.listeners}:
             await self.layer.group_add(topic_group(topic), self.channel_name)
 
     # connections -----------------------------------------------------------------------
@@ -210,7 +235,7 @@ class Hub:
 
     async def join_topic(self, conn: Connection, topic: str) -> None:
         members = self.topics.setdefault(topic, set())
-        if not members:
+        if not members and topic not in self.listeners:
             await self.layer.group_add(topic_group(topic), self.channel_name)
         members.add(conn.conn_id)
         conn.topics.add(topic)
@@ -223,7 +248,33 @@ class Hub:
         members.discard(conn.conn_id)
         if not members:
             del self.topics[topic]
-            await self.layer.group_discard(topic_group(topic), self.channel_name)
+            if topic not in self.listeners:
+                await self.layer.group_discard(topic_group(topic), self.channel_name)
+
+    async def listen(self, topic: str) -> TopicListener:
+        """Subscribe a :class:`TopicListener` to ``topic``; always :meth:`unlisten` it."""
+        listener = TopicListener(topic)
+        first = topic not in self.topics and topic not in self.listeners
+        # Registered before the await, so a socket leaving the topic meanwhile keeps the group.
+        self.listeners.setdefault(topic, set()).add(listener)
+        if first:
+            await self.layer.group_add(topic_group(topic), self.channel_name)
+        return listener
+
+    async def unlisten(self, listener: TopicListener) -> None:
+        topic = listener.topic
+        members = self.listeners.get(topic)
+        if members is None or listener not in members:
+            return
+        members.discard(listener)
+        if not members:
+            del self.listeners[topic]
+            if topic not in self.topics:
+                await self.layer.group_discard(topic_group(topic), self.channel_name)
+
+    def _notify(self, topic: str, event: EncodedEvent) -> None:
+        for listener in self.listeners.get(topic, ()):
+            listener.queue.put_nowait(event)
 
     @property
     def established_count(self) -> int:
@@ -267,7 +318,10 @@ class Hub:
             return
         if message.get("origin") == self.id:
             return  # already delivered locally by deliver()
-        await self._send_each(self._targets(message), EncodedEvent.from_envelope(message))
+        event = EncodedEvent.from_envelope(message)
+        await self._send_each(self._targets(message), event)
+        if self.listeners and "topic" in message:
+            self._notify(message["topic"], event)
 
     def _targets(self, route: dict[str, Any]) -> list[Connection]:
         """This process's connections a routed event is for."""
@@ -284,6 +338,8 @@ class Hub:
         """Deliver here at once, then (in order) to the other processes that need it."""
         route = route or {}
         await self._send_each(self._targets(route), event)
+        if self.listeners and "topic" in route:
+            self._notify(route["topic"], event)
         if not self.shared:
             return
         envelope = event.envelope(origin=self.id, **route)

@@ -113,6 +113,8 @@ async def test_http_health_reflects_real_figures(gateway: GatewayProcess) -> Non
     assert type(first["timestamp"]) is int
     assert abs(first["timestamp"] - time.time() * 1000) < 60_000, first
     assert stats["totalNodes"] == 0, stats
+    # counted from the process's start (booting takes well over 0.3 s), not from the hub's
+    assert stats["uptime"] >= 300, stats
 
     async with connected(gateway, name="a") as a, connected(gateway, name="b"):
         during = await _health(gateway)
