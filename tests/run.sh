@@ -54,6 +54,18 @@ if ! port_open 5432; then
   fi
 fi
 
+# The Control UI browser tests drive Debian's Chromium through Playwright (never a downloaded
+# browser): tests/gateway/browser.py.
+CHROMIUM=${CHROMIUM_BIN:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tests/run.sh: installing Debian's chromium" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+      >/dev/null || echo "tests/run.sh: apt-get install chromium failed" >&2
+  fi
+  [ -x "$CHROMIUM" ] || fail_or_warn "Chromium is not installed at $CHROMIUM (apt-get install chromium)"
+fi
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

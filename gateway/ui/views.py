@@ -1,0 +1,240 @@
+"""Control UI pages: login/logout, chat, agents (server-side forms), status.
+
+The chat and status pages are templates plus plain ES modules (``gateway/static/ui/``) that
+speak the canonical protocol over ``/ws``, authenticated by this login's session cookie.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+
+import wingman
+from agents.models import Agent, Binding, Message, Run, Session
+from agents.services import agents as agent_service
+from gateway import auth
+from gateway.protocol.errors import GatewayError
+from gateway.ui.access import login_needed, ui_authorized, ui_login_required, with_csp
+from gateway.ui.forms import AgentForm, BindingForm, GatewaySecretForm
+from gateway.webauth import SESSION_FLAG
+
+
+# login / logout --------------------------------------------------------------------------
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse(settings.LOGIN_REDIRECT_URL)
+
+
+def _secret_valid(request: HttpRequest, secret: str) -> GatewayError | None:
+    """Check the gateway secret with the WebSocket's per-IP lockout; the error or None."""
+    try:
+        async_to_sync(auth.authenticate)(
+            token=secret, password=secret, ip=request.META.get("REMOTE_ADDR")
+        )
+    except GatewayError as error:
+        return error
+    return None
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    """A Django user (username + password) or the gateway token/password."""
+    if ui_authorized(request):
+        return redirect(_next_url(request))
+    secret_form = GatewaySecretForm(prefix="gw")
+    user_form = AuthenticationForm(request, prefix="user")
+    if request.method == "POST" and request.POST.get("method") == "secret":
+        secret_form = GatewaySecretForm(request.POST, prefix="gw")
+        if secret_form.is_valid():
+            error = _secret_valid(request, secret_form.cleaned_data["secret"])
+            if error is None:
+                request.session.cycle_key()  # no session fixation
+                request.session[SESSION_FLAG] = True
+                return redirect(_next_url(request))
+            secret_form.add_error("secret", error.message)
+    elif request.method == "POST" and request.POST.get("method") == "user":
+        user_form = AuthenticationForm(request, data=request.POST, prefix="user")
+        if user_form.is_valid():
+            auth_login(request, user_form.get_user())  # rotates the session key
+            return redirect(_next_url(request))
+    elif request.method == "POST":
+        messages.error(request, "Unknown login method.")
+    context = {
+        "secret_form": secret_form,
+        "user_form": user_form,
+        "next": request.POST.get("next") or request.GET.get("next") or "",
+        "secret_label": "password" if settings.WINGMAN.auth_mode == "password" else "token",
+    }
+    return with_csp(render(request, "ui/login.html", context, status=_status(request)))
+
+
+def _status(request: HttpRequest) -> int:
+    """400 for a failed login POST (the page shows why), 200 otherwise."""
+    return 400 if request.method == "POST" else 200
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Forget the Django user and the gateway-secret flag (the session is flushed)."""
+    auth_logout(request)
+    if not login_needed():
+        return redirect("ui:chat")
+    return redirect("ui:login")
+
+
+# pages -------------------------------------------------------------------------------------
+def _client_config(request: HttpRequest, page: str) -> dict:
+    """What the page's script needs (read with json_script, never executed)."""
+    return {
+        "page": page,
+        "wsPath": "/ws",
+        "version": wingman.__version__,
+        "loginUrl": reverse("ui:login"),
+        "chatUrl": reverse("ui:chat"),
+    }
+
+
+@ui_login_required
+def chat(request: HttpRequest) -> HttpResponse:
+    """Sessions sidebar, messages and composer; everything live over the WebSocket."""
+    return render(
+        request, "ui/chat.html", {"nav": "chat", "config": _client_config(request, "chat")}
+    )
+
+
+@ui_login_required
+def status(request: HttpRequest) -> HttpResponse:
+    """Health, uptime, connections and presence (kept current by ``status.js``)."""
+    runs = dict(Run.objects.values_list("status").annotate(n=Count("id")).order_by())
+    counts = {
+        "agents": Agent.objects.count(),
+        "sessions": Session.objects.count(),
+        "messages": Message.objects.count(),
+        "runs": runs,
+    }
+    context = {
+        "nav": "status",
+        "counts": counts,
+        "config": _client_config(request, "status"),
+        "auth_mode": settings.WINGMAN.auth_mode,
+        "gateway_name": settings.WINGMAN.name,
+    }
+    return render(request, "ui/status.html", context)
+
+
+# agents ------------------------------------------------------------------------------------
+@ui_login_required
+def agent_list(request: HttpRequest) -> HttpResponse:
+    agents = Agent.objects.annotate(
+        binding_count=Count("bindings", distinct=True),
+        session_count=Count("sessions", distinct=True),
+    )
+    return render(request, "ui/agents.html", {"nav": "agents", "agents": agents})
+
+
+@ui_login_required
+@require_http_methods(["GET", "POST"])
+def agent_create(request: HttpRequest) -> HttpResponse:
+    form = AgentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            agent = agent_service.agent_create(id=form.cleaned_data["id"], **form.service_fields())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Agent {agent.id!r} created.")
+            return redirect("ui:agent-edit", agent_id=agent.id)
+    return render(
+        request,
+        "ui/agent_form.html",
+        {"nav": "agents", "form": form, "agent": None},
+        status=400 if form.errors else 200,
+    )
+
+
+@ui_login_required
+@require_http_methods(["GET", "POST"])
+def agent_edit(request: HttpRequest, agent_id: str) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    form = AgentForm(request.POST or None, agent=agent)
+    if request.method == "POST" and form.is_valid():
+        try:
+            agent_service.agent_update(agent=agent, **form.service_fields())
+        except ValidationError as error:
+            form.add_service_errors(error)
+            agent.refresh_from_db()
+        else:
+            messages.success(request, f"Agent {agent.id!r} saved.")
+            return redirect("ui:agent-edit", agent_id=agent.id)
+    return _agent_page(request, agent, form=form, binding_form=BindingForm())
+
+
+def _agent_page(
+    request: HttpRequest, agent: Agent, *, form: AgentForm, binding_form: BindingForm
+) -> HttpResponse:
+    context = {
+        "nav": "agents",
+        "agent": agent,
+        "form": form,
+        "binding_form": binding_form,
+        "bindings": agent.bindings.all(),
+    }
+    status = 400 if form.errors or binding_form.errors else 200
+    return render(request, "ui/agent_form.html", context, status=status)
+
+
+@ui_login_required
+@require_POST
+def agent_delete(request: HttpRequest, agent_id: str) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    try:
+        agent_service.agent_delete(agent=agent)
+    except ValidationError as error:
+        messages.error(request, "; ".join(error.messages))
+        return redirect("ui:agent-edit", agent_id=agent_id)
+    messages.success(request, f"Agent {agent_id!r} deleted with its bindings and sessions.")
+    return redirect("ui:agents")
+
+
+@ui_login_required
+@require_POST
+def binding_create(request: HttpRequest, agent_id: str) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    form = BindingForm(request.POST)
+    if form.is_valid():
+        try:
+            agent_service.binding_create(agent=agent, **form.service_fields())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, "Binding added.")
+            return redirect("ui:agent-edit", agent_id=agent.id)
+    return _agent_page(request, agent, form=AgentForm(agent=agent), binding_form=form)
+
+
+@ui_login_required
+@require_POST
+def binding_delete(request: HttpRequest, agent_id: str, binding_id: int) -> HttpResponse:
+    binding = get_object_or_404(Binding, pk=binding_id, agent_id=agent_id)
+    agent_service.binding_delete(binding=binding)
+    messages.success(request, "Binding removed.")
+    return redirect("ui:agent-edit", agent_id=agent_id)
