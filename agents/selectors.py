@@ -99,3 +99,62 @@ def run_data(run: Run) -> dict[str, Any]:
         "startedAt": _ms(run.started_at),
         "endedAt": _ms(run.ended_at),
     }
+
+
+# REST API lists (querysets: the API paginates them) --------------------------------------
+def session_queryset(
+    *, agent_id: str | None = None, channel: str | None = None, search: str | None = None
+):
+    """Sessions, newest activity first, filtered by agent, channel and name/key text."""
+    from django.db.models import Q
+
+    qs = Session.objects.all()
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    if channel:
+        qs = qs.filter(channel=channel)
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(key__icontains=search))
+    return qs.order_by("-updated_at", "-id")
+
+
+def message_queryset(*, session: Session):
+    """A session's messages, oldest first."""
+    return Message.objects.filter(session=session).order_by("position")
+
+
+def run_queryset(
+    *, status: str | None = None, session_key: str | None = None, agent_id: str | None = None
+):
+    """Runs, newest first, filtered by status, session key and agent."""
+    qs = Run.objects.select_related("session")
+    if status:
+        qs = qs.filter(status=status)
+    if session_key:
+        qs = qs.filter(session__key=session_key)
+    if agent_id:
+        qs = qs.filter(session__agent_id=agent_id)
+    return qs.order_by("-created_at", "-id")
+
+
+def run_terminal_event(run: Run) -> dict[str, Any]:
+    """A finished run's terminal ``agent`` event, rebuilt from the database.
+
+    The same fields the run service published when the run ended (``_finish`` in
+    agents/services/runs.py: change both together), without ``seq``.
+    """
+    event: dict[str, Any] = {
+        "runId": run.id,
+        "sessionKey": run.session.key,
+        "agentId": run.session.agent_id,
+        "timestamp": _ms(run.ended_at),
+    }
+    if run.status == RunStatus.OK:
+        payloads = [{"text": run.result}] if run.result else []
+        event.update(type="agent-complete", result={"text": run.result, "payloads": payloads})
+    elif run.status == RunStatus.CANCELLED:
+        event.update(type="agent-cancelled", partialText=run.result)
+    else:
+        code = "AGENT_TIMEOUT" if run.status == RunStatus.TIMEOUT else "AGENT_ERROR"
+        event.update(type="agent-error", error=run.error, code=code)
+    return event

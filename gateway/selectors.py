@@ -1,4 +1,4 @@
-"""Read-side views of gateway state: health, status and the ``hello-ok`` snapshot."""
+"""Read-side views of gateway state: health, stats and the ``hello-ok`` snapshot."""
 
 from __future__ import annotations
 
@@ -50,6 +50,40 @@ def health(hub: Hub) -> Health:
 
 async def presence_snapshot(hub: Hub) -> tuple[list[dict[str, Any]], dict[str, int]]:
     return await hub.presence_snapshot()
+
+
+def gateway_stats(hub: Hub, total_nodes: int) -> dict[str, Any]:
+    """The ``stats`` of ``/health`` and the ``gateway`` of ``/stats`` (seed 001)."""
+    return {
+        "uptime": hub.stats.uptime_ms,
+        "totalNodes": total_nodes,
+        "totalGroups": 0,
+        "messagesProcessed": hub.stats.messages_processed,
+        "startedAt": int(hub.stats.started_at * 1000),
+        "activeSessions": len({run.session_key for run in hub.services.get("runs", {}).values()}),
+        "connections": hub.established_count,
+    }
+
+
+async def health_report(hub: Hub) -> dict[str, Any]:
+    """Seed 001's ``GET /health`` body (also ``GET /api/health``)."""
+    entries, _ = await presence_snapshot(hub)
+    return {
+        "status": "healthy",
+        "version": wingman.__version__,
+        "stats": gateway_stats(hub, len(entries)),
+        "timestamp": now_ms(),
+    }
+
+
+async def stats_report(hub: Hub) -> dict[str, Any]:
+    """Seed 001's ``GET /stats`` body (also ``GET /api/stats``)."""
+    entries, _ = await presence_snapshot(hub)
+    return {
+        "gateway": gateway_stats(hub, len(entries)),
+        "nodes": {"totalNodes": len(entries), "nodes": entries},
+        "groups": {"totalGroups": 0, "groups": []},
+    }
 
 
 #: Stands in for the presence array while the rest of hello-ok is encoded; random, so no

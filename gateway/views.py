@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-import wingman
 from gateway import auth, selectors
-from gateway.hub import Hub, get_hub
+from gateway.hub import get_hub
 from gateway.protocol.schema import protocol_schema
 
 
@@ -34,45 +33,16 @@ def _unauthorized() -> JsonResponse:
     return response
 
 
-def _gateway_stats(hub: Hub, total_nodes: int) -> dict:
-    return {
-        "uptime": hub.stats.uptime_ms,
-        "totalNodes": total_nodes,
-        "totalGroups": 0,
-        "messagesProcessed": hub.stats.messages_processed,
-        "startedAt": int(hub.stats.started_at * 1000),
-        "activeSessions": len({run.session_key for run in hub.services.get("runs", {}).values()}),
-        "connections": hub.established_count,
-    }
-
-
 async def health(request: HttpRequest) -> JsonResponse:
     """Seed 001's ``GET /health`` (public: no client details)."""
-    hub = await get_hub()
-    entries, _ = await selectors.presence_snapshot(hub)
-    return JsonResponse(
-        {
-            "status": "healthy",
-            "version": wingman.__version__,
-            "stats": _gateway_stats(hub, len(entries)),
-            "timestamp": selectors.now_ms(),
-        }
-    )
+    return JsonResponse(await selectors.health_report(await get_hub()))
 
 
 async def stats(request: HttpRequest) -> JsonResponse:
     """Seed 001's ``GET /stats`` (needs the gateway credentials unless auth is off)."""
     if not _authorized(request):
         return _unauthorized()
-    hub = await get_hub()
-    entries, _ = await selectors.presence_snapshot(hub)
-    return JsonResponse(
-        {
-            "gateway": _gateway_stats(hub, len(entries)),
-            "nodes": {"totalNodes": len(entries), "nodes": entries},
-            "groups": {"totalGroups": 0, "groups": []},
-        }
-    )
+    return JsonResponse(await selectors.stats_report(await get_hub()))
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:

@@ -172,7 +172,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # REST FRAMEWORK ------------------------------------------------------------------------
 # /api/: Bearer gateway token or per-user API token (gateway/api/authentication.py), or the
-# browser's session with CSRF. https://www.django-rest-framework.org/api-guide/settings/
+# browser's session with CSRF; auth mode none: the operator (loopback, same-site only).
+# Service errors become 400/404/409 in gateway/api/exceptions.py.
+# https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -180,12 +182,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "gateway.api.authentication.BearerAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "gateway.api.authentication.GatewaySessionAuthentication",
+        "gateway.api.authentication.NoAuthModeAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "gateway.api.pagination.LimitOffset",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "gateway.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "gateway.api.schema.WingmanAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # https://drf-spectacular.readthedocs.io/en/latest/settings.html
@@ -195,6 +199,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"PeerKindEnum": "agents.models.PeerKind.values"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.api.schema.strip_trailing_slashes",
+    ],
 }
 
 # CONTROL UI ----------------------------------------------------------------------------

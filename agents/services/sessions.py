@@ -73,6 +73,21 @@ def session_delete(*, key: str) -> None:
         raise _not_found(f"no session {key!r}")
 
 
+@transaction.atomic
+def session_update(*, key: str, name: str | None = None, folder: str | None = None) -> Session:
+    """Rename and/or set the working folder ("" clears it); bad input changes nothing."""
+    session = session_get(key)
+    fields = ["updated_at"]
+    if folder is not None:
+        session.working_folder = str(validate_folder(folder)) if folder else ""
+        fields.append("working_folder")
+    if name is not None:
+        session.name = name.strip()[:200]
+        fields.append("name")
+    session.save(update_fields=fields)
+    return session
+
+
 def fs_roots() -> list[Path]:
     return [p.expanduser().resolve() for p in settings.WINGMAN.fs_roots]
 

@@ -1,15 +1,25 @@
-"""``Authorization: Bearer <secret>`` for the REST API.
+"""Who is calling ``/api/``.
 
-The secret is the gateway token (or password, in password mode), which acts as the
-operator, or a per-user API token that an admin created (``gateway.models.ApiToken``).
+In order (settings ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``):
+
+1. ``Authorization: Bearer <secret>``: a per-user API token (``gateway.models.ApiToken``,
+   created in the admin) acts as its user; the gateway token (or password, in password
+   mode) acts as the operator.
+2. The browser's login session (the Control UI), with CSRF on unsafe methods: a Django
+   user, or a session that logged in with the gateway secret (``gateway/webauth.py``).
+3. Auth mode ``none`` (allowed on loopback only): a request without credentials is the
+   operator, as a WebSocket ``connect`` without a token is — unless a browser sent it from
+   another site's page (its ``Origin``), so a web page cannot drive a local gateway.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import DisallowedHost
 from rest_framework import authentication, exceptions
 
-from gateway import auth
+from gateway import auth, tokens, webauth
 
 
 class GatewayOperator(AnonymousUser):
@@ -34,7 +44,7 @@ class GatewayOperator(AnonymousUser):
 
 
 class BearerAuthentication(authentication.BaseAuthentication):
-    """Bearer gateway secret; a request without the header falls through to the session."""
+    """Bearer API token or gateway secret; a request without the header falls through."""
 
     keyword = "bearer"
 
@@ -45,9 +55,45 @@ class BearerAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("send Authorization: Bearer <token>")
         secret = header[1].decode("latin-1")
+        token = tokens.api_token_lookup(secret=secret)
+        if token is not None:
+            return token.user, token
         if auth.credentials_valid(token=secret, password=secret):
-            return GatewayOperator(), secret
+            return GatewayOperator(), None
         raise exceptions.AuthenticationFailed("invalid or revoked token")
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="wingman"'
+
+
+class GatewaySessionAuthentication(authentication.SessionAuthentication):
+    """The Control UI's session: a logged-in user, or a gateway-secret login (with CSRF)."""
+
+    def authenticate(self, request):
+        found = super().authenticate(request)
+        if found is not None:
+            return found
+        session = getattr(request._request, "session", None)
+        if session is not None and session.get(webauth.SESSION_FLAG):
+            self.enforce_csrf(request)
+            return GatewayOperator(), None
+        return None
+
+
+class NoAuthModeAuthentication(authentication.BaseAuthentication):
+    """Auth mode ``none``: no credentials needed, except from another site's page."""
+
+    def authenticate(self, request):
+        if settings.WINGMAN.auth_mode != "none":
+            return None
+        origin = request.headers.get("Origin")
+        if origin and not webauth.origin_allowed(origin, _host(request)):
+            return None
+        return GatewayOperator(), None
+
+
+def _host(request) -> str | None:
+    try:
+        return request.get_host()
+    except DisallowedHost:
+        return None

@@ -1,0 +1,64 @@
+"""Errors of the services, as DRF responses (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``).
+
+- Django's ``ValidationError`` (services raise it keyed by model field) → 400 with
+  ``{field: [messages]}``; a view may rename fields to its API names (``api_field_names``).
+- ``GatewayError`` (the run and session services share it with the WebSocket methods) →
+  the status of its code, body ``{"detail": message, "code": CODE}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from gateway.protocol.errors import ErrorCode, GatewayError
+
+STATUS_OF_CODE = {
+    ErrorCode.INVALID_REQUEST: status.HTTP_400_BAD_REQUEST,
+    ErrorCode.UNAUTHORIZED: status.HTTP_401_UNAUTHORIZED,
+    ErrorCode.FORBIDDEN: status.HTTP_403_FORBIDDEN,
+    ErrorCode.NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    ErrorCode.CONFLICT: status.HTTP_409_CONFLICT,
+    ErrorCode.RATE_LIMITED: status.HTTP_429_TOO_MANY_REQUESTS,
+    ErrorCode.PAYLOAD_TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    ErrorCode.UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+class GatewayAPIError(exceptions.APIException):
+    """A ``GatewayError`` with its HTTP status."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(detail=error.message, code=str(error.code))
+        self.status_code = STATUS_OF_CODE.get(error.code, status.HTTP_400_BAD_REQUEST)
+
+
+def validation_detail(exc: DjangoValidationError, names: dict[str, str] | None = None) -> Any:
+    """``{api_field: [messages]}`` (or a list of messages when the error has no field)."""
+    if not hasattr(exc, "error_dict"):
+        return {"non_field_errors": exc.messages}
+    names = names or {}
+    return {names.get(field, field): messages for field, messages in exc.message_dict.items()}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]):
+    """DRF's handler, plus the two service exceptions; codes are added to error bodies."""
+    if isinstance(exc, DjangoValidationError):
+        names = getattr(context.get("view"), "api_field_names", None)
+        exc = exceptions.ValidationError(validation_detail(exc, names))
+    elif isinstance(exc, GatewayError):
+        exc = GatewayAPIError(exc)
+    response = drf_exception_handler(exc, context)
+    if (
+        response is not None
+        and isinstance(exc, exceptions.APIException)
+        and isinstance(response.data, dict)
+        and set(response.data) == {"detail"}
+    ):
+        codes = exc.get_codes()
+        if isinstance(codes, str):
+            response.data["code"] = codes
+    return response

@@ -1,0 +1,174 @@
+"""End to end over HTTP: runs started through ``POST /api/runs`` on the real gateway process
+execute on the server's event loop (after the 202 went out), stream as Server-Sent Events,
+are idempotent and can be cancelled; ``/api/health`` and ``/api/stats`` match ``/health``
+and ``/stats``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.agents.conftest import check_run_events
+from tests.gateway.gateway_process import TOKEN, GatewayProcess
+
+pytestmark = pytest.mark.e2e
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TIMEOUT = httpx.Timeout(15.0)
+
+
+@pytest.fixture
+def api(gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.http_url, headers=AUTH, timeout=TIMEOUT) as client:
+        yield client
+
+
+def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(event name, data)`` for each Server-Sent Event; checks the frame format."""
+    name: str | None = None
+    event_id: str | None = None
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue  # keepalive comment
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("id: "):
+            event_id = line[len("id: ") :]
+        elif line.startswith("data: "):
+            data = json.loads(line[len("data: ") :])
+            assert name == data["type"], (name, data)
+            if event_id is not None:
+                assert int(event_id) == data["seq"]
+            yield name, data
+        else:
+            assert line == "", f"not an SSE line: {line!r}"
+            name = event_id = None
+
+
+def wait_finished(api: httpx.Client, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        run = api.get(f"/api/runs/{run_id}").json()
+        if run["status"] not in ("queued", "running"):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish: {run}")
+
+
+def test_health_and_stats_have_the_shapes_of_the_gateway_endpoints(gateway, api):
+    health = httpx.get(f"{gateway.http_url}/api/health", timeout=TIMEOUT)  # public
+    assert health.status_code == 200
+    plain = httpx.get(f"{gateway.http_url}/health", timeout=TIMEOUT).json()
+    assert health.json().keys() == plain.keys()
+    assert health.json()["stats"].keys() == plain["stats"].keys()
+    assert health.json()["status"] == "healthy"
+
+    stats = api.get("/api/stats")
+    assert stats.status_code == 200
+    plain_stats = httpx.get(f"{gateway.http_url}/stats", headers=AUTH, timeout=TIMEOUT).json()
+    assert stats.json().keys() == plain_stats.keys() == {"gateway", "nodes", "groups"}
+    assert stats.json()["gateway"].keys() == plain_stats["gateway"].keys()
+    refused = httpx.get(f"{gateway.http_url}/api/stats", timeout=TIMEOUT)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_run_streams_its_events_and_a_retry_returns_the_same_run(api):
+    # A slow run holds the session; the second run queues behind it, so its stream is
+    # followed from before its start: agent-start, the chunks, one terminal event.
+    assert api.patch("/api/agents/main", json={"model": "wingman:slow"}).status_code == 200
+    first = api.post("/api/runs", json={"message": "/stream 8"})
+    assert first.status_code == 202, first.text
+    second = api.post(
+        "/api/runs", json={"message": "/stream 3"}, headers={"Idempotency-Key": "k-1"}
+    )
+    assert second.status_code == 202, second.text
+    accepted = second.json()
+    assert accepted["queuePosition"] == 1 and accepted["duplicate"] is False
+    assert accepted["sessionKey"] == "agent:main:main" and accepted["status"] == "queued"
+    run_id = accepted["runId"]
+    assert second.headers["Location"].endswith(f"/api/runs/{run_id}")
+
+    with api.stream("GET", f"/api/runs/{run_id}/events") as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = [data for _, data in sse_events(stream)]
+    check_run_events(events, run_id=run_id, session_key="agent:main:main", agent_id="main")
+    chunks = [e.get("text") for e in events if e["type"] == "agent-stream"]
+    assert [c for c in chunks if c] == ["t0 ", "t1 ", "t2 "]
+    assert events[-1]["type"] == "agent-complete"
+
+    run = api.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "ok" and run["result"] == "t0 t1 t2 " and run["source"] == "api"
+
+    # The same key again (header or field): the same run, no second one.
+    for retry in (
+        api.post("/api/runs", json={"message": "/stream 3"}, headers={"Idempotency-Key": "k-1"}),
+        api.post("/api/runs", json={"message": "/stream 3", "idempotencyKey": "k-1"}),
+    ):
+        assert retry.status_code == 202
+        assert retry.json()["runId"] == run_id and retry.json()["duplicate"] is True
+        assert retry.json()["status"] == "ok"
+    listed = api.get("/api/runs", params={"session": "agent:main:main"}).json()
+    assert listed["count"] == 2
+
+    # A finished run: its terminal event from the database, then the stream ends.
+    first_id = first.json()["runId"]
+    with api.stream("GET", f"/api/runs/{first_id}/events") as stream:
+        replay = list(sse_events(stream))
+    assert [name for name, _ in replay] == ["agent-complete"]
+    assert replay[0][1]["result"]["text"] == wait_finished(api, first_id)["result"]
+    assert replay[0][1]["runId"] == first_id
+
+    messages = api.get("/api/sessions/agent:main:main/messages").json()["results"]
+    assert [m["role"] for m in messages] == ["user", "user", "assistant", "assistant"]
+
+
+def test_cancel_a_slow_run_keeps_the_partial_answer(api):
+    made = api.post("/api/agents", json={"id": "slowpoke", "model": "wingman:slow"})
+    assert made.status_code == 201, made.text
+    started = api.post("/api/runs", json={"message": "/stream 200", "agentId": "slowpoke"})
+    assert started.status_code == 202
+    run_id = started.json()["runId"]
+    key = started.json()["sessionKey"]
+
+    events = []
+    cancel = None
+    with api.stream("GET", f"/api/runs/{run_id}/events") as stream:
+        for _, data in sse_events(stream):
+            events.append(data)
+            chunks = sum(bool(e.get("text")) for e in events)
+            if chunks == 3 and cancel is None:
+                cancel = api.post(f"/api/runs/{run_id}/cancel")
+    assert cancel is not None and cancel.status_code == 200
+    assert cancel.json() == {"runId": run_id, "cancelled": True}
+    terminal = events[-1]
+    assert terminal["type"] == "agent-cancelled"
+    assert [e["type"] for e in events].count("agent-cancelled") == 1
+    partial = "".join(e.get("text", "") for e in events if e["type"] == "agent-stream")
+    assert terminal["partialText"] == partial and partial.startswith("t0 t1 t2 ")
+    assert len(partial.split()) < 200
+
+    run = api.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "cancelled" and run["result"] == partial
+    last = api.get(f"/api/sessions/{key}/messages").json()["results"][-1]
+    assert last == {**last, "role": "assistant", "content": partial, "runId": run_id}
+
+    again = api.post(f"/api/runs/{run_id}/cancel")
+    assert again.status_code == 200 and again.json()["cancelled"] is False
+    assert api.get("/api/runs", params={"status": "cancelled"}).json()["count"] == 1
+
+
+def test_queue_false_on_a_busy_session_is_a_409(api):
+    assert api.patch("/api/agents/main", json={"model": "wingman:slow"}).status_code == 200
+    busy = api.post("/api/runs", json={"message": "/stream 40"})
+    assert busy.status_code == 202
+    refused = api.post("/api/runs", json={"message": "hi", "queue": False})
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "CONFLICT" and "busy" in refused.json()["detail"]
+    assert api.get("/api/runs").json()["count"] == 1
+    api.post(f"/api/runs/{busy.json()['runId']}/cancel")
