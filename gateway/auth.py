@@ -58,6 +58,11 @@ async def authenticate(
             retryable=True,
             retry_after_ms=LOCKOUT_SECONDS * 1000,
         )
+    if _foreign_page(browser):
+        # Auth mode none trusts whoever reaches the loopback port, but not a web page the
+        # user happens to have open: its WebSocket carries that page's Origin.
+        await _count_failure(key)
+        raise GatewayError(ErrorCode.UNAUTHORIZED, _cookie_refusal(browser))
     if credentials_valid(token=token, password=password):
         return
     if browser is not None and browser.present and not token and not password:
@@ -74,6 +79,16 @@ async def authenticate(
     )
 
 
+def _foreign_page(browser: BrowserCredentials | None) -> bool:
+    """Auth mode none and the socket was opened by another site's page."""
+    return (
+        settings.WINGMAN.auth_mode == "none"
+        and browser is not None
+        and browser.origin is not None
+        and not browser.same_origin
+    )
+
+
 async def _count_failure(key: str) -> None:
     if not await cache.aadd(key, 1, timeout=LOCKOUT_SECONDS):
         try:
@@ -84,8 +99,9 @@ async def _count_failure(key: str) -> None:
 
 def _cookie_refusal(browser: BrowserCredentials) -> str:
     if not browser.same_origin:
+        what = "session cookie" if browser.present else "connection"
         return (
-            f"unauthorized: session cookie refused from Origin {browser.origin or '(none)'!r}; "
+            f"unauthorized: {what} refused from Origin {browser.origin or '(none)'!r}; "
             "open the Control UI on this gateway or add the origin to WINGMAN_ALLOWED_ORIGINS"
         )
     return "unauthorized: the browser session is not logged in (log in to the Control UI)"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 #: Session key set by the Control UI's token/password login (no Django user behind it).
 SESSION_FLAG = "wingman.gateway_auth"
@@ -32,14 +33,17 @@ def session_authorized(*, user: Any, session: Any) -> bool:
 
 
 def origin_allowed(origin: str | None, host: str | None) -> bool:
-    """The page's own origin (its host:port equals the Host header) or a configured one."""
+    """The page's own origin (its host:port equals the Host header, and that host is one we
+    answer to: ``ALLOWED_HOSTS``, which stops DNS rebinding) or a configured one."""
     if not origin:
         return False
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     if host and parts.netloc.lower() == host.lower():
-        return True
+        domain, _port = split_domain_port(host)
+        if domain and validate_host(domain, settings.ALLOWED_HOSTS):
+            return True
     allowed = {o.rstrip("/").lower() for o in settings.WINGMAN_ALLOWED_ORIGINS}
     return origin.rstrip("/").lower() in allowed
 

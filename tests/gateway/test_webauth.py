@@ -135,7 +135,31 @@ async def test_refused_cookies_count_towards_the_lockout(clients, wingman_auth):
     assert res["ok"] is False and res["error"]["retryAfterMs"] > 0
 
 
+@pytest.mark.parametrize(
+    ("origin", "ok"),
+    [(None, True), (OWN_ORIGIN, True), ("http://evil.example", False), ("null", False)],
+)
+async def test_auth_mode_none_refuses_other_sites_pages(clients, wingman_auth, origin, ok):
+    """No credentials on loopback is fine for local programs, not for a web page that the
+    user has open in a browser (its socket carries that page's Origin)."""
+    wingman_auth("none")
+    c = clients(headers=_headers(None, origin))
+    res = await c.handshake()
+    assert res["ok"] is ok, res
+    if not ok:
+        assert "Origin" in res["error"]["message"]
+
+
+def test_dns_rebinding_is_not_same_origin(settings):
+    """evil.example re-pointed at 127.0.0.1: Origin and Host agree, but we do not answer
+    to that host name."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    assert not origin_allowed("http://evil.example:18789", "evil.example:18789")
+    assert origin_allowed("http://localhost:18789", "localhost:18789")
+
+
 def test_origin_rules(settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     settings.WINGMAN_ALLOWED_ORIGINS = ["http://phone.example:8080"]
     assert origin_allowed("http://127.0.0.1:18789", "127.0.0.1:18789")
     assert origin_allowed("http://LOCALHOST:18790", "localhost:18790")
