@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from gateway.protocol.base import Frame
-from gateway.protocol.dialects.base import dumps, now_ms
+from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.handshake import dump
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 ENVELOPE_TYPE = "gateway.event"
 #: Every hub is a member of this group.
 ALL_GROUP = "gw.all"
+#: ``dumps`` (compact, non-ASCII kept) with its encoder built once instead of per event:
+#: the same text; an agent stream publishes one event per model token.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class EncodedEvent:
@@ -73,8 +77,8 @@ class EncodedEvent:
         key: str | None = None,
     ) -> EncodedEvent:
         data = dump(payload) if isinstance(payload, Frame) else payload
-        sv = dumps(state_version) if state_version is not None else None
-        return cls(name, dumps(data), sv, targeted=targeted, key=key)
+        sv = _encode(state_version) if state_version is not None else None
+        return cls(name, _encode(data), sv, targeted=targeted, key=key)
 
     def render(self, dialect: Dialect, seq: int, conn: Any = None) -> str:
         """The frame text for one connection."""

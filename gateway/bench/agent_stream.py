@@ -17,6 +17,7 @@ import os
 import re
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,31 +76,108 @@ class _Collector:
         )
 
 
-class _RawSocket:
-    """A minimal WebSocket client over asyncio streams: the measuring side must be much
-    cheaper than the server it measures (they share two cores), so frames are cut out of
-    large reads by hand and only the stamp is looked at."""
+class _RawSocket(asyncio.Protocol):
+    """A minimal WebSocket client on :class:`asyncio.Protocol` callbacks: the measuring side
+    must be much cheaper than the server it measures (they share two cores), so frames are
+    cut out of the reads by hand and stamped in ``data_received`` (as ``client.py`` does for
+    the fan-out bench), with no task wake-up and no timer per read; only the stamp is looked
+    at. A read that waits longer than ``IDLE_SECONDS`` fails the run."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    IDLE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
+        self.head: bytes | None = None
+        self.frames: deque[tuple[int, bytes]] = deque()
+        self.failure: BenchError | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.reads = 0
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(cls, endpoint: Endpoint) -> _RawSocket:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(endpoint.host, endpoint.port), 10
+        loop = asyncio.get_running_loop()
+        _, ws = await asyncio.wait_for(
+            loop.create_connection(cls, endpoint.host, endpoint.port), 10
         )
         key = base64.b64encode(os.urandom(16)).decode()
         path = urlsplit(endpoint.url).path or "/"
-        writer.write(
+        ws.write(
             f"GET {path} HTTP/1.1\r\nHost: {endpoint.host}:{endpoint.port}\r\n"
             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise BenchError(f"WebSocket upgrade refused: {head[:80]!r}")
-        return cls(reader, writer)
+        try:
+            while ws.head is None:
+                await asyncio.wait_for(ws._wait(), 10)
+            if b" 101 " not in ws.head.split(b"\r\n", 1)[0]:
+                raise BenchError(f"WebSocket upgrade refused: {ws.head[:80]!r}")
+        except BaseException:
+            ws.close()
+            raise
+        ws._watch()
+        return ws
+
+    # asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time_ns()
+        self.reads += 1
+        self.buffer += data
+        if self.head is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.head = bytes(self.buffer[: end + 4])
+            del self.buffer[: end + 4]
+        for opcode, payload in self._frames():
+            if opcode == 0x9:
+                self._pong(payload)
+            elif opcode == 0x8:
+                self._fail(BenchError(f"closed by the gateway: {payload[:2].hex()}"))
+            elif opcode in (0x1, 0x2):
+                self.frames.append((arrived, payload))
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(BenchError("the gateway closed the connection"))
+
+    # -----------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: BenchError) -> None:
+        self.failure = self.failure or error
+        self._wake()
+
+    async def _wait(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+        if self.failure is not None and not self.frames:
+            raise self.failure
+
+    def _watch(self) -> None:
+        """Fail a read that waits too long (checked once a second, not armed per read)."""
+        loop = asyncio.get_running_loop()
+        seen, since = -1, loop.time()
+
+        def check() -> None:
+            nonlocal seen, since
+            if self.reads != seen or self.waiter is None:
+                seen, since = self.reads, loop.time()
+            elif loop.time() - since > self.IDLE_SECONDS:
+                self._fail(BenchError(f"no frame from the gateway for {self.IDLE_SECONDS:g} s"))
+                return
+            self._watchdog = loop.call_later(1.0, check)
+
+        self._watchdog = loop.call_later(1.0, check)
 
     def send(self, obj: dict[str, Any]) -> None:
         payload = json.dumps(obj).encode()
@@ -113,11 +191,15 @@ class _RawSocket:
             else bytes([0x80 | 127]) + size.to_bytes(8, "big")
         )
         body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + body)
+        self.write(head + mask + body)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
 
     def _pong(self, data: bytes) -> None:
         mask = os.urandom(4)
-        self.writer.write(
+        self.write(
             bytes([0x8A, 0x80 | len(data)])
             + mask
             + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
@@ -125,19 +207,11 @@ class _RawSocket:
 
     async def messages(self):
         """Yield (arrival time_ns, message bytes) for every text/binary frame."""
+        frames = self.frames
         while True:
-            data = await asyncio.wait_for(self.reader.read(1 << 20), 60)
-            if not data:
-                raise BenchError("the gateway closed the connection")
-            arrived = time.time_ns()
-            self.buffer += data
-            for opcode, payload in self._frames():
-                if opcode == 0x9:
-                    self._pong(payload)
-                elif opcode == 0x8:
-                    raise BenchError(f"closed by the gateway: {payload[:2].hex()}")
-                elif opcode in (0x1, 0x2):
-                    yield arrived, payload
+            while frames:
+                yield frames.popleft()
+            await self._wait()
 
     def _frames(self):
         buf = self.buffer
@@ -156,7 +230,10 @@ class _RawSocket:
         del buf[:pos]
 
     def close(self) -> None:
-        self.writer.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self.transport is not None:
+            self.transport.close()
 
 
 async def through_gateway(endpoint: Endpoint, agent_id: str, chunks: int) -> StreamFigures:
