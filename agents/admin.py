@@ -41,17 +41,7 @@ class AgentForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = (
-            "id",
-            "name",
-            "model",
-            "system_prompt",
-            "tools",
-            "workspace",
-            "agent_dir",
-            "is_default",
-            "enabled",
-        )
+        fields = ("id", *agent_service.AGENT_FIELDS, "is_default")
 
     def clean(self):
         cleaned = super().clean()

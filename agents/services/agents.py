@@ -134,13 +134,18 @@ AGENT_FIELDS = ("name", "model", "system_prompt", "tools", "workspace", "agent_d
 BINDING_FIELDS = ("channel", "account_id", "guild_id", "team_id", "peer_kind", "peer_id", "order")
 
 
+def _field_errors(instance: Agent | Binding) -> dict[str, list[str]]:
+    """The model's own field validation (uniqueness and constraints are the database's)."""
+    try:
+        instance.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        return dict(exc.message_dict)
+    return {}
+
+
 def agent_check(agent: Agent) -> None:
     """Field validation plus what the model cannot express; raises ValidationError by field."""
-    errors: dict[str, list[str]] = {}
-    try:
-        agent.full_clean(validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        errors.update(exc.message_dict)
+    errors = _field_errors(agent)
     if not isinstance(agent.tools, list) or not all(isinstance(t, str) for t in agent.tools):
         errors.setdefault("tools", []).append("a list of tool names")
     else:
@@ -219,11 +224,7 @@ def agent_delete(*, agent: Agent) -> None:
 
 
 def _check_binding(binding: Binding) -> None:
-    errors: dict[str, list[str]] = {}
-    try:
-        binding.full_clean(validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        errors.update(exc.message_dict)
+    errors = _field_errors(binding)
     if bool(binding.peer_kind) != bool(binding.peer_id):
         errors.setdefault("peer_id", []).append("peer kind and peer id go together")
     if errors:
