@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "gateway",
     "agents",
@@ -198,6 +199,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST API of the Wingman Gateway: agents, bindings, sessions and runs.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ works offline: Swagger UI from the sidecar package's static files, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"PeerKindEnum": "agents.models.PeerKind.values"},
     "POSTPROCESSING_HOOKS": [

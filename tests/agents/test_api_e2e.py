@@ -6,6 +6,7 @@ and ``/stats``."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -172,3 +173,17 @@ def test_queue_false_on_a_busy_session_is_a_409(api):
     assert refused.json()["code"] == "CONFLICT" and "busy" in refused.json()["detail"]
     assert api.get("/api/runs").json()["count"] == 1
     api.post(f"/api/runs/{busy.json()['runId']}/cancel")
+
+
+def test_api_docs_work_offline(api: httpx.Client) -> None:
+    """/api/docs/ loads Swagger UI from the gateway's own static files (no CDN), and the
+    schema it points at is served."""
+    page = api.get("/api/docs/")
+    assert page.status_code == 200, page.text[:300]
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page.text)
+    assert assets, page.text[:500]
+    for asset in assets:
+        assert asset.startswith("/static/"), f"{asset} is not served by the gateway"
+        assert api.get(asset).status_code == 200, asset
+    schema = api.get("/api/schema/", headers={"Accept": "application/json"})
+    assert schema.status_code == 200 and schema.json()["info"]["title"] == "Wingman Gateway API"
