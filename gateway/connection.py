@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 
 #: jsonrpc clients may retry ``auth`` this many times before the socket is closed.
 MAX_AUTH_ATTEMPTS = 5
+#: A slow consumer closed 4008 that still reads nothing is dropped after this long.
+SLOW_CONSUMER_ABORT_SECONDS = 5.0
+#: Scope key under which the ASGI server puts the socket's asyncio transport
+#: (gateway/server.py), for ``buffered_bytes`` and ``abort_later``; absent on daphne.
+TRANSPORT_SCOPE_KEY = "wingman.transport"
 
 
 class Transport(Protocol):
@@ -49,6 +54,14 @@ class Transport(Protocol):
     async def send_text(self, text: str) -> None: ...
 
     async def close(self, code: int) -> None: ...
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the peer (0 when the server cannot tell)."""
+        ...
+
+    def abort_later(self, seconds: float) -> None:
+        """Drop the TCP connection if it is still there after ``seconds``."""
+        ...
 
 
 class _Reject(Exception):
@@ -104,6 +117,9 @@ class Connection:
         #: Events that arrived between joining presence and sending hello-ok.
         self._early: list[EncodedEvent] | None = []
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._max_buffered = settings.WINGMAN.policy.max_buffered_bytes
+        #: Over ``maxBufferedBytes`` with an event that cannot be dropped: close 4008.
+        self.slow = False
 
     @property
     def codec(self) -> Dialect:
@@ -278,7 +294,7 @@ class Connection:
         for event in early:
             text = self.render_event(event)
             if text is not None:
-                await self.transport.send_text(text)
+                await self.send_event(text)
 
     async def _establish(self, client: ClientIdentity) -> None:
         if self._handshake_timer is not None:
@@ -372,4 +388,22 @@ class Connection:
             self._early.append(event)
             return None
         self.seq += 1
+        if self.transport.buffered_bytes() > self._max_buffered:
+            if event.name in ev.DROPPABLE_EVENTS:
+                self.hub.stats.events_dropped += 1
+                return None
+            self.slow = True
         return event.render(self.dialect, self.seq, self)
+
+    async def send_event(self, text: str) -> None:
+        """Send a rendered event; a slow consumer is then closed 4008 (and its TCP connection
+        dropped if it still does not read, so its buffer cannot grow without bound)."""
+        await self.transport.send_text(text)
+        if self.slow and not self.closed:
+            logger.warning(
+                "closing slow consumer %s (%s bytes unread)",
+                self.conn_id,
+                self.transport.buffered_bytes(),
+            )
+            await self.close(CloseCode.SLOW_CONSUMER)
+            self.transport.abort_later(SLOW_CONSUMER_ABORT_SECONDS)

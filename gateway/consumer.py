@@ -7,11 +7,13 @@ implements the transport the connection writes to. Frames are decoded by the con
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from gateway.connection import Connection
+from gateway.connection import TRANSPORT_SCOPE_KEY, Connection
 from gateway.hub import get_hub
 from gateway.webauth import BrowserCredentials
 
@@ -65,3 +67,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.base_send({"type": "websocket.send", "text": text})
 
     # ``close(code)`` is AsyncWebsocketConsumer's own.
+
+    def buffered_bytes(self) -> int:
+        transport = self.scope.get(TRANSPORT_SCOPE_KEY)
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def abort_later(self, seconds: float) -> None:
+        transport = self.scope.get(TRANSPORT_SCOPE_KEY)
+        if transport is not None:
+            asyncio.get_running_loop().call_later(seconds, transport.abort)

@@ -61,6 +61,7 @@ class Stats:
         self.messages_processed = 0
         self.frames_rejected = 0
         self.events_delivered = 0
+        self.events_dropped = 0
         self.connections_total = 0
 
     @property
@@ -386,7 +387,7 @@ class Hub:
             if text is None:
                 continue
             try:
-                await conn.transport.send_text(text)
+                await conn.send_event(text)
                 sent += 1
             except Exception:
                 logger.debug("send to %s failed", conn.conn_id, exc_info=True)

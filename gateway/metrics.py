@@ -47,6 +47,11 @@ class _HubCollector:
             "wingman_events_delivered", "Event frames sent to clients", s.events_delivered
         )
         yield CounterMetricFamily(
+            "wingman_events_dropped",
+            "Droppable events (tick, presence) not sent to slow consumers",
+            s.events_dropped,
+        )
+        yield CounterMetricFamily(
             "wingman_connections_opened", "Sockets opened since start", s.connections_total
         )
 

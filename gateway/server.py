@@ -14,8 +14,9 @@ same guarantees:
   at once;
 - one ``Wingman gateway listening on ws://HOST:PORT/`` line with the bound port (also for
   ``--port 0``), and the PID file when asked;
-- writes never wait for a slow reader: one socket must not stall the hub's fan-out
-  (slow-consumer detection, close 4008, is not enforced yet);
+- writes never wait for a slow reader: one socket must not stall the hub's fan-out. Instead
+  a socket whose unread bytes pass ``maxBufferedBytes`` loses its droppable events and is
+  then closed 4008 (gateway/connection.py; uvicorn only: the transport is in the scope);
 - writes are not held back by the kernel either: every accepted socket has TCP_NODELAY
   (without it Nagle + the peer's delayed ACK batch a fast stream of small frames into
   ~64 KB bursts every ~10 ms on loopback).
@@ -203,6 +204,7 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
     import uvicorn
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+    from gateway.connection import TRANSPORT_SCOPE_KEY
     from wingman.asgi import application
 
     class GatewayWebSocket(WebSocketsSansIOProtocol):
@@ -210,6 +212,11 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
             super().connection_made(transport)
             transport.set_write_buffer_limits(high=_NEVER_PAUSE)
             _no_delay(transport)
+
+        async def run_asgi(self) -> None:
+            # The consumer reads the write buffer (slow consumer, close 4008) through this.
+            self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[index]
+            await super().run_asgi()
 
     class GatewayServer(uvicorn.Server):
         """uvicorn with our signal handling, drain and listening line."""

@@ -225,6 +225,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
                 "ping_interval_ms": _env_int(env, "WINGMAN_PING_INTERVAL_MS"),
                 "ping_timeout_ms": _env_int(env, "WINGMAN_PING_TIMEOUT_MS"),
                 "max_payload": _env_int(env, "WINGMAN_MAX_PAYLOAD"),
+                "max_buffered_bytes": _env_int(env, "WINGMAN_MAX_BUFFERED_BYTES"),
                 "presence_tick_ms": _env_int(env, "WINGMAN_PRESENCE_TICK_MS"),
             }.items()
             if v is not None

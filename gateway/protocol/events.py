@@ -25,6 +25,10 @@ EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN, AGENT, SES
 
 # Events a client may not unsubscribe from: it must always learn the server is going away.
 MANDATORY_EVENTS = frozenset({SHUTDOWN})
+# Events a slow consumer loses first (the next one replaces them; ``seq`` shows the gap).
+# Anything else arriving while its buffer is over ``maxBufferedBytes`` is still sent, then
+# the socket closes 4008: a run's events (terminal ones above all) are never dropped.
+DROPPABLE_EVENTS = frozenset({TICK, PRESENCE, PRESENCE_TICK})
 
 
 class ChallengePayload(Frame):

@@ -9,20 +9,24 @@ a real WebSocket client (tests/gateway/gateway_process.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
     GatewayFactory,
     GatewayProcess,
     WsClient,
+    connect_params,
     connected,
     openclaw_frames,
     ws_client,
@@ -278,3 +282,43 @@ async def test_subscriber_on_another_process_sees_the_run_and_cancels_it(cluster
             "across processes",
             "/stream 200",
         ]
+
+
+async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(gateway_factory) -> None:
+    """A subscriber that stops reading while a run streams to it: the run finishes for its
+    requester, and the reader, once it reads again, gets what was buffered and then close
+    4008 (the gateway did not buffer without bound)."""
+    gw = gateway_factory({"WINGMAN_MAX_BUFFERED_BYTES": "65536"})
+    async with connected(gw, name="requester") as fast:
+        _, warm, _ = await run_agent(fast, {"message": "the session exists after a run"})
+        assert warm["status"] == "ok"
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", gw.port))
+        # max_queue: the client library stops reading the socket when 4 frames wait unread
+        async with websockets.connect(
+            gw.url, sock=sock, max_size=None, max_queue=4, ping_interval=None
+        ) as slow:
+            assert json.loads(await slow.recv())["event"] == "connect.challenge"
+            hello = {"type": "req", "id": "c", "method": "connect", "params": connect_params()}
+            await slow.send(json.dumps(hello))
+            assert json.loads(await slow.recv())["ok"] is True
+            sub = {"type": "req", "id": "s", "method": "sessions.subscribe"}
+            await slow.send(json.dumps({**sub, "params": {"sessionKey": "agent:main:main"}}))
+            while (reply := json.loads(await slow.recv())).get("id") != "s":
+                pass
+            assert reply["ok"] is True, reply
+
+            _, final, events = await run_agent(fast, {"message": "/stream 20000"})
+            assert final["status"] == "ok" and events[-1]["type"] == "agent-complete"
+
+            frames = 0
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(slow.recv(), timeout=5)
+                    frames += 1
+    assert closed.value.rcvd is not None, f"no close frame after {frames} frames"
+    assert closed.value.rcvd.code == 4008, closed.value
+    assert 0 < frames < 20000, frames
+    assert "closing slow consumer" in gw.log(), gw.log_tail()
