@@ -66,13 +66,19 @@ class BackedUpTransport(RecordingTransport):
         self.abort_after = seconds
 
 
-async def test_slow_consumer_loses_droppable_events_then_closes_4008(wingman_policy):
-    wingman_policy(max_buffered_bytes=4096)
+async def _backed_up_connection():
+    """An established connection on a BackedUpTransport (policy set by the caller)."""
     hub = await get_hub()
     transport = BackedUpTransport()
     conn = Connection(transport, hub, client_ip="127.0.0.1")
     await conn.opened()
     await conn.received(json.dumps(connect_frame("hs")))
+    return hub, transport, conn
+
+
+async def test_slow_consumer_loses_droppable_events_then_closes_4008(wingman_policy):
+    wingman_policy(max_buffered_bytes=4096)
+    hub, transport, conn = await _backed_up_connection()
     conn.subscriptions.add("agent")
 
     await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
@@ -94,11 +100,7 @@ async def test_slow_consumer_loses_droppable_events_then_closes_4008(wingman_pol
 
 async def test_reader_that_catches_up_is_not_closed(wingman_policy):
     wingman_policy(max_buffered_bytes=4096)
-    hub = await get_hub()
-    transport = BackedUpTransport()
-    conn = Connection(transport, hub, client_ip="127.0.0.1")
-    await conn.opened()
-    await conn.received(json.dumps(connect_frame("hs")))
+    hub, transport, conn = await _backed_up_connection()
     transport.unread = 5000
     await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
     transport.unread = 0
