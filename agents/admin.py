@@ -14,11 +14,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from agents import selectors
 from agents.models import Agent, Binding, Message, Run, RunStatus, Session
 from agents.services import agents as agent_service
 from agents.services import runs as run_service
@@ -77,16 +77,16 @@ class AgentAdmin(admin.ModelAdmin):
     actions = ["make_default"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_sessions=Count("sessions"))
+        return selectors.agents_with_counts()
 
     def save_model(self, request, obj: Agent, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if form.make_default:
             agent_service.agent_make_default(agent=obj)
 
-    @admin.display(description="sessions", ordering="_sessions")
+    @admin.display(description="sessions", ordering="session_count")
     def session_count(self, obj: Agent) -> int:
-        return obj._sessions
+        return obj.session_count
 
     @admin.action(description="Make the selected agent the default")
     def make_default(self, request, queryset):

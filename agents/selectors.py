@@ -4,11 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, QuerySet
+
 from agents.models import Agent, Message, MessageRole, Run, RunStatus, Session
 
 
 def _ms(dt) -> int | None:
     return int(dt.timestamp() * 1000) if dt else None
+
+
+def agents_with_counts() -> QuerySet[Agent]:
+    """Agents annotated with ``binding_count`` and ``session_count`` (lists, admin)."""
+    return Agent.objects.annotate(
+        binding_count=Count("bindings", distinct=True),
+        session_count=Count("sessions", distinct=True),
+    )
+
+
+def stored_counts() -> dict[str, Any]:
+    """How much is stored: agents, sessions, messages, and runs by status."""
+    runs = dict(Run.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return {
+        "agents": Agent.objects.count(),
+        "sessions": Session.objects.count(),
+        "messages": Message.objects.count(),
+        "runs": runs,
+    }
 
 
 def agent_data(agent: Agent) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,7 +22,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 import wingman
-from agents.models import Agent, Binding, Message, Run, Session
+from agents import selectors
+from agents.models import Agent, Binding
 from agents.services import agents as agent_service
 from gateway import auth
 from gateway.protocol.errors import GatewayError
@@ -124,16 +124,9 @@ def chat(request: HttpRequest) -> HttpResponse:
 @ui_login_required
 def status(request: HttpRequest) -> HttpResponse:
     """Health, uptime, connections and presence (kept current by ``status.js``)."""
-    runs = dict(Run.objects.values_list("status").annotate(n=Count("id")).order_by())
-    counts = {
-        "agents": Agent.objects.count(),
-        "sessions": Session.objects.count(),
-        "messages": Message.objects.count(),
-        "runs": runs,
-    }
     context = {
         "nav": "status",
-        "counts": counts,
+        "counts": selectors.stored_counts(),
         "config": _client_config(request, "status"),
         "auth_mode": settings.WINGMAN.auth_mode,
         "gateway_name": settings.WINGMAN.name,
@@ -144,10 +137,7 @@ def status(request: HttpRequest) -> HttpResponse:
 # agents ------------------------------------------------------------------------------------
 @ui_login_required
 def agent_list(request: HttpRequest) -> HttpResponse:
-    agents = Agent.objects.annotate(
-        binding_count=Count("bindings", distinct=True),
-        session_count=Count("sessions", distinct=True),
-    )
+    agents = selectors.agents_with_counts()
     return render(request, "ui/agents.html", {"nav": "agents", "agents": agents})
 
 
