@@ -158,24 +158,28 @@ def run_queryset(
     return qs.order_by("-created_at", "-id")
 
 
-def run_terminal_event(run: Run) -> dict[str, Any]:
-    """A finished run's terminal ``agent`` event, rebuilt from the database.
+def result_payload(text: str) -> dict[str, Any]:
+    """A finished answer as protocol ``result``: ``{text, payloads}``."""
+    return {"text": text, "payloads": [{"text": text}] if text else []}
 
-    The same fields the run service published when the run ended (``_finish`` in
-    agents/services/runs.py: change both together), without ``seq``.
-    """
-    event: dict[str, Any] = {
+
+def terminal_step(*, status: str, text: str, error: str, code: str | None) -> dict[str, Any]:
+    """The fields of a run's one terminal ``agent`` event for its final status."""
+    if status == RunStatus.OK:
+        return {"type": "agent-complete", "result": result_payload(text)}
+    if status == RunStatus.CANCELLED:
+        return {"type": "agent-cancelled", "partialText": text}
+    return {"type": "agent-error", "error": error, "code": str(code or "AGENT_ERROR")}
+
+
+def run_terminal_event(run: Run) -> dict[str, Any]:
+    """A finished run's terminal ``agent`` event, rebuilt from the database (the run service
+    publishes the same through ``terminal_step``), without ``seq``."""
+    code = "AGENT_TIMEOUT" if run.status == RunStatus.TIMEOUT else "AGENT_ERROR"
+    return {
         "runId": run.id,
         "sessionKey": run.session.key,
         "agentId": run.session.agent_id,
         "timestamp": _ms(run.ended_at),
+        **terminal_step(status=run.status, text=run.result, error=run.error, code=code),
     }
-    if run.status == RunStatus.OK:
-        payloads = [{"text": run.result}] if run.result else []
-        event.update(type="agent-complete", result={"text": run.result, "payloads": payloads})
-    elif run.status == RunStatus.CANCELLED:
-        event.update(type="agent-cancelled", partialText=run.result)
-    else:
-        code = "AGENT_TIMEOUT" if run.status == RunStatus.TIMEOUT else "AGENT_ERROR"
-        event.update(type="agent-error", error=run.error, code=code)
-    return event

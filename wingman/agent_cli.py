@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.protocol.events import AGENT_TERMINAL
+
 EXIT_OK, EXIT_FAIL, EXIT_CANCELLED = 0, 1, 130
 
 
@@ -73,7 +75,7 @@ class _Printer:
             print(
                 f"[tool] {step['toolName']} → {str(step.get('toolOutput'))[:200]}", file=sys.stderr
             )
-        if kind in ("agent-complete", "agent-error", "agent-cancelled"):
+        if kind in AGENT_TERMINAL:
             self.terminal = step
             if not self.as_json:
                 print()

@@ -29,7 +29,6 @@ from websockets.asyncio.client import ClientConnection
 from wingman import __version__
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
-TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
 
 
 class GatewayCallError(Exception):

@@ -12,8 +12,8 @@ from agents.services import runs
 from agents.services.runs import session_topic
 from gateway.api.sse import KEEPALIVE, sse_frame
 from gateway.hub import get_hub
+from gateway.protocol.events import AGENT_TERMINAL
 
-TERMINAL_TYPES = frozenset({"agent-complete", "agent-error", "agent-cancelled"})
 #: Seconds of silence before a keepalive comment is sent.
 KEEPALIVE_SECONDS = 15.0
 
@@ -44,7 +44,7 @@ async def run_events(run: Run) -> AsyncIterator[str]:
                 continue
             payload = json.loads(event.payload_json)
             yield sse_frame(payload["type"], event.payload_json, payload.get("seq"))
-            if payload["type"] in TERMINAL_TYPES:
+            if payload["type"] in AGENT_TERMINAL:
                 return
     finally:
         await hub.unlisten(listener)

@@ -438,20 +438,11 @@ async def _finish(ticket: RunTicket, stream: _Stream, status: str, error: str, c
         ticket.final = final_result(run)
     except Exception:
         logger.exception("could not persist the end of run %s", ticket.run_id)
-    if status == RunStatus.OK:
-        step: dict[str, Any] = {"type": "agent-complete", "result": _result(text)}
-    elif status == RunStatus.CANCELLED:
-        step = {"type": "agent-cancelled", "partialText": text}
-    else:
-        step = {"type": "agent-error", "error": error, "code": str(code or "AGENT_ERROR")}
+    step = selectors.terminal_step(status=status, text=text, error=error, code=code)
     try:
         await stream.emit(step)
     except Exception:
         logger.exception("could not publish the end of run %s", ticket.run_id)
-
-
-def _result(text: str) -> dict[str, Any]:
-    return {"text": text, "payloads": [{"text": text}] if text else []}
 
 
 def final_result(run: Run) -> dict[str, Any]:
@@ -461,7 +452,7 @@ def final_result(run: Run) -> dict[str, Any]:
         "runId": run.id,
         "status": status,
         "summary": "completed" if status == "ok" else run.error or status,
-        "result": _result(run.result),
+        "result": selectors.result_payload(run.result),
     }
     if run.status == RunStatus.TIMEOUT:
         out["error"] = {"code": str(ErrorCode.AGENT_TIMEOUT), "message": run.error}

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.bench.client import BenchError, Endpoint
+from gateway.protocol.events import AGENT_TERMINAL
 
-TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
 _STAMP = re.compile(rb'"type":"agent-stream".*"text":"(\d+:\d+) "')
 
 
@@ -286,7 +286,7 @@ async def through_gateway(endpoint: Endpoint, agent_id: str, chunks: int) -> Str
             if frame.get("type") == "res" and not frame.get("ok"):
                 raise BenchError(f"agent refused: {frame.get('error')}")
             payload = frame.get("payload") or {}
-            if frame.get("event") == "agent" and payload.get("type") in TERMINAL:
+            if frame.get("event") == "agent" and payload.get("type") in AGENT_TERMINAL:
                 if payload["type"] != "agent-complete":
                     raise BenchError(
                         f"the run ended with {payload['type']}: {payload.get('error')}"

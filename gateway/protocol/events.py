@@ -23,6 +23,9 @@ SESSION_MESSAGE = "session.message"
 
 EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN, AGENT, SESSION_MESSAGE)
 
+# The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.
+AGENT_TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
+
 # Events a client may not unsubscribe from: it must always learn the server is going away.
 MANDATORY_EVENTS = frozenset({SHUTDOWN})
 # Events a slow consumer loses first (the next one replaces them; ``seq`` shows the gap).
