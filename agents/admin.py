@@ -64,7 +64,7 @@ class AgentForm(forms.ModelForm):
 class BindingInline(admin.TabularInline):
     model = Binding
     extra = 0
-    fields = ("channel", "account_id", "guild_id", "team_id", "peer_kind", "peer_id", "order")
+    fields = agent_service.BINDING_FIELDS
 
 
 @admin.register(Agent)
@@ -99,43 +99,34 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(Binding)
 class BindingAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "agent",
-        "channel",
-        "account_id",
-        "guild_id",
-        "team_id",
-        "peer_kind",
-        "peer_id",
-        "order",
-    )
+    list_display = ("id", "agent", *agent_service.BINDING_FIELDS)
     list_filter = ("channel", "peer_kind", "agent")
     search_fields = ("channel", "account_id", "guild_id", "team_id", "peer_id", "agent__id")
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
+class ReadOnlyInline(admin.TabularInline):
+    """Rows written only by the run service: shown, never added, changed or deleted here."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MessageInline(ReadOnlyInline):
+    model = Message
     fields = ("position", "role", "content", "run", "created_at")
-    readonly_fields = fields
     ordering = ("position",)
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-
-class RunInline(admin.TabularInline):
+class RunInline(ReadOnlyInline):
     model = Run
-    extra = 0
-    can_delete = False
     fields = ("id", "source", "status", "created_at", "ended_at")
-    readonly_fields = fields
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class RenameForm(forms.Form):
