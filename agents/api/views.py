@@ -12,8 +12,6 @@ synchronous (Django runs them in a worker thread) and call the async run service
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -350,15 +348,10 @@ def _route(routing: dict[str, Any]) -> Route:
 
 
 async def _start(req: RunRequest) -> RunTicket:
-    """Accept the run and launch it on this (the server's) event loop.
-
-    The launch gets a fresh context: the run outlives this request, and the request's
-    context ties thread-sensitive database calls to executors that end with the request.
-    """
+    """Accept the run and launch it on this (the server's) event loop."""
     ticket = await runs.run_submit(req)
     if ticket.final is None:
-        loop = asyncio.get_running_loop()
-        await loop.create_task(runs.run_launch(ticket, req), context=contextvars.Context())
+        await runs.run_launch(ticket, req)
     return ticket
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -243,7 +244,12 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     hub = await get_hub()
     active = _registry(hub)
     done = asyncio.Event()
-    task = hub.loop.create_task(_execute(ticket, req), name=f"run-{ticket.run_id}")
+    # A fresh context: the run outlives whoever asked, and a request's context ties
+    # thread-sensitive database calls to an executor that ends with that request (a REST
+    # call through async_to_sync, a routine's task).
+    task = hub.loop.create_task(
+        _execute(ticket, req), name=f"run-{ticket.run_id}", context=contextvars.Context()
+    )
     active[ticket.run_id] = _Active(task, done, ticket.session_key)
 
     def ended(_t: asyncio.Task | None = None) -> None:
@@ -256,7 +262,8 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
             return
         # Cancelled before its first step: _execute never ran, so settle the run here.
         settle = hub.loop.create_task(
-            _finish(ticket, _Stream(ticket), RunStatus.CANCELLED, "cancelled", None)
+            _finish(ticket, _Stream(ticket), RunStatus.CANCELLED, "cancelled", None),
+            context=contextvars.Context(),
         )
         settle.add_done_callback(ended)
 
