@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from gateway.protocol.base import Frame
-from gateway.protocol.dialects.base import now_ms
+from gateway.protocol.dialects.base import dumps, now_ms
 from gateway.protocol.handshake import dump
 
 if TYPE_CHECKING:
@@ -28,9 +27,8 @@ logger = logging.getLogger(__name__)
 ENVELOPE_TYPE = "gateway.event"
 #: Every hub is a member of this group.
 ALL_GROUP = "gw.all"
-#: ``dumps`` (compact, non-ASCII kept) with its encoder built once instead of per event:
-#: the same text; an agent stream publishes one event per model token.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: The wire's JSON encoder (orjson, the standard one as fallback), once per event.
+_encode = dumps
 
 
 class EncodedEvent:
