@@ -43,9 +43,9 @@ logger = logging.getLogger(__name__)
 MAX_AUTH_ATTEMPTS = 5
 #: A slow consumer closed 4008 that still reads nothing is dropped after this long.
 SLOW_CONSUMER_ABORT_SECONDS = 5.0
-#: Scope key under which the ASGI server puts the socket's asyncio transport
-#: (gateway/server.py), for ``buffered_bytes`` and ``abort_later``; absent on daphne.
-TRANSPORT_SCOPE_KEY = "wingman.transport"
+#: Scope key under which the ASGI server puts the socket's :class:`~gateway.frames.FrameWriter`
+#: (gateway/server.py): frames, ``buffered_bytes`` and ``abort_later``; absent on daphne.
+FRAMES_SCOPE_KEY = "wingman.frames"
 
 
 class Transport(Protocol):

@@ -13,7 +13,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from gateway.connection import TRANSPORT_SCOPE_KEY, Connection
+from gateway.connection import FRAMES_SCOPE_KEY, Connection
 from gateway.hub import get_hub
 from gateway.webauth import BrowserCredentials
 
@@ -64,15 +64,22 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     # Transport (used by Connection and the hub) -------------------------------------------
     async def send_text(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})
+        frames = self.scope.get(FRAMES_SCOPE_KEY)
+        if frames is None or not frames.send_text(text):
+            await self.base_send({"type": "websocket.send", "text": text})
 
-    # ``close(code)`` is AsyncWebsocketConsumer's own.
+    async def close(self, code=None, reason=None) -> None:
+        """Send what is queued, then the close frame (AsyncWebsocketConsumer's close)."""
+        frames = self.scope.get(FRAMES_SCOPE_KEY)
+        if frames is not None:
+            frames.flush()
+        await super().close(code, reason)
 
     def buffered_bytes(self) -> int:
-        transport = self.scope.get(TRANSPORT_SCOPE_KEY)
-        return transport.get_write_buffer_size() if transport is not None else 0
+        frames = self.scope.get(FRAMES_SCOPE_KEY)
+        return frames.buffered_bytes() if frames is not None else 0
 
     def abort_later(self, seconds: float) -> None:
-        transport = self.scope.get(TRANSPORT_SCOPE_KEY)
-        if transport is not None:
-            asyncio.get_running_loop().call_later(seconds, transport.abort)
+        frames = self.scope.get(FRAMES_SCOPE_KEY)
+        if frames is not None:
+            asyncio.get_running_loop().call_later(seconds, frames.transport.abort)

@@ -19,7 +19,12 @@ same guarantees:
   then closed 4008 (gateway/connection.py; uvicorn only: the transport is in the scope);
 - writes are not held back by the kernel either: every accepted socket has TCP_NODELAY
   (without it Nagle + the peer's delayed ACK batch a fast stream of small frames into
-  ~64 KB bursts every ~10 ms on loopback).
+  ~64 KB bursts every ~10 ms on loopback);
+- instead the gateway bounds the batching itself (uvicorn): frames go to the socket through
+  a :class:`~gateway.frames.FrameWriter`, which writes a frame at once when the socket was
+  quiet for ``writeCoalesceUs`` and otherwise joins the frames of that window into one
+  write (an agent streaming thousands of tokens a second pays one ``send`` per window, not
+  per token).
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import logging
 import os
 import signal
 import socket
-import struct
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -203,9 +207,13 @@ def _no_delay(transport) -> None:
 def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
     import uvicorn
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.protocol import State
 
-    from gateway.connection import TRANSPORT_SCOPE_KEY
+    from gateway.connection import FRAMES_SCOPE_KEY
+    from gateway.frames import FrameWriter
     from wingman.asgi import application
+
+    window = _policy().write_coalesce_us / 1e6
 
     class GatewayWebSocket(WebSocketsSansIOProtocol):
         def connection_made(self, transport) -> None:
@@ -214,9 +222,15 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
             _no_delay(transport)
 
         async def run_asgi(self) -> None:
-            # The consumer reads the write buffer (slow consumer, close 4008) through this.
-            self.scope[TRANSPORT_SCOPE_KEY] = self.transport  # type: ignore[index]
+            # The consumer writes its frames (coalesced) and reads the write buffer (slow
+            # consumer, close 4008) through this.
+            self.scope[FRAMES_SCOPE_KEY] = FrameWriter(  # type: ignore[index]
+                self.transport, self._frames_open, window
+            )
             await super().run_asgi()
+
+        def _frames_open(self) -> bool:
+            return not (self.close_sent or self.disconnected) and self.conn.state is State.OPEN
 
     class GatewayServer(uvicorn.Server):
         """uvicorn with our signal handling, drain and listening line."""
@@ -296,15 +310,6 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
 
 
 # daphne --------------------------------------------------------------------------------
-def _frame_head(opcode: int, length: int) -> bytes:
-    """RFC 6455 header of one unmasked, final server frame."""
-    if length < 126:
-        return bytes((0x80 | opcode, length))
-    if length < 1 << 16:
-        return struct.pack("!BBH", 0x80 | opcode, 126, length)
-    return struct.pack("!BBQ", 0x80 | opcode, 127, length)
-
-
 def _quiet_autobahn() -> None:
     """autobahn formats its debug-log arguments even when debug logging is off (``hltype``
     per frame sent, ``pformat`` of ~40 options per connection): make those helpers free."""
@@ -328,6 +333,8 @@ def _patch_protocol(ws_factory) -> None:
     from daphne.ws_protocol import WebSocketProtocol
     from twisted.internet.tcp import Connection as TcpConnection
 
+    from gateway.frames import frame_head
+
     class GatewayWebSocketProtocol(WebSocketProtocol):
         def serverClose(self, code=None):
             """Any valid close code (autobahn's ``sendClose`` only allows 1000/3000-4999)."""
@@ -350,7 +357,7 @@ def _patch_protocol(ws_factory) -> None:
             ):
                 return super().serverSend(content, binary)
             payload = content if binary else content.encode()
-            head = _frame_head(2 if binary else 1, len(payload))
+            head = frame_head(2 if binary else 1, len(payload))
             if (
                 t.connected
                 and not t._writeDisconnected
