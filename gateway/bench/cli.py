@@ -84,6 +84,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         help="agent-stream: chunks to stream (default 2000)",
     )
     p.add_argument(
+        "--rounds",
+        type=_positive,
+        default=3,
+        help="agent-stream: pairs of runs (in-process, then through the gateway); the "
+        "verdicts use the medians (default 3)",
+    )
+    p.add_argument(
         "--agent",
         default="main",
         help="agent-stream: an agent on the offline wingman:echo model (default main)",
@@ -156,7 +163,9 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
 
     try:
         options = _options(args)
-        report = asyncio.run(agent_stream.measure(options.endpoint, args.agent, args.chunks))
+        report = asyncio.run(
+            agent_stream.measure(options.endpoint, args.agent, args.chunks, args.rounds)
+        )
     except (BenchError, OSError) as exc:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1

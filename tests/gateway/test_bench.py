@@ -82,6 +82,33 @@ def test_bench_measures_gateway_and_baseline(
 
 
 @pytest.mark.e2e
+def test_agent_stream_bench_measures_both_paths(gateway: GatewayProcess, tmp_path: Path) -> None:
+    result = _bench(
+        tmp_path / "bench",
+        *("--mode", "agent-stream", "--url", gateway.url, "--token", TOKEN, "--json"),
+        *("--chunks", "300", "--rounds", "2"),
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+    report = _last_json_line(result.stdout)
+    assert report["mode"] == "agent-stream" and report["chunks"] == 300
+    assert len(report["rounds"]) == 2
+    for run in [*report["rounds"], report]:
+        for side in ("gateway", "in_process"):
+            figures = run[side]
+            # every stamped chunk arrived on both paths
+            assert figures["chunks"] == 300, (side, figures)
+            assert figures["chunks_per_s"] > 0 and figures["latency_p99_ms"] > 0, figures
+            assert figures["latency_p50_ms"] <= figures["latency_p99_ms"], figures
+        assert run["rate_ratio"] > 0, run
+    ratios = [r["rate_ratio"] for r in report["rounds"]]
+    assert min(ratios) <= report["rate_ratio"] <= max(ratios)  # the median
+    assert set(report["targets"]) == {"added_p99_under_2ms", "rate_at_least_half"}
+    assert all(isinstance(v, bool) for v in report["targets"].values())
+    assert "median" in result.stdout and "in-process chunk rate" in result.stdout
+
+
+@pytest.mark.e2e
 def test_bench_fails_cleanly_on_a_wrong_token(gateway: GatewayProcess, tmp_path: Path) -> None:
     result = _bench(tmp_path / "bench", "--url", gateway.url, "--token", "wrong", "-n", "5")
     assert result.returncode == 1, result.stdout
