@@ -26,7 +26,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
-from gateway import presence
+from gateway import memory, presence
 from gateway.events import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, Outbox, now_ms, topic_group
 from gateway.protocol import events as ev
 from gateway.protocol.dialects.base import dumps
@@ -109,6 +109,8 @@ class Hub:
         #: The same entries serialised once each, for the hello-ok snapshot.
         self.presence_json: dict[str, str] = {}
         self.stats = Stats()
+        #: Collects closed connections' cyclic garbage (gateway/memory.py).
+        self.collector = memory.Collector()
         self.shutting_down = False
         self.stopping = False
         self._pending_presence: list[dict[str, Any]] = []
@@ -147,6 +149,9 @@ class Hub:
             ),
             asyncio.create_task(
                 self._every(GROUP_REFRESH_SECONDS, self._join_groups), name="hub-groups"
+            ),
+            asyncio.create_task(
+                self._every(memory.CHECK_SECONDS, self._collect_garbage), name="hub-gc"
             ),
         ]
         logger.debug("hub %s started on %s", self.id, self.channel_name)
@@ -199,6 +204,9 @@ class Hub:
             except Exception:
                 logger.exception("hub timer %s failed", getattr(action, "__name__", action))
 
+    async def _collect_garbage(self) -> None:
+        self.collector.check()
+
     async def _join_groups(self) -> None:
         """(Re)join our groups: memberships expire, and vanish if Redis restarts."""
         await cache.aset(_hub_key(self.id), self.channel_name, timeout=_HUB_KEY_TTL)
@@ -224,7 +232,8 @@ class Hub:
 
     async def unregister(self, conn: Connection) -> None:
         """A socket closed: drop it, its topics and its presence."""
-        self.connections.pop(conn.conn_id, None)
+        if self.connections.pop(conn.conn_id, None) is not None:
+            self.collector.closed()
         if not self.connections:
             self._drained.set()
         for topic in list(conn.topics):

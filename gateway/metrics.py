@@ -54,6 +54,18 @@ class _HubCollector:
         yield CounterMetricFamily(
             "wingman_connections_opened", "Sockets opened since start", s.connections_total
         )
+        gc = self.hub.collector
+        yield CounterMetricFamily(
+            "wingman_gc_collections",
+            "Full garbage collections run after sockets closed (gateway/memory.py)",
+            gc.collections,
+        )
+        yield CounterMetricFamily(
+            "wingman_gc_seconds", "Time spent in those collections", gc.seconds
+        )
+        yield CounterMetricFamily(
+            "wingman_gc_objects_freed", "Objects those collections freed", gc.freed
+        )
 
 
 def render(hub: Hub, *, cluster_connections: int) -> tuple[bytes, str]:

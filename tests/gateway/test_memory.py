@@ -1,0 +1,107 @@
+"""Closed connections' cyclic garbage is collected (gateway/memory.py): the policy on real
+garbage, and the real server collecting after sockets close."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import weakref
+
+import pytest
+
+from gateway import memory
+from tests.gateway.gateway_process import TOKEN, GatewayProcess, ahttp_get, connected, wait_until
+
+
+class Node:
+    """A stand-in for a connection's object graph: it refers to itself."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _cyclic_garbage() -> weakref.ref:
+    node = Node()
+    ref = weakref.ref(node)
+    del node
+    return ref
+
+
+@pytest.fixture
+def young_gc_off():
+    """Only the collector under test may collect (a young collection could beat it)."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_nothing_is_collected_before_enough_sockets_closed(young_gc_off):
+    collector = memory.Collector(after_closed=3, max_delay=3600)
+    ref = _cyclic_garbage()
+    for _ in range(2):
+        collector.closed()
+    assert collector.check() is False
+    assert ref() is not None, "reference counting alone freed a cycle?"
+    assert collector.collections == 0
+
+
+def test_enough_closed_sockets_trigger_a_full_collection(young_gc_off):
+    collector = memory.Collector(after_closed=3, max_delay=3600)
+    refs = [_cyclic_garbage() for _ in range(10)]
+    for _ in range(3):
+        collector.closed()
+    assert collector.check() is True
+    assert all(r() is None for r in refs)
+    assert collector.collections == 1 and collector.freed >= 10 and collector.seconds > 0
+    assert collector.closed_since == 0
+    assert collector.check() is False  # nothing closed since
+
+
+def test_a_few_closed_sockets_are_collected_after_the_delay(young_gc_off):
+    collector = memory.Collector(after_closed=1000, max_delay=60)
+    ref = _cyclic_garbage()
+    collector.closed()
+    assert collector.check() is False
+    collector.last -= 61  # a minute has passed
+    assert collector.check() is True
+    assert ref() is None
+
+
+def test_no_closed_socket_no_collection_however_long(young_gc_off):
+    collector = memory.Collector(after_closed=1, max_delay=0)
+    collector.last -= 3600
+    assert collector.check() is False
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
+
+
+@pytest.mark.e2e
+async def test_gateway_frees_closed_connections(gateway: GatewayProcess) -> None:
+    closed = memory.AFTER_CLOSED + 20
+
+    async def one(i: int) -> None:
+        async with connected(gateway, name=f"c{i}") as client:
+            await client.ping_ok()
+
+    for start in range(0, closed, 50):
+        await asyncio.gather(*(one(i) for i in range(start, min(closed, start + 50))))
+
+    async def collected():
+        _, _, body = await ahttp_get(
+            f"{gateway.http_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        text = body.decode()
+        if _metric(text, "wingman_gc_collections_total") >= 1:
+            return text
+        return None
+
+    text = await wait_until(collected, timeout=memory.CHECK_SECONDS * 3, what="a collection")
+    # Each closed connection left cyclic garbage behind; the collection freed it.
+    assert _metric(text, "wingman_gc_objects_freed_total") >= 20 * closed, text
+    assert _metric(text, "wingman_gc_seconds_total") > 0
