@@ -233,7 +233,7 @@ class Hub:
     async def unregister(self, conn: Connection) -> None:
         """A socket closed: drop it, its topics and its presence."""
         if self.connections.pop(conn.conn_id, None) is not None:
-            self.collector.closed()
+            self.collector.ended()
         if not self.connections:
             self._drained.set()
         for topic in list(conn.topics):

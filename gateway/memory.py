@@ -1,4 +1,5 @@
-"""Closed connections' memory comes back: a full garbage collection after connection churn.
+"""Closed connections' and finished runs' memory comes back: a full garbage collection
+after churn.
 
 A WebSocket's objects live in reference cycles (websockets' protocol and its parser
 generator, uvicorn's protocol and its timers, our consumer and :class:`Connection`), so
@@ -9,9 +10,14 @@ allocations) makes CPython's own full collections rare. Left alone, each closed 
 kept ~17 KB: a gateway's RSS grew by ~17 MB per 1000 connections opened and closed, run
 after run (``wingman gateway bench`` five times against one process: 127 → 196 MB).
 
-So the hub tells the :class:`Collector` when a socket closes and checks it every
-``CHECK_SECONDS``; it runs a full collection once ``AFTER_CLOSED`` sockets have closed since
-the last one, or when any have and ``MAX_DELAY_SECONDS`` passed. A full collection takes
+An agent run's objects (its LangGraph graph, callbacks, messages) are cyclic too, and a run
+that lasts long enough to see two young collections leaves them in the oldest generation
+as well.
+
+So the hub tells the :class:`Collector` when a socket closes or a run ends (the run
+service) and checks it every ``CHECK_SECONDS``; it runs a full collection once
+``AFTER_ENDED`` of those have happened since the last one, or when any have and
+``MAX_DELAY_SECONDS`` passed. A full collection takes
 ~5-50 ms (it scans what was allocated since startup) and runs at most once per check, never
 on the path of a frame.
 """
@@ -26,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: How often the hub asks whether a collection is due.
 CHECK_SECONDS = 5.0
-#: Closed sockets that make a collection due at the next check.
-AFTER_CLOSED = 200
+#: Closed sockets and ended runs that make a collection due at the next check.
+AFTER_ENDED = 200
 #: ... or, with fewer, how long their garbage may wait.
 MAX_DELAY_SECONDS = 60.0
 
@@ -36,23 +42,24 @@ class Collector:
     """See the module docstring."""
 
     def __init__(
-        self, *, after_closed: int = AFTER_CLOSED, max_delay: float = MAX_DELAY_SECONDS
+        self, *, after_ended: int = AFTER_ENDED, max_delay: float = MAX_DELAY_SECONDS
     ) -> None:
-        self.after_closed = after_closed
+        self.after_ended = after_ended
         self.max_delay = max_delay
-        #: Sockets closed since the last collection.
-        self.closed_since = 0
+        #: Sockets closed and runs ended since the last collection.
+        self.ended_since = 0
         self.last = time.monotonic()
         self.collections = 0
         self.seconds = 0.0
         self.freed = 0
 
-    def closed(self) -> None:
-        self.closed_since += 1
+    def ended(self) -> None:
+        """A socket closed or a run ended."""
+        self.ended_since += 1
 
     def due(self) -> bool:
-        return self.closed_since >= self.after_closed or (
-            self.closed_since > 0 and time.monotonic() - self.last >= self.max_delay
+        return self.ended_since >= self.after_ended or (
+            self.ended_since > 0 and time.monotonic() - self.last >= self.max_delay
         )
 
     def check(self) -> bool:
@@ -66,11 +73,11 @@ class Collector:
         self.seconds += took
         self.freed += freed
         logger.debug(
-            "full collection after %d closed sockets: %d objects freed in %.1f ms",
-            self.closed_since,
+            "full collection after %d closed sockets / ended runs: %d objects freed in %.1f ms",
+            self.ended_since,
             freed,
             took * 1000,
         )
-        self.closed_since = 0
+        self.ended_since = 0
         self.last = time.monotonic()
         return True

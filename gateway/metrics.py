@@ -57,7 +57,7 @@ class _HubCollector:
         gc = self.hub.collector
         yield CounterMetricFamily(
             "wingman_gc_collections",
-            "Full garbage collections run after sockets closed (gateway/memory.py)",
+            "Full garbage collections run after sockets closed and runs ended (gateway/memory.py)",
             gc.collections,
         )
         yield CounterMetricFamily(

@@ -254,7 +254,8 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
 
     def ended(_t: asyncio.Task | None = None) -> None:
         done.set()
-        active.pop(ticket.run_id, None)
+        if active.pop(ticket.run_id, None) is not None:
+            hub.collector.ended()  # a run's graph is cyclic garbage now (gateway/memory.py)
 
     def on_done(t: asyncio.Task) -> None:
         if not t.cancelled():

@@ -3,6 +3,8 @@ orders a busy gateway can produce them."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -120,3 +122,21 @@ async def test_recover_settles_runs_of_dead_processes(slow):
     assert statuses[alive.id] == (RunStatus.RUNNING, "")
     assert statuses[dead.id][0] == RunStatus.ERROR and "interrupted" in statuses[dead.id][1]
     assert statuses[done.id] == (RunStatus.OK, "")
+
+
+async def test_ended_runs_count_toward_the_next_full_collection(slow):
+    """A run's graph is cyclic garbage once it ends (gateway/memory.py)."""
+    hub = await get_hub()
+    before = hub.collector.ended_since
+    for message in ("/stream 2", "/fail boom"):
+        req = RunRequest(message=message, agent_id="slowpoke")
+        ticket = await run_submit(req)
+        await run_launch(ticket, req)
+        run = await run_wait(ticket.run_id, 5)
+        assert run is not None and run.status in (RunStatus.OK, RunStatus.ERROR)
+    # the final state is persisted just before the run's task ends: give it that moment
+    for _ in range(100):
+        if hub.collector.ended_since == before + 2:
+            break
+        await asyncio.sleep(0.01)
+    assert hub.collector.ended_since == before + 2

@@ -38,31 +38,31 @@ def young_gc_off():
 
 
 def test_nothing_is_collected_before_enough_sockets_closed(young_gc_off):
-    collector = memory.Collector(after_closed=3, max_delay=3600)
+    collector = memory.Collector(after_ended=3, max_delay=3600)
     ref = _cyclic_garbage()
     for _ in range(2):
-        collector.closed()
+        collector.ended()
     assert collector.check() is False
     assert ref() is not None, "reference counting alone freed a cycle?"
     assert collector.collections == 0
 
 
 def test_enough_closed_sockets_trigger_a_full_collection(young_gc_off):
-    collector = memory.Collector(after_closed=3, max_delay=3600)
+    collector = memory.Collector(after_ended=3, max_delay=3600)
     refs = [_cyclic_garbage() for _ in range(10)]
     for _ in range(3):
-        collector.closed()
+        collector.ended()
     assert collector.check() is True
     assert all(r() is None for r in refs)
     assert collector.collections == 1 and collector.freed >= 10 and collector.seconds > 0
-    assert collector.closed_since == 0
+    assert collector.ended_since == 0
     assert collector.check() is False  # nothing closed since
 
 
 def test_a_few_closed_sockets_are_collected_after_the_delay(young_gc_off):
-    collector = memory.Collector(after_closed=1000, max_delay=60)
+    collector = memory.Collector(after_ended=1000, max_delay=60)
     ref = _cyclic_garbage()
-    collector.closed()
+    collector.ended()
     assert collector.check() is False
     collector.last -= 61  # a minute has passed
     assert collector.check() is True
@@ -70,7 +70,7 @@ def test_a_few_closed_sockets_are_collected_after_the_delay(young_gc_off):
 
 
 def test_no_closed_socket_no_collection_however_long(young_gc_off):
-    collector = memory.Collector(after_closed=1, max_delay=0)
+    collector = memory.Collector(after_ended=1, max_delay=0)
     collector.last -= 3600
     assert collector.check() is False
 
@@ -83,7 +83,7 @@ def _metric(text: str, name: str) -> float:
 
 @pytest.mark.e2e
 async def test_gateway_frees_closed_connections(gateway: GatewayProcess) -> None:
-    closed = memory.AFTER_CLOSED + 20
+    closed = memory.AFTER_ENDED + 20
 
     async def one(i: int) -> None:
         async with connected(gateway, name=f"c{i}") as client:
