@@ -110,7 +110,7 @@ class Hub:
         self.presence_json: dict[str, str] = {}
         self.stats = Stats()
         #: Collects closed connections' cyclic garbage (gateway/memory.py).
-        self.collector = memory.Collector()
+        self.collector = memory.Collector(self.loop)
         self.shutting_down = False
         self.stopping = False
         self._pending_presence: list[dict[str, Any]] = []

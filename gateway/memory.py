@@ -15,15 +15,18 @@ that lasts long enough to see two young collections leaves them in the oldest ge
 as well.
 
 So the hub tells the :class:`Collector` when a socket closes or a run ends (the run
-service) and checks it every ``CHECK_SECONDS``; it runs a full collection once
-``AFTER_ENDED`` of those have happened since the last one, or when any have and
-``MAX_DELAY_SECONDS`` passed. A full collection takes
+service). Once ``AFTER_ENDED`` of those have happened since the last full collection, one
+runs ``SETTLE_SECONDS`` later (one collection for a whole burst of disconnects, done before
+the next burst of connects: garbage still around when new connections allocate leaves
+pymalloc's arenas fragmented, and the RSS grew anyway). Fewer are collected at the hub's
+check every ``CHECK_SECONDS`` once ``MAX_DELAY_SECONDS`` passed. A full collection takes
 ~5-50 ms (it scans what was allocated since startup) and runs at most once per check, never
 on the path of a frame.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -32,8 +35,10 @@ logger = logging.getLogger(__name__)
 
 #: How often the hub asks whether a collection is due.
 CHECK_SECONDS = 5.0
-#: Closed sockets and ended runs that make a collection due at the next check.
+#: Closed sockets and ended runs that make a collection due...
 AFTER_ENDED = 200
+#: ... this long after the one that crossed the line.
+SETTLE_SECONDS = 0.5
 #: ... or, with fewer, how long their garbage may wait.
 MAX_DELAY_SECONDS = 60.0
 
@@ -42,8 +47,17 @@ class Collector:
     """See the module docstring."""
 
     def __init__(
-        self, *, after_ended: int = AFTER_ENDED, max_delay: float = MAX_DELAY_SECONDS
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        after_ended: int = AFTER_ENDED,
+        max_delay: float = MAX_DELAY_SECONDS,
+        settle: float = SETTLE_SECONDS,
     ) -> None:
+        #: Where a due collection is scheduled (None: only :meth:`check` collects).
+        self.loop = loop
+        self.settle = settle
+        self._scheduled: asyncio.TimerHandle | None = None
         self.after_ended = after_ended
         self.max_delay = max_delay
         #: Sockets closed and runs ended since the last collection.
@@ -56,6 +70,12 @@ class Collector:
     def ended(self) -> None:
         """A socket closed or a run ended."""
         self.ended_since += 1
+        if (
+            self.ended_since >= self.after_ended
+            and self.loop is not None
+            and self._scheduled is None
+        ):
+            self._scheduled = self.loop.call_later(self.settle, self.check)
 
     def due(self) -> bool:
         return self.ended_since >= self.after_ended or (
@@ -64,6 +84,9 @@ class Collector:
 
     def check(self) -> bool:
         """Collect if due; True when it did."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         if not self.due():
             return False
         started = time.perf_counter()
