@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 ENVELOPE_TYPE = "gateway.event"
 #: Every hub is a member of this group.
 ALL_GROUP = "gw.all"
-#: The wire's JSON encoder (orjson, the standard one as fallback), once per event.
-_encode = dumps
 
 
 class EncodedEvent:
@@ -75,8 +73,8 @@ class EncodedEvent:
         key: str | None = None,
     ) -> EncodedEvent:
         data = dump(payload) if isinstance(payload, Frame) else payload
-        sv = _encode(state_version) if state_version is not None else None
-        return cls(name, _encode(data), sv, targeted=targeted, key=key)
+        sv = dumps(state_version) if state_version is not None else None
+        return cls(name, dumps(data), sv, targeted=targeted, key=key)
 
     def render(self, dialect: Dialect, seq: int, conn: Any = None) -> str:
         """The frame text for one connection."""

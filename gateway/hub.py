@@ -109,7 +109,7 @@ class Hub:
         #: The same entries serialised once each, for the hello-ok snapshot.
         self.presence_json: dict[str, str] = {}
         self.stats = Stats()
-        #: Collects closed connections' cyclic garbage (gateway/memory.py).
+        #: Collects closed connections' and ended runs' cyclic garbage (gateway/memory.py).
         self.collector = memory.Collector(self.loop)
         self.shutting_down = False
         self.stopping = False

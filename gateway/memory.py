@@ -20,8 +20,8 @@ runs ``SETTLE_SECONDS`` later (one collection for a whole burst of disconnects, 
 the next burst of connects: garbage still around when new connections allocate leaves
 pymalloc's arenas fragmented, and the RSS grew anyway). Fewer are collected at the hub's
 check every ``CHECK_SECONDS`` once ``MAX_DELAY_SECONDS`` passed. A full collection takes
-~5-50 ms (it scans what was allocated since startup) and runs at most once per check, never
-on the path of a frame.
+~5-50 ms (it scans what was allocated since startup; ~34 ms after 1000 connections), during
+which the event loop waits: once per burst of disconnects, at most once a minute otherwise.
 """
 
 from __future__ import annotations
