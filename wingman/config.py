@@ -236,7 +236,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
         }
     )
     try:
-        PolicyConfig.model_validate(policy.model_dump())
+        PolicyConfig.model_validate(policy.model_dump(by_alias=True))
     except ValidationError as exc:
         raise ConfigError(_error_text(exc, "gateway.policy")) from exc
     port = _env_int(env, "WINGMAN_PORT")

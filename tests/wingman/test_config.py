@@ -40,6 +40,14 @@ def test_environment_wins_over_file(tmp_path):
     assert cfg.port == 19001 and cfg.host == "127.0.0.2"
 
 
+def test_write_coalescing_window_from_file_and_environment(tmp_path):
+    assert load({"WINGMAN_STATE_DIR": str(tmp_path)}).policy.write_coalesce_us == 500
+    path = write(tmp_path, {"gateway": {"policy": {"writeCoalesceUs": 250}}})
+    env = {"WINGMAN_CONFIG": str(path), "WINGMAN_STATE_DIR": str(tmp_path)}
+    assert load(env).policy.write_coalesce_us == 250
+    assert load({**env, "WINGMAN_WRITE_COALESCE_US": "0"}).policy.write_coalesce_us == 0
+
+
 def test_cli_flags_win_over_environment(tmp_path, monkeypatch):
     from wingman import cli
 
@@ -116,6 +124,10 @@ def test_seed_example_config_is_accepted(tmp_path):
         ({}, {"WINGMAN_CONTROL_UI_PORT": "x"}, "WINGMAN_CONTROL_UI_PORT"),
         ({}, {"WINGMAN_CONTROL_UI_PORT": "70000"}, "gateway.controlUi.port"),
         ({}, {"WINGMAN_CONTROL_UI": "maybe"}, "WINGMAN_CONTROL_UI"),
+        ({}, {"WINGMAN_WRITE_COALESCE_US": "soon"}, "WINGMAN_WRITE_COALESCE_US"),
+        ({}, {"WINGMAN_WRITE_COALESCE_US": "-5"}, "gateway.policy.writeCoalesceUs"),
+        ({}, {"WINGMAN_MAX_BUFFERED_BYTES": "5"}, "gateway.policy.maxBufferedBytes"),
+        ({"gateway": {"policy": {"writeCoalesceUs": 2_000_000}}}, {}, "writeCoalesceUs"),
         ({"gateway": {"controlUi": {"port": -1}}}, {}, "gateway.controlUi.port"),
         ({"gateway": {"asgiServer": "hypercorn"}}, {}, "gateway.asgiServer"),
         ("{not json", {}, "invalid JSON"),
