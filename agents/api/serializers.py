@@ -300,12 +300,14 @@ class RunCreateInput(StrictInput):
 class RunCreateOutput(serializers.Serializer):
     """The accepted run (or, for a retried idempotency key, the run it started)."""
 
-    runId = serializers.CharField()
+    runId = serializers.CharField(source="run_id")
     status = serializers.ChoiceField(choices=RunStatus.values)
-    sessionKey = serializers.CharField()
-    agentId = serializers.CharField()
-    acceptedAt = serializers.IntegerField(help_text="ms since the epoch")
-    queuePosition = serializers.IntegerField(help_text="runs ahead of it in the session")
+    sessionKey = serializers.CharField(source="session_key")
+    agentId = serializers.CharField(source="agent_id")
+    acceptedAt = serializers.IntegerField(source="accepted_at", help_text="ms since the epoch")
+    queuePosition = serializers.IntegerField(
+        source="position", help_text="runs ahead of it in the session"
+    )
     duplicate = serializers.BooleanField(help_text="true: the idempotency key was seen before")
 
 

@@ -274,7 +274,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         data.is_valid(raise_exception=True)
         req = _run_request(data.validated_data, _idempotency_key(request, data.validated_data))
         ticket = async_to_sync(_start)(req)
-        body = s.RunCreateOutput(_accepted(ticket)).data
+        body = s.RunCreateOutput(ticket).data
         location = request.build_absolute_uri(reverse("run-detail", args=[ticket.run_id]))
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
@@ -353,15 +353,3 @@ async def _start(req: RunRequest) -> RunTicket:
     if ticket.final is None:
         await runs.run_launch(ticket, req)
     return ticket
-
-
-def _accepted(ticket: RunTicket) -> dict[str, Any]:
-    return {
-        "runId": ticket.run_id,
-        "status": ticket.status,
-        "sessionKey": ticket.session_key,
-        "agentId": ticket.agent_id,
-        "acceptedAt": ticket.accepted_at,
-        "queuePosition": ticket.position,
-        "duplicate": ticket.duplicate,
-    }
