@@ -14,6 +14,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from gateway.connection import FRAMES_SCOPE_KEY, Connection
+from gateway.frames import FrameWriter
 from gateway.hub import get_hub
 from gateway.webauth import BrowserCredentials
 
@@ -25,6 +26,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "__no_per_socket_channel__"
 
     connection: Connection | None = None
+    #: The server's frame writer for this socket (uvicorn), or None (daphne, tests).
+    frames: FrameWriter | None = None
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch minus ``aclose_old_connections()`` per frame (a thread hop):
@@ -37,6 +40,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Accept, then let the connection send ``connect.challenge``."""
         await self.accept()
+        self.frames = self.scope.get(FRAMES_SCOPE_KEY)
         client = self.scope.get("client") or (None, None)
         self.connection = Connection(
             self,
@@ -64,22 +68,18 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     # Transport (used by Connection and the hub) -------------------------------------------
     async def send_text(self, text: str) -> None:
-        frames = self.scope.get(FRAMES_SCOPE_KEY)
-        if frames is None or not frames.send_text(text):
+        if self.frames is None or not self.frames.send_text(text):
             await self.base_send({"type": "websocket.send", "text": text})
 
     async def close(self, code=None, reason=None) -> None:
         """Send what is queued, then the close frame (AsyncWebsocketConsumer's close)."""
-        frames = self.scope.get(FRAMES_SCOPE_KEY)
-        if frames is not None:
-            frames.flush()
+        if self.frames is not None:
+            self.frames.flush()
         await super().close(code, reason)
 
     def buffered_bytes(self) -> int:
-        frames = self.scope.get(FRAMES_SCOPE_KEY)
-        return frames.buffered_bytes() if frames is not None else 0
+        return self.frames.buffered_bytes() if self.frames is not None else 0
 
     def abort_later(self, seconds: float) -> None:
-        frames = self.scope.get(FRAMES_SCOPE_KEY)
-        if frames is not None:
-            asyncio.get_running_loop().call_later(seconds, frames.transport.abort)
+        if self.frames is not None:
+            asyncio.get_running_loop().call_later(seconds, self.frames.transport.abort)
