@@ -11,7 +11,6 @@ from agents.routing import Peer, Route
 from agents.services import runs
 from agents.services import sessions as session_service
 from agents.services.runs import RunRequest, session_topic
-from gateway.methods.registry import CallContext, registry
 from gateway.protocol.agent import (
     AgentCancelParams,
     AgentParams,
@@ -26,7 +25,8 @@ from gateway.protocol.agent import (
     SessionsRenameParams,
 )
 from gateway.protocol.errors import ErrorCode, GatewayError
-from gateway.protocol.methods import NoParams
+from gateway.protocol.system import NoParams
+from gateway.rpc.registry import CallContext, registry
 
 db = database_sync_to_async
 

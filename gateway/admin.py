@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from gateway.models import ApiToken
-from gateway.tokens import api_token_create, api_token_revoke
+from gateway.security.tokens import api_token_create, api_token_revoke
 
 
 class RevokedFilter(admin.SimpleListFilter):

@@ -8,4 +8,4 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system methods on the method registry.
-        from gateway.methods import system  # noqa: F401
+        from gateway.rpc import system  # noqa: F401

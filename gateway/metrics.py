@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.hub import Hub
+from gateway.delivery.hub import Hub
 
 
 class _HubCollector:
@@ -57,7 +57,7 @@ class _HubCollector:
         gc = self.hub.collector
         yield CounterMetricFamily(
             "wingman_gc_collections",
-            "Full garbage collections run after sockets closed and runs ended (gateway/memory.py)",
+            "Full garbage collections run after sockets closed and runs ended (delivery/memory.py)",
             gc.collections,
         )
         yield CounterMetricFamily(

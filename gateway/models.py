@@ -1,4 +1,4 @@
-"""Gateway records: per-user API tokens for the REST API (``gateway/tokens.py`` writes them)."""
+"""Gateway records: per-user API tokens for the REST API (``security/tokens.py`` writes them)."""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from gateway import auth, selectors
-from gateway.hub import get_hub
-from gateway.protocol.schema import protocol_schema
+from gateway.delivery.hub import get_hub
+from gateway.rpc import hello as selectors
+from gateway.rpc.schema import protocol_schema
+from gateway.security import auth
 
 
 def _bearer(request: HttpRequest) -> str | None:

@@ -11,7 +11,7 @@ import pytest
 from channels.layers import channel_layers
 from django.core.cache import cache
 
-import gateway.hub
+import gateway.delivery.hub
 
 REDIS_URL = os.environ.get("WINGMAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -38,10 +38,10 @@ def _isolated_state():
     """Fresh cache, channel layer and hub for every test."""
     cache.clear()
     channel_layers.backends.clear()
-    gateway.hub._hub = None
+    gateway.delivery.hub._hub = None
     yield
     channel_layers.backends.clear()
-    gateway.hub._hub = None
+    gateway.delivery.hub._hub = None
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -117,7 +117,7 @@ def wingman_auth(settings):
 async def clients(backend):
     """Factory for test clients on the real ASGI app (both backends); closes them and
     stops the hub afterwards."""
-    from gateway.hub import reset_hub
+    from gateway.delivery.hub import reset_hub
     from tests.gateway.communicator import Client
 
     opened: list[Client] = []

@@ -13,7 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from gateway.consumer import GatewayConsumer  # noqa: E402
+from gateway.ws.consumer import GatewayConsumer  # noqa: E402
 
 websocket_urlpatterns = [
     path("", GatewayConsumer.as_asgi()),

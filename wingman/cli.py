@@ -146,7 +146,7 @@ def _cfg():
 def cmd_run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
-    from gateway.server import serve
+    from gateway.server.serve import serve
 
     cfg = _cfg()
     call_command("migrate", interactive=False, verbosity=0)
@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from gateway import daemon
+    from gateway.server import daemon
 
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
@@ -190,7 +190,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from gateway import daemon
+    from gateway.server import daemon
 
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
@@ -216,7 +216,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gateway import daemon
+    from gateway.server import daemon
 
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
@@ -273,7 +273,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from gateway.protocol.schema import protocol_schema
+    from gateway.rpc.schema import protocol_schema
 
     print(json.dumps(protocol_schema(), indent=2))
     return EXIT_OK

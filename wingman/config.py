@@ -23,7 +23,7 @@ DEFAULT_CONTROL_UI_PORT = 18790
 CONFIG_FILENAME = "wingman.config.json"
 
 AuthMode = Literal["token", "password", "none"]
-#: The ASGI server the gateway runs on (gateway/server.py); the first is the default.
+#: The ASGI server the gateway runs on (gateway/server/serve.py); the first is the default.
 AsgiServer = Literal["uvicorn", "daphne"]
 DEFAULT_ASGI_SERVER: AsgiServer = "uvicorn"
 
@@ -62,7 +62,7 @@ class PolicyConfig(_Strict):
     rate_limit_per_minute: int = Field(default=100, ge=1, alias="rateLimitPerMinute")
     presence_tick_ms: int = Field(default=5_000, ge=100, alias="presenceTickMs")
     #: Frames that follow a write to a socket within this many µs leave together at the
-    #: end of the window (gateway/frames.py); 0: one ``send`` per frame.
+    #: end of the window (gateway/ws/writer.py); 0: one ``send`` per frame.
     write_coalesce_us: int = Field(default=500, ge=0, le=1_000_000, alias="writeCoalesceUs")
 
 

@@ -55,7 +55,7 @@ ALLOWED_HOSTS = (
 )
 
 # No "daphne" app: it only swaps in its runserver and imports Twisted into every process
-# (~25 MB); gateway/server.py imports daphne itself when WINGMAN_ASGI_SERVER=daphne.
+# (~25 MB); gateway/server/serve.py imports daphne itself when WINGMAN_ASGI_SERVER=daphne.
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -214,7 +214,7 @@ SPECTACULAR_SETTINGS = {
 # CONTROL UI ----------------------------------------------------------------------------
 # Login: a Django user, or the gateway token/password (gateway/ui/views.py). The browser's
 # WebSocket then authenticates with the session cookie, accepted only from an allowed
-# Origin (gateway/webauth.py): the page's own origin or WINGMAN_ALLOWED_ORIGINS.
+# Origin (gateway/security/webauth.py): the page's own origin or WINGMAN_ALLOWED_ORIGINS.
 LOGIN_URL = "ui:login"
 LOGIN_REDIRECT_URL = "ui:chat"
 WINGMAN_ALLOWED_ORIGINS = env.list("WINGMAN_ALLOWED_ORIGINS", default=[])

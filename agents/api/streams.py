@@ -11,7 +11,7 @@ from agents.models import Run
 from agents.services import runs
 from agents.services.runs import session_topic
 from gateway.api.sse import KEEPALIVE, sse_frame
-from gateway.hub import get_hub
+from gateway.delivery.hub import get_hub
 from gateway.protocol.events import AGENT_TERMINAL
 
 #: Seconds of silence before a keepalive comment is sent.

@@ -270,7 +270,7 @@ def bootstrap(config: dict[str, Any]) -> str:
     """On gateway start: import the config's agents (without overwriting), make sure an
     agent exists, and settle runs left behind by a process that is gone."""
     from agents.services.runs import runs_recover
-    from gateway.hub import hub_alive
+    from gateway.delivery.hub import hub_alive
 
     result = agents_import(config, update_existing=False)
     agent = ensure_default_agent()

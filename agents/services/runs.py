@@ -41,9 +41,9 @@ from agents.models import (
 )
 from agents.routing import Route, default_agent, match_binding, session_key
 from agents.services import sessions as session_service
-from gateway import events
-from gateway.events import now_ms
-from gateway.hub import Hub, get_hub
+from gateway.delivery import publish as events
+from gateway.delivery.hub import Hub, get_hub
+from gateway.delivery.publish import now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 logger = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     def ended(_t: asyncio.Task | None = None) -> None:
         done.set()
         if active.pop(ticket.run_id, None) is not None:
-            hub.collector.ended()  # a run's graph is cyclic garbage now (gateway/memory.py)
+            hub.collector.ended()  # the run is cyclic garbage now (delivery/memory.py)
 
     def on_done(t: asyncio.Task) -> None:
         if not t.cancelled():

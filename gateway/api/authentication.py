@@ -6,7 +6,7 @@ In order (settings ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``):
    created in the admin) acts as its user; the gateway token (or password, in password
    mode) acts as the operator.
 2. The browser's login session (the Control UI), with CSRF on unsafe methods: a Django
-   user, or a session that logged in with the gateway secret (``gateway/webauth.py``).
+   user, or a session that logged in with the gateway secret (``gateway/security/webauth.py``).
 3. Auth mode ``none`` (allowed on loopback only): a request without credentials is the
    operator, as a WebSocket ``connect`` without a token is — unless a browser sent it from
    another site's page (its ``Origin``), so a web page cannot drive a local gateway.
@@ -19,7 +19,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import DisallowedHost
 from rest_framework import authentication, exceptions
 
-from gateway import auth, tokens, webauth
+from gateway.security import auth, tokens, webauth
 
 
 class GatewayOperator(AnonymousUser):

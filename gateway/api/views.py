@@ -13,8 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway import selectors
-from gateway.hub import get_hub
+from gateway.delivery.hub import get_hub
+from gateway.rpc import hello as selectors
 
 
 async def _health() -> dict:

@@ -15,7 +15,7 @@ It does what design/protocol.md asks of the gateway for this subset, the cheapes
   a server that does not send it); bad credentials → ``ok:false UNAUTHORIZED``, close 1008;
 - ``ping`` → ``{pong:true, ts}``;
 - a ``presence`` event to every established connection whenever a client connects or
-  leaves, coalesced like gateway/hub.py (the first change at once, then 200 ms windows),
+  leaves, coalesced like gateway/delivery/hub.py (the first change at once, then 200 ms windows),
   serialised once with each connection's ``seq`` spliced in.
 
 No Django, no channel layer, no cache, no rate limit, no pydantic: keep it that way.
@@ -43,11 +43,11 @@ from websockets.exceptions import ConnectionClosed
 
 TOKEN_ENV = "WINGMAN_BENCH_TOKEN"  # noqa: S105 - a variable name, not a secret
 PASSWORD_ENV = "WINGMAN_BENCH_PASSWORD"  # noqa: S105
-#: Same as gateway/hub.py PRESENCE_COALESCE_SECONDS.
+#: Same as gateway/delivery/hub.py PRESENCE_COALESCE_SECONDS.
 COALESCE_SECONDS = 0.2
 HANDSHAKE_TIMEOUT = 10.0
 MAX_PAYLOAD = 512 * 1024
-LISTEN_BACKLOG = 2048  # as gateway/server.py
+LISTEN_BACKLOG = 2048  # as gateway/server/serve.py
 LISTENING = "Baseline listening on ws://{host}:{port}/"
 
 
@@ -203,7 +203,7 @@ class Baseline:
         if self.peers.pop(peer.conn_id, None) is not None:
             self._changed({**peer.entry, "reason": "disconnect", "ts": now_ms()})
 
-    # presence: the same coalescing as gateway/hub.py ------------------------------------
+    # presence: the same coalescing as gateway/delivery/hub.py ------------------------------------
     def _changed(self, change: dict[str, Any]) -> None:
         self._pending.append(change)
         if self._flush is not None:

@@ -208,7 +208,7 @@ def _default_url(host: str, port: int) -> str:
 
 def _server_pid(explicit: int | None, state_dir: Path, port: int) -> int | None:
     """``--pid``, else the PID file's process when it serves ``port``; else None (RSS unknown)."""
-    from gateway import daemon
+    from gateway.server import daemon
 
     if explicit is not None:
         if not psutil.pid_exists(explicit):

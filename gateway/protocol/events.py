@@ -1,7 +1,7 @@
 """Event names and payloads (design/protocol.md, "Events").
 
 Add a new event here, in ``EVENTS`` (which feeds ``hello-ok.features.events``), and give it
-a publisher in ``gateway/events.py``.
+a publisher in ``gateway/delivery/publish.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may see the Control UI: a logged-in browser session (``gateway/webauth.py``), or
+"""Who may see the Control UI: a logged-in browser session (``gateway/security/webauth.py``), or
 anyone when the gateway runs with auth mode ``none`` (allowed on loopback only)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 
-from gateway.webauth import session_authorized
+from gateway.security.webauth import session_authorized
 
 #: Scripts, styles and the WebSocket come from this origin only; user text never runs.
 CONTENT_SECURITY_POLICY = "; ".join(

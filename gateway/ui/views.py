@@ -25,11 +25,11 @@ import wingman
 from agents import selectors
 from agents.models import Agent, Binding
 from agents.services import agents as agent_service
-from gateway import auth
 from gateway.protocol.errors import GatewayError
+from gateway.security import auth
+from gateway.security.webauth import SESSION_FLAG
 from gateway.ui.access import login_needed, ui_authorized, ui_login_required, with_csp
 from gateway.ui.forms import AgentForm, BindingForm, GatewaySecretForm
-from gateway.webauth import SESSION_FLAG
 
 
 # login / logout --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from agents.models import Agent
-from gateway.hub import reset_hub
+from gateway.delivery.hub import reset_hub
 from tests.gateway.communicator import Client
 
 # The end-to-end fixtures (real gateway subprocesses, logs attached to failures).

@@ -11,8 +11,8 @@ from asgiref.testing import ApplicationCommunicator
 from agents.models import RunSource
 from agents.services import runs
 from agents.services.runs import RunRequest, session_topic
-from gateway.events import publish_topic
-from gateway.hub import get_hub
+from gateway.delivery.hub import get_hub
+from gateway.delivery.publish import publish_topic
 from tests.agents.conftest import acreate_agent
 
 TOKEN = "sse-token"

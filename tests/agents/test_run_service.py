@@ -18,7 +18,7 @@ from agents.services.runs import (
     run_wait,
     runs_recover,
 )
-from gateway.hub import get_hub
+from gateway.delivery.hub import get_hub
 from tests.agents.conftest import acreate_agent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,7 +125,7 @@ async def test_recover_settles_runs_of_dead_processes(slow):
 
 
 async def test_ended_runs_count_toward_the_next_full_collection(slow):
-    """A run's graph is cyclic garbage once it ends (gateway/memory.py)."""
+    """A run's graph is cyclic garbage once it ends (gateway/delivery/memory.py)."""
     hub = await get_hub()
     before = hub.collector.ended_since
     for message in ("/stream 2", "/fail boom"):

@@ -62,5 +62,5 @@ def gateway(gateway_factory: GatewayFactory) -> GatewayProcess:
 @pytest.fixture(params=ASGI_SERVERS)
 def each_server(request: pytest.FixtureRequest) -> str:
     """The test runs once per ASGI server (``WINGMAN_ASGI_SERVER``): for the guarantees
-    gateway/server.py implements per server (drain, close codes, pings)."""
+    gateway/server/serve.py implements per server (drain, close codes, pings)."""
     return request.param

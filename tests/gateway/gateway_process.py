@@ -40,7 +40,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.protocol import events as ev
-from gateway.protocol import frames, handshake, methods
+from gateway.protocol import frames, handshake, system
 from gateway.protocol.base import Frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -273,12 +273,12 @@ EVENT_PAYLOADS: dict[str, type[BaseModel]] = {
 RESULT_MODELS: dict[str, type[BaseModel]] = {
     "connect": handshake.HelloOk,
     "health": handshake.Health,
-    "status": methods.StatusResult,
-    "ping": methods.PingResult,
-    "system-presence": methods.PresenceResult,
-    "subscribe": methods.SubscriptionResult,
-    "unsubscribe": methods.SubscriptionResult,
-    "auth": methods.AuthResult,
+    "status": system.StatusResult,
+    "ping": system.PingResult,
+    "system-presence": system.PresenceResult,
+    "subscribe": system.SubscriptionResult,
+    "unsubscribe": system.SubscriptionResult,
+    "auth": system.AuthResult,
 }
 
 
@@ -523,7 +523,7 @@ class WsClient:
         if self.dialect == "jsonrpc" and "result" in frame:
             payload = frame["result"]
             if method == "auth":
-                model = methods.AuthResult
+                model = system.AuthResult
         elif frame.get("ok") is True:
             payload = frame.get("payload")
         else:

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway.models import ApiToken
-from gateway.tokens import api_token_create, api_token_revoke
+from gateway.security.tokens import api_token_create, api_token_revoke
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """What every dialect codec provides, and the dialect-neutral objects it decodes into.
 
-A dialect only translates frames. The connection (``gateway/connection.py``) works on
+A dialect only translates frames. The connection (``gateway/ws/connection.py``) works on
 :class:`Hello` and :class:`Call` and never looks at which dialect produced them.
 """
 

@@ -23,7 +23,7 @@ from gateway.protocol.dialects.base import (
 )
 from gateway.protocol.errors import GatewayError
 from gateway.protocol.handshake import dump
-from gateway.protocol.methods import AuthParams
+from gateway.protocol.system import AuthParams
 
 
 class JsonRpcRequest(Frame):

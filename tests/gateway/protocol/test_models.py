@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.events import EncodedEvent
+from gateway.delivery.publish import EncodedEvent
 from gateway.protocol.dialects import detect
 from gateway.protocol.dialects.base import Call, FrameError, Hello
 from gateway.protocol.dialects.canonical import Canonical
@@ -16,7 +16,7 @@ from gateway.protocol.dialects.jsonrpc import JsonRpc
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
 from gateway.protocol.frames import EventFrame, RequestFrame, ResponseFrame
 from gateway.protocol.handshake import ConnectParams
-from gateway.protocol.schema import MODELS, protocol_schema
+from gateway.rpc.schema import MODELS, protocol_schema
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "real-client-frames"
 

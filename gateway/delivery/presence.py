@@ -1,0 +1,138 @@
+"""Presence: who is connected, across every gateway process, kept in Django's cache.
+
+Each process owns one cache entry with its own connections (written only by that process,
+so there are no write races) and registers itself in an index of processes. Entries expire
+unless the owning process refreshes them, so a crashed process's connections disappear
+within ``PROCESS_TTL`` seconds. ``stateVersion.presence`` is a shared counter bumped on
+every change. The process-local side (who changed since the last flush) is in ``hub.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from operator import itemgetter
+from typing import Any
+
+from django.core.cache import cache
+
+from gateway.protocol.dialects.base import dumps
+from gateway.state import cache as shared
+
+PROCESS_TTL = 30
+HEARTBEAT_SECONDS = 10
+_INDEX = "gw:presence:procs"
+_LOCK = "gw:presence:lock"
+_VERSION = "gw:sv:presence"
+#: ``stateVersion.health``: bumped when health can change (nothing changes it yet).
+HEALTH_VERSION = 1
+
+
+def _blob_key(process_id: str) -> str:
+    return f"gw:presence:proc:{process_id}"
+
+
+async def _with_index_lock(update) -> None:
+    """Read-modify-write the process index under a short cache lock (``cache.add``)."""
+    for _ in range(200):
+        if await cache.aadd(_LOCK, 1, timeout=5):
+            try:
+                index = await cache.aget(_INDEX) or {}
+                update(index)
+                await cache.aset(_INDEX, index, timeout=None)
+            finally:
+                await cache.adelete(_LOCK)
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("presence index lock not acquired")
+
+
+def _store(process_id: str, entries: dict[str, dict[str, Any]]) -> bool:
+    cache.set(_blob_key(process_id), entries, timeout=PROCESS_TTL)
+    return process_id in (cache.get(_INDEX) or {})
+
+
+async def store_process(process_id: str, entries: dict[str, dict[str, Any]]) -> None:
+    """Write this process's connections and keep it in the index (not needed, so not done,
+    when the cache is this process's own memory: nobody else can read it)."""
+    if shared.is_local():
+        return
+    if not await shared.run(_store, process_id, entries):
+        await _with_index_lock(lambda idx: idx.__setitem__(process_id, time.time()))
+
+
+async def remove_process(process_id: str) -> None:
+    """Forget this process (clean shutdown)."""
+    await cache.adelete(_blob_key(process_id))
+    await _with_index_lock(lambda idx: idx.pop(process_id, None))
+
+
+def _read_others(local_id: str | None) -> tuple[list[str], dict[str, Any], int]:
+    index = cache.get(_INDEX) or {}
+    others = [pid for pid in index if pid != local_id]
+    blobs = cache.get_many([_blob_key(pid) for pid in others]) if others else {}
+    return others, blobs, cache.get(_VERSION, 0)
+
+
+async def _others(local_id: str | None) -> tuple[list[dict[str, dict[str, Any]]], dict[str, int]]:
+    """The other processes' entry blobs and the state version (one cache round trip)."""
+    others, blobs, version = await shared.run(_read_others, local_id)
+    gone = [pid for pid in others if _blob_key(pid) not in blobs]
+    if gone:
+        await _with_index_lock(lambda idx: [idx.pop(pid, None) for pid in gone])
+    return list(blobs.values()), {"presence": version, "health": HEALTH_VERSION}
+
+
+async def snapshot(
+    local_id: str | None = None, local_entries: dict[str, dict[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Every connected client (this process's own entries taken live, not from the cache),
+    oldest connection first, and ``stateVersion``."""
+    blobs, sv = await _others(local_id)
+    entries = list((local_entries or {}).values())
+    for blob in blobs:
+        entries.extend(blob.values())
+    entries.sort(key=lambda e: e.get("connectedAt", 0))
+    return entries, sv
+
+
+async def snapshot_json(
+    local_id: str, local_entries: dict[str, dict[str, Any]], local_json: dict[str, str]
+) -> tuple[str, dict[str, int]]:
+    """:func:`snapshot`'s entries as one JSON array, built from each local entry's JSON
+    serialised once when it joined (``local_json``): a connect storm would otherwise
+    re-encode all N entries for every one of the N ``hello-ok`` frames."""
+    blobs, sv = await _others(local_id)
+    pairs = [
+        (entry.get("connectedAt", 0), local_json.get(conn_id) or dumps(entry))
+        for conn_id, entry in local_entries.items()
+    ]
+    for blob in blobs:
+        pairs.extend((e.get("connectedAt", 0), dumps(e)) for e in blob.values())
+    pairs.sort(key=itemgetter(0))
+    return "[" + ",".join([text for _, text in pairs]) + "]", sv
+
+
+async def list_entries(
+    local_id: str | None = None, local_entries: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Every connected client; this process's own entries are taken live, not from cache."""
+    return (await snapshot(local_id, local_entries))[0]
+
+
+def _bump() -> int:
+    cache.add(_VERSION, 0, timeout=None)
+    try:
+        return cache.incr(_VERSION)
+    except ValueError:  # evicted between add and incr
+        cache.set(_VERSION, 1, timeout=None)
+        return 1
+
+
+async def bump_version() -> int:
+    """Increment ``stateVersion.presence`` (atomic in both cache backends)."""
+    return await shared.run(_bump)
+
+
+async def state_version() -> dict[str, int]:
+    return {"presence": await shared.run(cache.get, _VERSION, 0), "health": HEALTH_VERSION}

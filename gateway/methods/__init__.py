@@ -1,5 +1,0 @@
-"""Method handlers. Each module registers its methods on import (see ``gateway/apps.py``)."""
-
-from gateway.methods.registry import CallContext, registry
-
-__all__ = ["CallContext", "registry"]

@@ -1,0 +1,144 @@
+"""Read-side views of gateway state: health, stats and the ``hello-ok`` snapshot."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+import wingman
+from gateway.delivery.publish import now_ms
+from gateway.protocol.events import EVENTS
+from gateway.protocol.handshake import Features, Health, Policy, dump
+from gateway.rpc.registry import registry
+
+if TYPE_CHECKING:
+    from gateway.delivery.hub import Hub
+    from gateway.ws.connection import Connection
+
+
+def channel_layer_name() -> str:
+    return "redis" if settings.REDIS_URL else "in-memory"
+
+
+def policy() -> Policy:
+    p = settings.WINGMAN.policy
+    return Policy(
+        maxPayload=p.max_payload,
+        maxBufferedBytes=p.max_buffered_bytes,
+        tickIntervalMs=p.tick_interval_ms,
+    )
+
+
+def features() -> Features:
+    return Features(methods=registry.names(), events=list(EVENTS))
+
+
+def health(hub: Hub) -> Health:
+    return Health(
+        ok=True,
+        status="healthy",
+        version=wingman.__version__,
+        uptimeMs=hub.stats.uptime_ms,
+        connections=hub.established_count,
+        messagesProcessed=hub.stats.messages_processed,
+        channelLayer=channel_layer_name(),
+        ts=now_ms(),
+    )
+
+
+async def presence_snapshot(hub: Hub) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    return await hub.presence_snapshot()
+
+
+def gateway_stats(hub: Hub, total_nodes: int) -> dict[str, Any]:
+    """The ``stats`` of ``/health`` and the ``gateway`` of ``/stats`` (seed 001)."""
+    return {
+        "uptime": hub.stats.uptime_ms,
+        "totalNodes": total_nodes,
+        "totalGroups": 0,
+        "messagesProcessed": hub.stats.messages_processed,
+        "startedAt": int(hub.stats.started_at * 1000),
+        "activeSessions": len({run.session_key for run in hub.services.get("runs", {}).values()}),
+        "connections": hub.established_count,
+    }
+
+
+async def health_report(hub: Hub) -> dict[str, Any]:
+    """Seed 001's ``GET /health`` body (also ``GET /api/health``)."""
+    entries, _ = await presence_snapshot(hub)
+    return {
+        "status": "healthy",
+        "version": wingman.__version__,
+        "stats": gateway_stats(hub, len(entries)),
+        "timestamp": now_ms(),
+    }
+
+
+async def stats_report(hub: Hub) -> dict[str, Any]:
+    """Seed 001's ``GET /stats`` body (also ``GET /api/stats``)."""
+    entries, _ = await presence_snapshot(hub)
+    return {
+        "gateway": gateway_stats(hub, len(entries)),
+        "nodes": {"totalNodes": len(entries), "nodes": entries},
+        "groups": {"totalGroups": 0, "groups": []},
+    }
+
+
+#: Stands in for the presence array while the rest of hello-ok is encoded; random, so no
+#: string that precedes it in the frame can contain it.
+_PRESENCE_SLOT = f"wingman-presence-{secrets.token_hex(12)}"
+
+
+async def hello_ok(conn: Connection, protocol: int) -> dict[str, Any]:
+    """The ``hello-ok`` payload in wire form (the HelloOk model documents and tests it)."""
+    entries, sv = await presence_snapshot(conn.hub)
+    return _hello_ok(conn, protocol, entries, sv)
+
+
+async def hello_ok_frame(conn: Connection, protocol: int, request_id: Any) -> str:
+    """The encoded ``hello-ok`` frame, equal to encoding :func:`hello_ok`'s payload.
+
+    Built as plain data: the presence entries are already in wire form, each serialised
+    once when its connection joined and spliced in as one JSON array, so a connect storm
+    of N clients costs N joins instead of N encodings of N entries (and no pydantic).
+    """
+    entries_json, sv = await conn.hub.presence_snapshot_json()
+    payload = _hello_ok(conn, protocol, _PRESENCE_SLOT, sv)
+    text = conn.codec.encode_hello_ok(request_id, payload)
+    return text.replace(f'"{_PRESENCE_SLOT}"', entries_json, 1)
+
+
+def _hello_ok(conn: Connection, protocol: int, entries: Any, sv: dict[str, int]) -> dict[str, Any]:
+    hub = conn.hub
+    identity = conn.identity
+    payload: dict[str, Any] = {
+        "type": "hello-ok",
+        "protocol": protocol,
+        "server": {
+            "version": wingman.__version__,
+            "host": settings.WINGMAN.name,
+            "connId": conn.conn_id,
+        },
+        "features": _FEATURES(),
+        "snapshot": {
+            "presence": entries,
+            "health": dump(health(hub)),
+            "stateVersion": sv,
+            "uptimeMs": hub.stats.uptime_ms,
+            "sessionDefaults": session_defaults(),
+        },
+        "policy": dump(policy()),
+    }
+    if identity is not None:
+        payload["auth"] = {"role": identity.role, "scopes": identity.scopes}
+    return payload
+
+
+def session_defaults() -> dict[str, str]:
+    return {"defaultAgentId": "main", "mainSessionKey": "agent:main:main"}
+
+
+def _FEATURES() -> dict[str, list[str]]:
+    return dump(features())

@@ -1,0 +1,74 @@
+"""The method registry: every dialect calls methods by name through here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.protocol.base import Frame
+from gateway.protocol.system import NoParams
+
+if TYPE_CHECKING:
+    from gateway.ws.connection import Connection
+
+
+class CallContext:
+    """What a handler may know about the call it serves, and what it may do after replying."""
+
+    __slots__ = ("after_reply_actions", "connection", "request_id")
+
+    def __init__(self, connection: Connection, request_id: Any) -> None:
+        self.connection = connection
+        self.request_id = request_id
+        self.after_reply_actions: list[Callable[[], Awaitable[Any]]] = []
+
+    def after_reply(self, action: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``action()`` in the background once the reply has been sent."""
+        self.after_reply_actions.append(action)
+
+    async def send_followup(self, payload: Any) -> None:
+        """Send a second reply to this request (e.g. ``agent``'s final result)."""
+        await self.connection.send_followup(self.request_id, payload)
+
+
+Handler = Callable[[CallContext, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    name: str
+    params: type[Frame]
+    handler: Handler
+    #: Callable before authentication (jsonrpc allows only ``ping`` and ``auth``).
+    public: bool = False
+
+
+class Registry:
+    """Name → :class:`Method`. ``features.methods`` in ``hello-ok`` is :meth:`names`."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, Method] = {}
+
+    def method(
+        self, name: str, params: type[Frame] = NoParams, *, public: bool = False
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if name in self._methods:
+                raise ValueError(f"method {name!r} registered twice")
+            self._methods[name] = Method(name, params, handler, public)
+            return handler
+
+        return register
+
+    def get(self, name: str) -> Method | None:
+        return self._methods.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._methods)
+
+    def all(self) -> list[Method]:
+        return [self._methods[n] for n in self.names()]
+
+
+registry = Registry()

@@ -1,0 +1,410 @@
+"""One WebSocket's protocol state machine, independent of dialect and of the ASGI server.
+
+The consumer feeds it opened/frame/closed; it detects the dialect from the first frame,
+runs the handshake, enforces the policy (payload size, rate limit, handshake timeout),
+dispatches calls to the method registry and renders events. Replies are encoded by the
+connection's dialect; nothing here knows which dialect that is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any, Protocol
+
+from django.conf import settings
+from pydantic import ValidationError
+
+from gateway.delivery.hub import Hub
+from gateway.delivery.publish import EncodedEvent, now_ms
+from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
+from gateway.protocol import events as ev
+from gateway.protocol.dialects import detect
+from gateway.protocol.dialects.base import (
+    Call,
+    ClientIdentity,
+    Dialect,
+    FrameError,
+    Hello,
+    dumps,
+    invalid,
+)
+from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
+from gateway.rpc import hello as selectors
+from gateway.rpc.registry import CallContext, Method, registry
+from gateway.security import auth, ratelimit
+from gateway.security.webauth import BrowserCredentials
+
+logger = logging.getLogger(__name__)
+
+#: jsonrpc clients may retry ``auth`` this many times before the socket is closed.
+MAX_AUTH_ATTEMPTS = 5
+#: A slow consumer closed 4008 that still reads nothing is dropped after this long.
+SLOW_CONSUMER_ABORT_SECONDS = 5.0
+#: Scope key under which the ASGI server puts the socket's :class:`~gateway.ws.writer.FrameWriter`
+#: (gateway/server/serve.py): frames, ``buffered_bytes`` and ``abort_later``; absent on daphne.
+FRAMES_SCOPE_KEY = "wingman.frames"
+
+
+class Transport(Protocol):
+    """What the connection needs from the socket (the consumer implements it)."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int) -> None: ...
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the peer (0 when the server cannot tell)."""
+        ...
+
+    def abort_later(self, seconds: float) -> None:
+        """Drop the TCP connection if it is still there after ``seconds``."""
+        ...
+
+
+class _Reject(Exception):
+    """Close the socket now, optionally after sending one last frame."""
+
+    def __init__(self, code: int, frame: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.frame = frame
+
+
+def _parse(text: str | None, data: bytes | None) -> Any:
+    """The frame's JSON value; raises ValueError for binary non-UTF-8, empty or non-JSON."""
+    if text is None:
+        if data is None:
+            raise ValueError("empty frame")
+        text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if not text.strip():
+        raise ValueError("empty frame")
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("frame nested too deeply") from exc
+
+
+class Connection:
+    """See the module docstring. One instance per socket."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        hub: Hub,
+        *,
+        client_ip: str | None,
+        browser: BrowserCredentials | None = None,
+    ) -> None:
+        self.transport = transport
+        self.hub = hub
+        self.client_ip = client_ip
+        #: Cookie and Origin of the upgrade request (browser login, see webauth.py).
+        self.browser = browser
+        self.conn_id = hub.new_conn_id()
+        self.dialect: Dialect | None = None
+        self.identity: ClientIdentity | None = None
+        self.subscriptions: set[str] = set()
+        self.topics: set[str] = set()
+        #: run id → id of the request that started it (dialects that echo request ids).
+        self.run_requests: dict[str, Any] = {}
+        self.seq = 0
+        self.connected_at = now_ms()
+        self.closed = False
+        self._auth_failures = 0
+        #: Events that arrived between joining presence and sending hello-ok.
+        self._early: list[EncodedEvent] | None = []
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._max_buffered = settings.WINGMAN.policy.max_buffered_bytes
+        #: Over ``maxBufferedBytes`` with an event that cannot be dropped: close 4008.
+        self.slow = False
+
+    @property
+    def codec(self) -> Dialect:
+        """The dialect, once the first frame fixed it."""
+        if self.dialect is None:
+            raise RuntimeError("no frame received yet")
+        return self.dialect
+
+    @property
+    def established(self) -> bool:
+        return self.identity is not None
+
+    # socket events ----------------------------------------------------------------------
+    async def opened(self) -> None:
+        """Register, send ``connect.challenge`` and start the handshake clock."""
+        self.hub.add(self)
+        if self.hub.shutting_down:
+            await self.close(CloseCode.SERVICE_RESTART)
+            return
+        challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
+        await self.transport.send_text(
+            dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": challenge})
+        )
+        timeout = settings.WINGMAN.policy.handshake_timeout_ms / 1000
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            timeout, self._handshake_expired
+        )
+
+    async def received(self, text: str | None = None, data: bytes | None = None) -> None:
+        """Handle one inbound frame; never raises."""
+        self.hub.stats.messages_processed += 1
+        try:
+            await self._receive(text, data)
+        except _Reject as rej:
+            self.hub.stats.frames_rejected += 1
+            if rej.frame is not None:
+                await self.transport.send_text(rej.frame)
+            await self.close(rej.code)
+        except Exception:
+            logger.exception("unexpected error handling a frame on %s", self.conn_id)
+            await self.close(CloseCode.POLICY_VIOLATION)
+
+    async def closed_by_peer(self) -> None:
+        """The socket is gone: forget it everywhere."""
+        self.closed = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        await self.hub.unregister(self)
+
+    async def close(self, code: int) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        with contextlib.suppress(Exception):
+            await self.transport.close(code)
+
+    def _handshake_expired(self) -> None:
+        if not self.established and not self.closed:
+            logger.info("closing %s: no handshake in time", self.conn_id)
+            self.hub.spawn(self.close(CloseCode.HANDSHAKE_TIMEOUT))
+
+    # frames ------------------------------------------------------------------------------
+    async def _receive(self, text: str | None, data: bytes | None) -> None:
+        size = len(text.encode("utf-8")) if text is not None else len(data or b"")
+        if size > settings.WINGMAN.policy.max_payload:
+            raise _Reject(CloseCode.MESSAGE_TOO_BIG)
+        first = self.dialect is None
+        try:
+            frame = _parse(text, data)
+        except ValueError as exc:
+            if first:
+                raise _Reject(CloseCode.POLICY_VIOLATION) from None
+            await self._reply_error(None, invalid(None, f"invalid frame: {exc}"))
+            return
+        if not isinstance(frame, dict) and not first:
+            await self._reply_error(None, invalid(None, "invalid frame: not a JSON object"))
+            return
+        if first:
+            self.dialect = detect(frame)
+            if self.dialect is None:
+                raise _Reject(CloseCode.POLICY_VIOLATION)
+            self.subscriptions = set(self.dialect.default_events)
+        elif not await self._within_rate_limit(frame):
+            return
+        try:
+            decoded = self.codec.decode(frame, first=first)
+            if isinstance(decoded, Hello):
+                await self._handshake(decoded)
+            elif self.established:
+                await self._dispatch(decoded)
+            else:
+                await self._call_before_auth(decoded)
+        except FrameError as err:
+            await self._reply_error(frame, err)
+
+    async def _reply_error(self, frame: Any, err: FrameError) -> None:
+        self.hub.stats.frames_rejected += 1
+        if self.dialect is None:
+            raise _Reject(err.close or CloseCode.POLICY_VIOLATION)
+        rid = err.request_id if err.request_id is not None else self.codec.request_id_of(frame)
+        text = self.codec.encode_error(rid, err.error)
+        if err.close is not None:
+            raise _Reject(err.close, text)
+        await self.transport.send_text(text)
+
+    async def _within_rate_limit(self, frame: Any) -> bool:
+        limit = settings.WINGMAN.policy.rate_limit_per_minute
+        decision = await ratelimit.hit(self._rate_key(), limit)
+        if decision.allowed:
+            return True
+        error = GatewayError(
+            ErrorCode.RATE_LIMITED,
+            f"rate limit exceeded ({limit} requests/min)",
+            retryable=True,
+            retry_after_ms=decision.retry_after_ms,
+        )
+        text = self.codec.encode_error(self.codec.request_id_of(frame), error)
+        if decision.excess > limit:  # as many refused as allowed: sustained abuse
+            raise _Reject(CloseCode.RATE_LIMITED, text)
+        self.hub.stats.frames_rejected += 1
+        await self.transport.send_text(text)
+        return False
+
+    def _rate_key(self) -> str:
+        ident = self.identity
+        who = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
+        return f"{who}"
+
+    # handshake ---------------------------------------------------------------------------
+    async def _handshake(self, hello: Hello) -> None:
+        fatal = self.codec.handshake_first
+        if self.established:
+            raise FrameError(
+                hello.request_id, GatewayError(ErrorCode.INVALID_REQUEST, "already authenticated")
+            )
+        protocol = PROTOCOL_MAX
+        if hello.min_protocol is not None and hello.max_protocol is not None:
+            protocol = min(hello.max_protocol, PROTOCOL_MAX)
+            if protocol < max(hello.min_protocol, PROTOCOL_MIN):
+                error = GatewayError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"protocol mismatch: server speaks {PROTOCOL_MIN}..{PROTOCOL_MAX}, "
+                    f"client {hello.min_protocol}..{hello.max_protocol}",
+                    details={"expectedProtocol": {"min": PROTOCOL_MIN, "max": PROTOCOL_MAX}},
+                )
+                raise _Reject(
+                    CloseCode.PROTOCOL_ERROR,
+                    self.codec.encode_hello_error(hello.request_id, error),
+                )
+        try:
+            await auth.authenticate(
+                token=hello.token, password=hello.password, ip=self.client_ip, browser=self.browser
+            )
+        except GatewayError as error:
+            self._auth_failures += 1
+            text = self.codec.encode_hello_error(hello.request_id, error)
+            if fatal or self._auth_failures >= MAX_AUTH_ATTEMPTS:
+                raise _Reject(CloseCode.POLICY_VIOLATION, text) from None
+            await self.transport.send_text(text)
+            return
+        await self._establish(hello.client)
+        await self.transport.send_text(
+            await selectors.hello_ok_frame(self, protocol, hello.request_id)
+        )
+        await self._release_early_events()
+
+    async def _release_early_events(self) -> None:
+        """The handshake reply is out: events may flow, starting with any held back."""
+        early, self._early = self._early or [], None
+        for event in early:
+            text = self.render_event(event)
+            if text is not None:
+                await self.send_event(text)
+
+    async def _establish(self, client: ClientIdentity) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        self.identity = client
+        now = now_ms()
+        entry = {
+            "connId": self.conn_id,
+            "host": client.display_name or client.client_id,
+            "ip": self.client_ip,
+            "version": client.version,
+            "mode": client.mode,
+            "role": client.role,
+            "clientId": client.client_id,
+            "instanceId": client.instance_id,
+            "displayName": client.display_name,
+            "platform": client.platform,
+            "dialect": self.codec.name,
+            "connectedAt": self.connected_at,
+            "ts": now,
+        }
+        self.hub.established(self, {k: v for k, v in entry.items() if v is not None})
+
+    async def _call_before_auth(self, call: Call) -> None:
+        """jsonrpc before ``auth``: with auth off the first call establishes the connection."""
+        if not auth.credentials_valid(token=None, password=None):
+            method = registry.get(call.method)
+            if method is None or not method.public:
+                raise FrameError(
+                    call.request_id,
+                    GatewayError(ErrorCode.UNAUTHORIZED, "authenticate first (method: auth)"),
+                )
+            await self._run(call, method)
+            return
+        await self._establish(ClientIdentity(client_id="jsonrpc", mode="rpc"))
+        await self._release_early_events()
+        await self._dispatch(call)
+
+    # calls -------------------------------------------------------------------------------
+    async def _dispatch(self, call: Call) -> None:
+        method = registry.get(call.method)
+        if method is None:
+            raise FrameError(
+                call.request_id,
+                GatewayError(ErrorCode.INVALID_REQUEST, f"unknown method: {call.method}"),
+            )
+        await self._run(call, method)
+
+    async def _run(self, call: Call, method: Method) -> None:
+        try:
+            params = method.params.model_validate(call.params or {})
+        except ValidationError as exc:
+            raise invalid(call.request_id, exc) from None
+        ctx = CallContext(self, call.request_id)
+        try:
+            result = await method.handler(ctx, params)
+        except GatewayError as error:
+            await self.transport.send_text(self.codec.encode_error(call.request_id, error))
+            return
+        except Exception:
+            logger.exception("handler %s crashed", call.method)
+            error = GatewayError(ErrorCode.UNAVAILABLE, f"{call.method} failed; see gateway log")
+            await self.transport.send_text(self.codec.encode_error(call.request_id, error))
+            return
+        await self.transport.send_text(self.codec.encode_result(call.request_id, result))
+        for action in ctx.after_reply_actions:
+            self.hub.spawn(self._guarded(call.method, action()))
+
+    async def _guarded(self, method: str, work) -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("follow-up of %s failed", method)
+
+    async def send_followup(self, request_id: Any, payload: Any) -> None:
+        """A second reply to a request (e.g. ``agent``'s final result), if still open."""
+        text = self.codec.encode_followup(request_id, payload)
+        if text is not None and not self.closed:
+            await self.transport.send_text(text)
+
+    # events ------------------------------------------------------------------------------
+    def render_event(self, event: EncodedEvent) -> str | None:
+        """The frame for ``event`` on this connection, or None when it does not want it."""
+        if not self.established or self.closed or self.dialect is None:
+            return None
+        if not (
+            event.targeted or event.name in self.subscriptions or event.name in ev.MANDATORY_EVENTS
+        ):
+            return None
+        if self._early is not None:  # hello-ok not sent yet: keep the order
+            self._early.append(event)
+            return None
+        self.seq += 1
+        if self.transport.buffered_bytes() > self._max_buffered:
+            if event.name in ev.DROPPABLE_EVENTS:
+                self.hub.stats.events_dropped += 1
+                return None
+            self.slow = True
+        return event.render(self.dialect, self.seq, self)
+
+    async def send_event(self, text: str) -> None:
+        """Send a rendered event; a slow consumer is then closed 4008 (and its TCP connection
+        dropped if it still does not read, so its buffer cannot grow without bound)."""
+        await self.transport.send_text(text)
+        if self.slow and not self.closed:
+            logger.warning(
+                "closing slow consumer %s (%s bytes unread)",
+                self.conn_id,
+                self.transport.buffered_bytes(),
+            )
+            await self.close(CloseCode.SLOW_CONSUMER)
+            self.transport.abort_later(SLOW_CONSUMER_ABORT_SECONDS)

@@ -1,0 +1,85 @@
+"""The WebSocket consumer: a thin pipe between the ASGI server and :class:`Connection`.
+
+No business logic, no ORM: it accepts the socket, hands frames to the connection and
+implements the transport the connection writes to. Frames are decoded by the connection
+(not ``AsyncJsonWebsocketConsumer``), so a bad frame never becomes a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from gateway.delivery.hub import get_hub
+from gateway.security.webauth import BrowserCredentials
+from gateway.ws.connection import FRAMES_SCOPE_KEY, Connection
+from gateway.ws.writer import FrameWriter
+
+
+class GatewayConsumer(AsyncWebsocketConsumer):
+    """One per socket."""
+
+    # No per-socket channel: events reach sockets through the process hub (hub.py).
+    channel_layer_alias = "__no_per_socket_channel__"
+
+    connection: Connection | None = None
+    #: The server's frame writer for this socket (uvicorn), or None (daphne, tests).
+    frames: FrameWriter | None = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch minus ``aclose_old_connections()`` per frame (a thread hop):
+        this consumer never touches the database; services that do manage their own."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self) -> None:
+        """Accept, then let the connection send ``connect.challenge``."""
+        await self.accept()
+        self.frames = self.scope.get(FRAMES_SCOPE_KEY)
+        client = self.scope.get("client") or (None, None)
+        self.connection = Connection(
+            self,
+            await get_hub(),
+            client_ip=client[0],
+            browser=BrowserCredentials.from_scope(self.scope),
+        )
+        await self.connection.opened()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """One frame in."""
+        if self.connection is not None:
+            await self.connection.received(text_data, bytes_data)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        """Channels' handler minus its per-socket group cleanup (this consumer joins no
+        groups) and ``aclose_old_connections()`` (a thread hop per disconnect)."""
+        await self.disconnect(message.get("code", 1005))
+        raise StopConsumer()
+
+    async def disconnect(self, code: int) -> None:
+        """The socket closed (either side)."""
+        if self.connection is not None:
+            await self.connection.closed_by_peer()
+
+    # Transport (used by Connection and the hub) -------------------------------------------
+    async def send_text(self, text: str) -> None:
+        if self.frames is None or not self.frames.send_text(text):
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def close(self, code=None, reason=None) -> None:
+        """Send what is queued, then the close frame (AsyncWebsocketConsumer's close)."""
+        if self.frames is not None:
+            self.frames.flush()
+        await super().close(code, reason)
+
+    def buffered_bytes(self) -> int:
+        return self.frames.buffered_bytes() if self.frames is not None else 0
+
+    def abort_later(self, seconds: float) -> None:
+        if self.frames is not None:
+            asyncio.get_running_loop().call_later(seconds, self.frames.transport.abort)

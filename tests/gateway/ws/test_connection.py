@@ -1,0 +1,111 @@
+"""Connection ordering guarantees that are hard to provoke through a socket."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.delivery.hub import get_hub, reset_hub
+from gateway.delivery.publish import EncodedEvent
+from gateway.ws.connection import Connection
+from tests.gateway.communicator import connect_frame
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+        self.closed: int | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.frames.append(json.loads(text))
+
+    async def close(self, code: int) -> None:
+        self.closed = code
+
+    def buffered_bytes(self) -> int:
+        return 0
+
+    def abort_later(self, seconds: float) -> None:
+        pass
+
+
+async def test_events_never_precede_hello_ok():
+    hub = await get_hub()
+    transport = RecordingTransport()
+    conn = Connection(transport, hub, client_ip="127.0.0.1")
+    await conn.opened()
+
+    original = conn._establish
+
+    async def establish_then_event(client):
+        await original(client)
+        # Something is broadcast right after the connection joined presence,
+        # before its hello-ok went out.
+        await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
+
+    conn._establish = establish_then_event
+    await conn.received(json.dumps(connect_frame("hs")))
+    kinds = [(f.get("type"), f.get("event")) for f in transport.frames]
+    assert kinds[:3] == [("event", "connect.challenge"), ("res", None), ("event", "tick")]
+    assert transport.frames[2]["seq"] == 1
+    await conn.closed_by_peer()
+    await reset_hub()
+
+
+class BackedUpTransport(RecordingTransport):
+    """A socket whose peer stopped reading: ``unread`` bytes sit in its write buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unread = 0
+        self.abort_after: float | None = None
+
+    def buffered_bytes(self) -> int:
+        return self.unread
+
+    def abort_later(self, seconds: float) -> None:
+        self.abort_after = seconds
+
+
+async def _backed_up_connection():
+    """An established connection on a BackedUpTransport (policy set by the caller)."""
+    hub = await get_hub()
+    transport = BackedUpTransport()
+    conn = Connection(transport, hub, client_ip="127.0.0.1")
+    await conn.opened()
+    await conn.received(json.dumps(connect_frame("hs")))
+    return hub, transport, conn
+
+
+async def test_slow_consumer_loses_droppable_events_then_closes_4008(wingman_policy):
+    wingman_policy(max_buffered_bytes=4096)
+    hub, transport, conn = await _backed_up_connection()
+    conn.subscriptions.add("agent")
+
+    await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
+    assert transport.frames[-1]["event"] == "tick" and transport.frames[-1]["seq"] == 1
+
+    transport.unread = 5000  # over the limit: ticks and presence are dropped, seq moves on
+    await hub.fan_out(EncodedEvent.build("tick", {"ts": 2}))
+    await hub.fan_out(EncodedEvent.build("presence", {"ts": 2}))
+    assert transport.frames[-1]["seq"] == 1 and transport.closed is None
+    assert hub.stats.events_dropped == 2
+
+    # a run's event is never dropped: it goes out, then the socket closes 4008
+    await hub.fan_out(EncodedEvent.build("agent", {"type": "agent-complete"}))
+    assert transport.frames[-1]["event"] == "agent" and transport.frames[-1]["seq"] == 4
+    assert transport.closed == 4008 and transport.abort_after is not None
+    await conn.closed_by_peer()
+    await reset_hub()
+
+
+async def test_reader_that_catches_up_is_not_closed(wingman_policy):
+    wingman_policy(max_buffered_bytes=4096)
+    hub, transport, conn = await _backed_up_connection()
+    transport.unread = 5000
+    await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
+    transport.unread = 0
+    await hub.fan_out(EncodedEvent.build("tick", {"ts": 2}))
+    assert [f["seq"] for f in transport.frames if f.get("event") == "tick"] == [2]
+    assert transport.closed is None
+    await conn.closed_by_peer()
+    await reset_hub()
