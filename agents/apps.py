@@ -6,5 +6,10 @@ class AgentsConfig(AppConfig):
     name = "agents"
 
     def ready(self) -> None:
-        # Registers the agent, chat and session methods on the gateway's registry.
+        # The agent, chat and session methods on the gateway's registry, and the run
+        # service's hooks into every process (cancel control messages, shutdown, stats).
         from agents import methods  # noqa: F401
+        from agents.services.runs import EXTENSION
+        from gateway.delivery import extensions
+
+        extensions.register(EXTENSION)

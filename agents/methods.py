@@ -26,7 +26,7 @@ from gateway.protocol.agent import (
 )
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.system import NoParams
-from gateway.rpc.registry import CallContext, registry
+from gateway.rpc import CallContext, registry
 
 db = database_sync_to_async
 
@@ -53,7 +53,6 @@ async def agents_list(ctx: CallContext, params: NoParams) -> dict[str, Any]:
 @registry.method("agent", AgentParams)
 async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     """Ack now (``status: accepted``); the final result follows as a second reply."""
-    conn = ctx.connection
     request = RunRequest(
         message=params.message,
         agent_id=params.agent_id,
@@ -63,13 +62,13 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
         queue=params.queue,
         timeout=params.timeout,
         extra_system_prompt=params.extra_system_prompt,
-        requester=conn.conn_id,
+        requester=ctx.conn_id,
     )
     ticket = await runs.run_submit(request)
-    conn.run_requests[ticket.run_id] = ctx.request_id
+    ctx.bind(ticket.run_id)
 
     async def follow() -> None:
-        await conn.hub.join_topic(conn, session_topic(ticket.session_key))
+        await ctx.join_topic(session_topic(ticket.session_key))
         if ticket.final is None:
             await runs.run_launch(ticket, request)
             run = await runs.run_wait(ticket.run_id, 86_400)
@@ -102,14 +101,7 @@ async def agent_cancel(ctx: CallContext, params: AgentCancelParams) -> dict[str,
     """Cancel a run (by ``runId``, or by the ``requestId`` that started it)."""
     run_id = params.run_id
     if run_id is None and params.request_id is not None:
-        run_id = next(
-            (
-                run
-                for run, request in ctx.connection.run_requests.items()
-                if getattr(request, "id", request) == params.request_id
-            ),
-            None,
-        )
+        run_id = ctx.key_of_request(params.request_id)
     if run_id is None:
         raise GatewayError(ErrorCode.NOT_FOUND, "no such run")
     cancelled = await runs.run_cancel(run_id)
@@ -203,11 +195,11 @@ async def sessions_delete(ctx: CallContext, params: SessionKeyParams) -> dict[st
 async def sessions_subscribe(ctx: CallContext, params: SessionKeyParams) -> dict[str, Any]:
     """Receive the session's ``agent`` and ``session.message`` events."""
     await db(session_service.session_get)(params.session_key)
-    await ctx.connection.hub.join_topic(ctx.connection, session_topic(params.session_key))
+    await ctx.join_topic(session_topic(params.session_key))
     return {"sessionKey": params.session_key, "subscribed": True}
 
 
 @registry.method("sessions.unsubscribe", SessionKeyParams)
 async def sessions_unsubscribe(ctx: CallContext, params: SessionKeyParams) -> dict[str, Any]:
-    await ctx.connection.hub.leave_topic(ctx.connection, session_topic(params.session_key))
+    await ctx.leave_topic(session_topic(params.session_key))
     return {"sessionKey": params.session_key, "subscribed": False}

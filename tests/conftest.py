@@ -12,6 +12,7 @@ from channels.layers import channel_layers
 from django.core.cache import cache
 
 import gateway.delivery.hub
+import gateway.delivery.seat
 
 REDIS_URL = os.environ.get("WINGMAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -39,9 +40,11 @@ def _isolated_state():
     cache.clear()
     channel_layers.backends.clear()
     gateway.delivery.hub._hub = None
+    gateway.delivery.seat._seat = None
     yield
     channel_layers.backends.clear()
     gateway.delivery.hub._hub = None
+    gateway.delivery.seat._seat = None
 
 
 @pytest.fixture(params=["memory", "redis"])

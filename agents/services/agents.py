@@ -270,9 +270,9 @@ def bootstrap(config: dict[str, Any]) -> str:
     """On gateway start: import the config's agents (without overwriting), make sure an
     agent exists, and settle runs left behind by a process that is gone."""
     from agents.services.runs import runs_recover
-    from gateway.delivery.hub import hub_alive
+    from gateway.delivery.seat import seat_alive
 
     result = agents_import(config, update_existing=False)
     agent = ensure_default_agent()
-    recovered = runs_recover(hub_alive)
+    recovered = runs_recover(seat_alive)
     return f"agents: {result}; default agent {agent.id!r}; {recovered} interrupted run(s) settled"

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +43,9 @@ from agents.models import (
 from agents.routing import Route, default_agent, match_binding, session_key
 from agents.services import sessions as session_service
 from gateway.delivery import publish as events
+from gateway.delivery.extensions import Extension
 from gateway.delivery.hub import Hub, get_hub
-from gateway.delivery.publish import now_ms
+from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 logger = logging.getLogger(__name__)
@@ -283,12 +285,30 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     )
 
 
-def _registry(hub: Hub) -> dict[str, _Active]:
-    if "runs" not in hub.services:
-        hub.services["runs"] = {}
-        hub.shutdown_hooks.append(_cancel_all)
-        hub.control_handlers[_CONTROL_CANCEL] = _on_cancel_control
-    return hub.services["runs"]
+class _LocalRuns:
+    """The runs executing in this process (per event loop), and cancels that arrived
+    between a run's accept and its launch."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, _Active] = {}
+        self.cancelled_early: set[str] = set()
+
+
+_local_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LocalRuns] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _local() -> _LocalRuns:
+    loop = asyncio.get_running_loop()
+    runs = _local_runs.get(loop)
+    if runs is None:
+        runs = _local_runs[loop] = _LocalRuns()
+    return runs
+
+
+def _registry(hub: Hub | None = None) -> dict[str, _Active]:
+    return _local().active
 
 
 # execute -----------------------------------------------------------------------------------
@@ -509,7 +529,7 @@ async def run_cancel(run_id: str) -> bool:
     if active is not None:
         active.task.cancel()
         return True
-    if await hub.send_control(run.owner, _CONTROL_CANCEL, {"runId": run_id}):
+    if await hub.seat.send_control(run.owner, _CONTROL_CANCEL, {"runId": run_id}):
         return True
     # The owner is gone (crashed): settle the run here so it does not hang forever.
     await database_sync_to_async(_persist_final)(run_id, RunStatus.CANCELLED, "", "cancelled")
@@ -526,8 +546,8 @@ async def _on_cancel_control(data: dict[str, Any]) -> None:
         _early_cancels(hub).add(run_id)
 
 
-def _early_cancels(hub: Hub) -> set[str]:
-    return hub.services.setdefault("runs_cancelled_early", set())
+def _early_cancels(hub: Hub | None = None) -> set[str]:
+    return _local().cancelled_early
 
 
 async def _cancel_all() -> None:
@@ -564,6 +584,23 @@ def runs_recover(alive) -> int:
             run_id, RunStatus.ERROR, "", "interrupted: the gateway stopped before the run ended"
         )
     return len(stale)
+
+
+def local_stats() -> dict[str, int]:
+    """``activeSessions`` for ``/health``: sessions with a run executing in this process."""
+    try:
+        runs = _local()
+    except RuntimeError:  # no event loop: nothing runs here
+        return {"activeSessions": 0}
+    return {"activeSessions": len({a.session_key for a in runs.active.values()})}
+
+
+EXTENSION = Extension(
+    name="runs",
+    control={_CONTROL_CANCEL: _on_cancel_control},
+    on_shutdown=_cancel_all,
+    stats=local_stats,
+)
 
 
 __all__ = [

@@ -1,14 +1,15 @@
-"""The per-process hub: this process's sockets, and its single seat on the channel layer.
+"""The per-process hub: this process's sockets, and the fan-out of events to them.
 
-Every gateway process has exactly one hub. The hub owns one channel-layer channel, joins
-the ``gw.all`` group (and topic groups its sockets subscribe to), and fans every event it
-receives out to its local connections. So a broadcast costs one channel-layer message per
-process instead of one per socket, and an event is serialised once (design/performance.md).
+Every gateway process has exactly one hub, sitting on the process's
+:class:`~gateway.delivery.seat.Seat` (its one channel-layer channel). An event crosses the
+channel layer once per process and the hub fans it out to its local connections, so a
+broadcast costs one channel-layer message per process instead of one per socket, and an
+event is serialised once (design/performance.md).
 
-It also runs the process's timers (tick, presence.tick, presence heartbeat, group refresh)
-and the graceful drain on shutdown. Shared state (presence, counters used by several
-processes) lives in the cache via ``presence.py``; the dicts here only index this
-process's own sockets.
+The hub indexes its own connections and topic members, keeps their presence
+(:class:`~gateway.delivery.presence.Tracker`), runs the per-socket timers (``tick``,
+``presence.tick``) and the graceful drain on shutdown. Shared state lives in the cache
+(``presence.py``); the dicts here only index this process's own sockets.
 """
 
 from __future__ import annotations
@@ -22,41 +23,20 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import psutil
-from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
 
-from gateway.delivery import memory, presence
-from gateway.delivery.publish import (
-    ALL_GROUP,
-    ENVELOPE_TYPE,
-    EncodedEvent,
-    Outbox,
-    now_ms,
-    topic_group,
-)
+from gateway.delivery import extensions, memory, presence
+from gateway.delivery import seat as seats
+from gateway.delivery.encoded import EncodedEvent
+from gateway.delivery.listeners import TopicListener
 from gateway.protocol import events as ev
-from gateway.protocol.dialects.base import dumps
+from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import CloseCode
 
 if TYPE_CHECKING:
     from gateway.ws.connection import Connection
 
 logger = logging.getLogger(__name__)
-
-#: Presence changes closer together than this share one ``presence`` event.
-PRESENCE_COALESCE_SECONDS = 0.2
-GROUP_REFRESH_SECONDS = 30
-_HUB_KEY_TTL = 120
-
-
-def _hub_key(hub_id: str) -> str:
-    return f"gw:hub:{hub_id}"
-
-
-def hub_alive(hub_id: str) -> bool:
-    """Is the gateway process with this hub id still running? (its key is refreshed)"""
-    return bool(hub_id) and cache.get(_hub_key(hub_id)) is not None
 
 
 class Stats:
@@ -76,116 +56,61 @@ class Stats:
         return int((time.time() - self.started_at) * 1000)
 
 
-class TopicListener:
-    """A subscriber to a topic that is not a socket (e.g. a Server-Sent Events response).
-
-    ``async for event in listener`` yields the topic's events (:class:`EncodedEvent`) in
-    order; made by :meth:`Hub.listen`, ended by :meth:`Hub.unlisten`. The queue is not
-    bounded: the listener's owner drains it (a run's event stream is finite).
-    """
-
-    __slots__ = ("queue", "topic")
-
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
-        self.queue: asyncio.Queue[EncodedEvent] = asyncio.Queue()
-
-    def __aiter__(self) -> TopicListener:
-        return self
-
-    async def __anext__(self) -> EncodedEvent:
-        return await self.queue.get()
-
-
 class Hub:
-    """One per process (per event loop): see the module docstring."""
+    """One per gateway process (per event loop): see the module docstring."""
 
     def __init__(self) -> None:
-        self.id = secrets.token_hex(4)
-        self.loop = asyncio.get_running_loop()
-        self.layer = get_channel_layer()
-        #: Other processes can only exist behind a shared (Redis) channel layer.
-        self.shared = not isinstance(self.layer, InMemoryChannelLayer)
-        self.outbox = Outbox(self.layer)
-        self.channel_name: str | None = None
+        self.seat = seats.Seat(on_envelope=self._deliver_envelope)
+        self.id = self.seat.id
+        self.loop = self.seat.loop
         self.connections: dict[str, Connection] = {}
         self.topics: dict[str, set[str]] = {}
         #: topic → its non-socket subscribers (Hub.listen); empty on the fan-out hot path.
         self.listeners: dict[str, set[TopicListener]] = {}
-        self.presence_entries: dict[str, dict[str, Any]] = {}
-        #: The same entries serialised once each, for the hello-ok snapshot.
-        self.presence_json: dict[str, str] = {}
+        self.presence = presence.Tracker(self.id, self._publish_presence)
         self.stats = Stats()
-        #: Collects closed connections' and ended runs' cyclic garbage (gateway/delivery/memory.py).
+        #: Collects closed connections' and ended runs' cyclic garbage (delivery/memory.py).
         self.collector = memory.Collector(self.loop)
         self.shutting_down = False
-        self.stopping = False
-        self._pending_presence: list[dict[str, Any]] = []
-        self._presence_flush: asyncio.TimerHandle | None = None
-        self._last_presence_flush = 0.0
-        self._flush_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._drained = asyncio.Event()
         self._drained.set()
-        #: Per-process state of other apps (e.g. the run service's running tasks).
-        self.services: dict[str, Any] = {}
-        #: Awaited first on shutdown, while clients are still connected (finish runs).
-        self.shutdown_hooks: list[Callable[[], Awaitable[Any]]] = []
-        #: name → handler for control messages other processes send to this hub.
-        self.control_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {}
 
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Join the channel layer and start the timers."""
-        self.channel_name = await self.layer.new_channel("gw.hub.")
-        await self._join_groups()
+        """Take the seat and start the timers."""
+        await self.seat.start()
+        seats.install(self.seat)
         policy = settings.WINGMAN.policy
-        self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="hub-receive"),
-            asyncio.create_task(self.outbox.run(), name="hub-outbox"),
-            asyncio.create_task(
-                self._every(policy.tick_interval_ms / 1000, self._tick), name="hub-tick"
-            ),
-            asyncio.create_task(
-                self._every(policy.presence_tick_ms / 1000, self._presence_tick),
-                name="hub-presence-tick",
-            ),
-            asyncio.create_task(
-                self._every(presence.HEARTBEAT_SECONDS, self._heartbeat), name="hub-heartbeat"
-            ),
-            asyncio.create_task(
-                self._every(GROUP_REFRESH_SECONDS, self._join_groups), name="hub-groups"
-            ),
-            asyncio.create_task(
-                self._every(memory.CHECK_SECONDS, self._collect_garbage), name="hub-gc"
-            ),
+        timers: list[tuple[float, Callable[[], Awaitable[Any]]]] = [
+            (policy.tick_interval_ms / 1000, self._tick),
+            (policy.presence_tick_ms / 1000, self._presence_tick),
+            (presence.HEARTBEAT_SECONDS, self.presence.heartbeat),
+            (memory.CHECK_SECONDS, self._collect_garbage),
         ]
-        logger.debug("hub %s started on %s", self.id, self.channel_name)
+        self._tasks = [
+            asyncio.create_task(self._every(seconds, action), name=f"hub-{action.__name__}")
+            for seconds, action in timers
+        ]
+        logger.debug("hub %s started on %s", self.id, self.seat.channel_name)
 
     async def stop(self) -> None:
-        """Leave the channel layer and forget this process's presence."""
-        self.stopping = True
-        with contextlib.suppress(Exception):
-            await self.flush_presence()
-            await self.outbox.drain()
+        """Forget this process's presence and leave the channel layer."""
         for task in self._tasks:
             task.cancel()
-        with contextlib.suppress(Exception):
-            await presence.remove_process(self.id)
-            await cache.adelete(_hub_key(self.id))
-            await self.layer.group_discard(ALL_GROUP, self.channel_name)
-            for topic in {*self.topics, *self.listeners}:
-                await self.layer.group_discard(topic_group(topic), self.channel_name)
-        _, stuck = await asyncio.wait(self._tasks, timeout=2) if self._tasks else (None, ())
-        for task in stuck:
-            logger.warning("hub task %s did not stop", task.get_name())
+        await self.presence.close()
+        await self.seat.stop()
+        seats.forget(self.seat)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         self._tasks = []
 
     async def shutdown(self, reason: str, *, grace_seconds: float = 3.0) -> None:
-        """Drain: tell every client, close it with 1012, wait for the sockets to go."""
+        """Drain: let the apps finish (runs), tell every client, close it with 1012, wait
+        for the sockets to go."""
         self.shutting_down = True
-        for hook in self.shutdown_hooks:
+        for hook in extensions.shutdown_hooks():
             try:
                 await hook()
             except Exception:
@@ -214,12 +139,12 @@ class Hub:
     async def _collect_garbage(self) -> None:
         self.collector.check()
 
-    async def _join_groups(self) -> None:
-        """(Re)join our groups: memberships expire, and vanish if Redis restarts."""
-        await cache.aset(_hub_key(self.id), self.channel_name, timeout=_HUB_KEY_TTL)
-        await self.layer.group_add(ALL_GROUP, self.channel_name)
-        for topic in {*self.topics, *self.listeners}:
-            await self.layer.group_add(topic_group(topic), self.channel_name)
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # connections -----------------------------------------------------------------------
     def new_conn_id(self) -> str:
@@ -233,9 +158,7 @@ class Hub:
 
     def established(self, conn: Connection, entry: dict[str, Any]) -> None:
         """A connection finished its handshake: it is now present."""
-        self.presence_entries[conn.conn_id] = entry
-        self.presence_json[conn.conn_id] = dumps(entry)
-        self._presence_changed({**entry, "reason": "connect"})
+        self.presence.add(conn.conn_id, entry)
 
     async def unregister(self, conn: Connection) -> None:
         """A socket closed: drop it, its topics and its presence."""
@@ -245,15 +168,17 @@ class Hub:
             self._drained.set()
         for topic in list(conn.topics):
             await self.leave_topic(conn, topic)
-        entry = self.presence_entries.pop(conn.conn_id, None)
-        self.presence_json.pop(conn.conn_id, None)
-        if entry is not None:
-            self._presence_changed({**entry, "reason": "disconnect", "ts": now_ms()})
+        self.presence.remove(conn.conn_id, now_ms())
 
+    @property
+    def established_count(self) -> int:
+        return len(self.presence.entries)
+
+    # topics ----------------------------------------------------------------------------
     async def join_topic(self, conn: Connection, topic: str) -> None:
         members = self.topics.setdefault(topic, set())
         if not members and topic not in self.listeners:
-            await self.layer.group_add(topic_group(topic), self.channel_name)
+            await self.seat.join(topic)
         members.add(conn.conn_id)
         conn.topics.add(topic)
 
@@ -266,7 +191,7 @@ class Hub:
         if not members:
             del self.topics[topic]
             if topic not in self.listeners:
-                await self.layer.group_discard(topic_group(topic), self.channel_name)
+                await self.seat.leave(topic)
 
     async def listen(self, topic: str) -> TopicListener:
         """Subscribe a :class:`TopicListener` to ``topic``; always :meth:`unlisten` it."""
@@ -275,7 +200,7 @@ class Hub:
         # Registered before the await, so a socket leaving the topic meanwhile keeps the group.
         self.listeners.setdefault(topic, set()).add(listener)
         if first:
-            await self.layer.group_add(topic_group(topic), self.channel_name)
+            await self.seat.join(topic)
         return listener
 
     async def unlisten(self, listener: TopicListener) -> None:
@@ -287,54 +212,15 @@ class Hub:
         if not members:
             del self.listeners[topic]
             if topic not in self.topics:
-                await self.layer.group_discard(topic_group(topic), self.channel_name)
+                await self.seat.leave(topic)
 
     def _notify(self, topic: str, event: EncodedEvent) -> None:
         for listener in self.listeners.get(topic, ()):
-            listener.queue.put_nowait(event)
-
-    @property
-    def established_count(self) -> int:
-        return len(self.presence_entries)
+            listener.put(event)
 
     # delivery --------------------------------------------------------------------------
-    async def _receive_loop(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                message = await self.layer.receive(self.channel_name)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self.stopping:
-                    return
-                logger.exception("channel layer receive failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                with contextlib.suppress(Exception):
-                    await self._join_groups()
-                continue
-            if message.get("type") != ENVELOPE_TYPE:
-                logger.warning(
-                    "hub ignored a channel-layer message of type %r", message.get("type")
-                )
-                continue
-            try:
-                await self._deliver_envelope(message)
-            except Exception:
-                logger.exception("event delivery failed")
-
     async def _deliver_envelope(self, message: dict[str, Any]) -> None:
-        if "control" in message:
-            handler = self.control_handlers.get(message["control"])
-            if handler is None:
-                logger.warning("no handler for control message %r", message["control"])
-            else:
-                await handler(message.get("data") or {})
-            return
-        if message.get("origin") == self.id:
-            return  # already delivered locally by deliver()
+        """An event another process published."""
         event = EncodedEvent.from_envelope(message)
         await self._send_each(self._targets(message), event)
         if self.listeners and "topic" in message:
@@ -343,8 +229,6 @@ class Hub:
     def _targets(self, route: dict[str, Any]) -> list[Connection]:
         """This process's connections a routed event is for."""
         conns = self.connections
-        if "to" in route:
-            return [conns[c] for c in route["to"] if c in conns]
         if "topic" in route:
             exclude = route.get("exclude")
             ids = self.topics.get(route["topic"], ())
@@ -357,40 +241,7 @@ class Hub:
         await self._send_each(self._targets(route), event)
         if self.listeners and "topic" in route:
             self._notify(route["topic"], event)
-        if not self.shared:
-            return
-        envelope = event.envelope(origin=self.id, **route)
-        if "to" in route:
-            await self._send_to_remote(route["to"], envelope)
-        elif "topic" in route:
-            self.outbox.put_group(topic_group(route["topic"]), envelope)
-        else:
-            self.outbox.put_group(ALL_GROUP, envelope)
-
-    async def _send_to_remote(self, conn_ids: list[str], envelope: dict[str, Any]) -> None:
-        remote: dict[str, list[str]] = {}
-        for conn_id in conn_ids:
-            if conn_id not in self.connections:
-                remote.setdefault(conn_id.split("-", 1)[0], []).append(conn_id)
-        for hub_id, ids in remote.items():
-            channel = await cache.aget(_hub_key(hub_id))
-            if channel:
-                self.outbox.put_channel(channel, {**envelope, "to": ids})
-
-    async def send_control(self, hub_id: str, name: str, data: dict[str, Any]) -> bool:
-        """Ask another process's hub (or this one) to act, e.g. cancel a run it owns."""
-        if hub_id == self.id:
-            handler = self.control_handlers.get(name)
-            if handler is not None:
-                await handler(data)
-            return handler is not None
-        channel = await cache.aget(_hub_key(hub_id)) if self.shared else None
-        if not channel:
-            return False
-        self.outbox.put_channel(
-            channel, {"type": ENVELOPE_TYPE, "control": name, "data": data, "origin": self.id}
-        )
-        return True
+        self.seat.send_remote(event, route)
 
     async def fan_out(self, event: EncodedEvent) -> int:
         """Deliver to every local established connection that wants the event."""
@@ -411,58 +262,13 @@ class Hub:
         return sent
 
     # presence --------------------------------------------------------------------------
-    def _presence_changed(self, change: dict[str, Any]) -> None:
-        """Queue a delta; the first change flushes at once, a burst within the window coalesces."""
-        self._pending_presence.append(change)
-        if self._presence_flush is not None:
-            return
-        since = time.monotonic() - self._last_presence_flush
-        delay = 0.0 if since >= PRESENCE_COALESCE_SECONDS else PRESENCE_COALESCE_SECONDS - since
-        self._presence_flush = self.loop.call_later(delay, self._spawn_flush)
-
-    def _spawn_flush(self) -> None:
-        self._presence_flush = None
-        self.spawn(self.flush_presence())
-
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
-        """Run ``coro`` in the background, keeping a reference until it finishes."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
-
-    async def flush_presence(self) -> None:
-        """Store this process's presence, bump the version, publish the batched delta."""
-        from gateway.delivery import publish as events
-
-        async with self._flush_lock:
-            changes, self._pending_presence = self._pending_presence, []
-            self._last_presence_flush = time.monotonic()
-            if not changes:
-                return
-            # Publish first: clients should not wait for the cache write of the full list.
-            version = await presence.bump_version()
-            sv = {"presence": version, "health": presence.HEALTH_VERSION}
-            await events.publish(
-                ev.PRESENCE, {"entries": changes, "stateVersion": sv}, state_version=sv
-            )
-            await presence.store_process(self.id, self.presence_entries)
-
-    async def _heartbeat(self) -> None:
-        await presence.store_process(self.id, self.presence_entries)
+    async def _publish_presence(self, payload: dict[str, Any]) -> None:
+        sv = payload["stateVersion"]
+        await self.deliver(EncodedEvent.build(ev.PRESENCE, payload, sv))
 
     async def all_presence(self) -> list[dict[str, Any]]:
-        return await presence.list_entries(self.id, self.presence_entries)
+        return (await self.presence.snapshot())[0]
 
-    async def presence_snapshot(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """Every process's presence entries and ``stateVersion``."""
-        return await presence.snapshot(self.id, self.presence_entries)
-
-    async def presence_snapshot_json(self) -> tuple[str, dict[str, int]]:
-        """:meth:`presence_snapshot` with the entries as one JSON array (hello-ok)."""
-        return await presence.snapshot_json(self.id, self.presence_entries, self.presence_json)
-
-    # timers ----------------------------------------------------------------------------
     async def _tick(self) -> None:
         await self.fan_out(EncodedEvent.build(ev.TICK, {"ts": now_ms()}))
 

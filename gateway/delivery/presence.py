@@ -4,13 +4,16 @@ Each process owns one cache entry with its own connections (written only by that
 so there are no write races) and registers itself in an index of processes. Entries expire
 unless the owning process refreshes them, so a crashed process's connections disappear
 within ``PROCESS_TTL`` seconds. ``stateVersion.presence`` is a shared counter bumped on
-every change. The process-local side (who changed since the last flush) is in ``hub.py``.
+every change. The process-local side (who changed since the last flush) is :class:`Tracker`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from operator import itemgetter
 from typing import Any
 
@@ -18,6 +21,8 @@ from django.core.cache import cache
 
 from gateway.protocol.dialects.base import dumps
 from gateway.state import cache as shared
+
+logger = logging.getLogger(__name__)
 
 PROCESS_TTL = 30
 HEARTBEAT_SECONDS = 10
@@ -136,3 +141,88 @@ async def bump_version() -> int:
 
 async def state_version() -> dict[str, int]:
     return {"presence": await shared.run(cache.get, _VERSION, 0), "health": HEALTH_VERSION}
+
+
+class Tracker:
+    """This process's presence: its established connections' entries, and the deltas not
+    yet published. The first change publishes at once; a burst within
+    ``COALESCE_SECONDS`` shares one ``presence`` event."""
+
+    COALESCE_SECONDS = 0.2
+
+    def __init__(self, process_id: str, publish: Callable[[dict[str, Any]], Awaitable[None]]):
+        self.process_id = process_id
+        self.entries: dict[str, dict[str, Any]] = {}
+        #: The same entries serialised once each, for the hello-ok snapshot.
+        self.entries_json: dict[str, str] = {}
+        self._publish = publish
+        self._pending: list[dict[str, Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+        self._lock = asyncio.Lock()
+        self._flushing: asyncio.Task | None = None
+
+    def add(self, conn_id: str, entry: dict[str, Any]) -> None:
+        self.entries[conn_id] = entry
+        self.entries_json[conn_id] = dumps(entry)
+        self._changed({**entry, "reason": "connect"})
+
+    def remove(self, conn_id: str, ts: int) -> bool:
+        """Forget a connection; True when it was present (its disconnect is published)."""
+        entry = self.entries.pop(conn_id, None)
+        self.entries_json.pop(conn_id, None)
+        if entry is None:
+            return False
+        self._changed({**entry, "reason": "disconnect", "ts": ts})
+        return True
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        self._pending.append(change)
+        if self._timer is not None:
+            return
+        since = time.monotonic() - self._last_flush
+        delay = max(0.0, self.COALESCE_SECONDS - since)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        self._flushing = asyncio.ensure_future(self._flush_logged())
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception as exc:
+            logger.warning("presence update not shared (%s); the next heartbeat retries", exc)
+
+    async def flush(self) -> None:
+        """Store this process's presence, bump the version, publish the batched delta."""
+        async with self._lock:
+            changes, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+            if not changes:
+                return
+            # Publish first: clients should not wait for the cache write of the full list.
+            version = await bump_version()
+            sv = {"presence": version, "health": HEALTH_VERSION}
+            await self._publish({"entries": changes, "stateVersion": sv})
+            await store_process(self.process_id, self.entries)
+
+    async def heartbeat(self) -> None:
+        await store_process(self.process_id, self.entries)
+
+    async def snapshot(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Every process's presence entries and ``stateVersion``."""
+        return await snapshot(self.process_id, self.entries)
+
+    async def snapshot_json(self) -> tuple[str, dict[str, int]]:
+        """:meth:`snapshot` with the entries as one JSON array (hello-ok)."""
+        return await snapshot_json(self.process_id, self.entries, self.entries_json)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        with contextlib.suppress(Exception):
+            await self.flush()
+        with contextlib.suppress(Exception):
+            await remove_process(self.process_id)

@@ -1,5 +1,7 @@
-"""Method handlers. Each module registers its methods on import (see ``gateway/apps.py``)."""
+"""The method layer: the registry every dialect calls through, the narrow call context
+handlers get, the system methods and the ``hello-ok`` snapshot."""
 
-from gateway.rpc.registry import CallContext, registry
+from gateway.rpc.context import CallContext
+from gateway.rpc.registry import registry
 
 __all__ = ["CallContext", "registry"]

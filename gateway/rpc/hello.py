@@ -1,4 +1,6 @@
-"""Read-side views of gateway state: health, stats and the ``hello-ok`` snapshot."""
+"""Read-side views of this process's gateway state: health, stats and the ``hello-ok``
+snapshot (the hub and the presence it tracks; the apps add figures through
+``gateway/delivery/extensions.py``)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 import wingman
-from gateway.delivery.publish import now_ms
+from gateway.delivery import extensions
+from gateway.protocol.dialects.base import ClientIdentity, Dialect, now_ms
 from gateway.protocol.events import EVENTS
 from gateway.protocol.handshake import Features, Health, Policy, dump
 from gateway.rpc.registry import registry
 
 if TYPE_CHECKING:
     from gateway.delivery.hub import Hub
-    from gateway.ws.connection import Connection
 
 
 def channel_layer_name() -> str:
@@ -49,7 +51,7 @@ def health(hub: Hub) -> Health:
 
 
 async def presence_snapshot(hub: Hub) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    return await hub.presence_snapshot()
+    return await hub.presence.snapshot()
 
 
 def gateway_stats(hub: Hub, total_nodes: int) -> dict[str, Any]:
@@ -60,8 +62,9 @@ def gateway_stats(hub: Hub, total_nodes: int) -> dict[str, Any]:
         "totalGroups": 0,
         "messagesProcessed": hub.stats.messages_processed,
         "startedAt": int(hub.stats.started_at * 1000),
-        "activeSessions": len({run.session_key for run in hub.services.get("runs", {}).values()}),
+        "activeSessions": 0,
         "connections": hub.established_count,
+        **extensions.stats(),
     }
 
 
@@ -91,35 +94,41 @@ async def stats_report(hub: Hub) -> dict[str, Any]:
 _PRESENCE_SLOT = f"wingman-presence-{secrets.token_hex(12)}"
 
 
-async def hello_ok(conn: Connection, protocol: int) -> dict[str, Any]:
-    """The ``hello-ok`` payload in wire form (the HelloOk model documents and tests it)."""
-    entries, sv = await presence_snapshot(conn.hub)
-    return _hello_ok(conn, protocol, entries, sv)
+class Greeting:
+    """Who the ``hello-ok`` is for: the connection's id, identity and dialect."""
+
+    __slots__ = ("conn_id", "dialect", "identity")
+
+    def __init__(self, conn_id: str, identity: ClientIdentity | None, dialect: Dialect) -> None:
+        self.conn_id = conn_id
+        self.identity = identity
+        self.dialect = dialect
 
 
-async def hello_ok_frame(conn: Connection, protocol: int, request_id: Any) -> str:
-    """The encoded ``hello-ok`` frame, equal to encoding :func:`hello_ok`'s payload.
+async def hello_ok_frame(hub: Hub, to: Greeting, protocol: int, request_id: Any) -> str:
+    """The encoded ``hello-ok`` frame (the HelloOk model documents and tests its payload).
 
     Built as plain data: the presence entries are already in wire form, each serialised
     once when its connection joined and spliced in as one JSON array, so a connect storm
     of N clients costs N joins instead of N encodings of N entries (and no pydantic).
     """
-    entries_json, sv = await conn.hub.presence_snapshot_json()
-    payload = _hello_ok(conn, protocol, _PRESENCE_SLOT, sv)
-    text = conn.codec.encode_hello_ok(request_id, payload)
+    entries_json, sv = await hub.presence.snapshot_json()
+    payload = _hello_ok(hub, to, protocol, _PRESENCE_SLOT, sv)
+    text = to.dialect.encode_hello_ok(request_id, payload)
     return text.replace(f'"{_PRESENCE_SLOT}"', entries_json, 1)
 
 
-def _hello_ok(conn: Connection, protocol: int, entries: Any, sv: dict[str, int]) -> dict[str, Any]:
-    hub = conn.hub
-    identity = conn.identity
+def _hello_ok(
+    hub: Hub, to: Greeting, protocol: int, entries: Any, sv: dict[str, int]
+) -> dict[str, Any]:
+    identity = to.identity
     payload: dict[str, Any] = {
         "type": "hello-ok",
         "protocol": protocol,
         "server": {
             "version": wingman.__version__,
             "host": settings.WINGMAN.name,
-            "connId": conn.conn_id,
+            "connId": to.conn_id,
         },
         "features": _FEATURES(),
         "snapshot": {

@@ -4,33 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.protocol.base import Frame
 from gateway.protocol.system import NoParams
-
-if TYPE_CHECKING:
-    from gateway.ws.connection import Connection
-
-
-class CallContext:
-    """What a handler may know about the call it serves, and what it may do after replying."""
-
-    __slots__ = ("after_reply_actions", "connection", "request_id")
-
-    def __init__(self, connection: Connection, request_id: Any) -> None:
-        self.connection = connection
-        self.request_id = request_id
-        self.after_reply_actions: list[Callable[[], Awaitable[Any]]] = []
-
-    def after_reply(self, action: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``action()`` in the background once the reply has been sent."""
-        self.after_reply_actions.append(action)
-
-    async def send_followup(self, payload: Any) -> None:
-        """Send a second reply to this request (e.g. ``agent``'s final result)."""
-        await self.connection.send_followup(self.request_id, payload)
-
+from gateway.rpc.context import CallContext
 
 Handler = Callable[[CallContext, Any], Awaitable[Any]]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 
 import wingman
-from gateway.delivery.publish import now_ms
+from gateway.delivery.hub import get_hub
+from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.events import EVENTS, MANDATORY_EVENTS
 from gateway.protocol.handshake import Health, PresenceEntry
@@ -18,8 +19,9 @@ from gateway.protocol.system import (
     StatusResult,
     SubscriptionResult,
 )
-from gateway.rpc import hello as selectors
-from gateway.rpc.registry import CallContext, registry
+from gateway.rpc import hello
+from gateway.rpc.context import CallContext
+from gateway.rpc.registry import registry
 
 
 @registry.method("ping", public=True)
@@ -31,30 +33,30 @@ async def ping(ctx: CallContext, params: NoParams) -> PingResult:
 @registry.method("health")
 async def health(ctx: CallContext, params: NoParams) -> Health:
     """This gateway process's health."""
-    return selectors.health(ctx.connection.hub)
+    return hello.health(await get_hub())
 
 
 @registry.method("status")
 async def status(ctx: CallContext, params: NoParams) -> StatusResult:
     """Health plus server, policy and the caller's own connection."""
-    conn = ctx.connection
-    entries, _ = await selectors.presence_snapshot(conn.hub)
+    hub = await get_hub()
+    entries, _ = await hello.presence_snapshot(hub)
     return StatusResult(
         server={
             "version": wingman.__version__,
             "host": settings.WINGMAN.name,
-            "connId": conn.conn_id,
-            "startedAt": int(conn.hub.stats.started_at * 1000),
+            "connId": ctx.conn_id,
+            "startedAt": int(hub.stats.started_at * 1000),
         },
-        health=selectors.health(conn.hub),
+        health=hello.health(hub),
         presenceCount=len(entries),
         authMode=settings.WINGMAN.auth_mode,
-        policy=selectors.policy().model_dump(by_alias=True),
+        policy=hello.policy().model_dump(by_alias=True),
         connection={
-            "connId": conn.conn_id,
-            "dialect": conn.dialect.name if conn.dialect else None,
-            "subscriptions": sorted(conn.subscriptions),
-            "role": conn.identity.role if conn.identity else None,
+            "connId": ctx.conn_id,
+            "dialect": ctx.dialect_name,
+            "subscriptions": sorted(ctx.subscriptions),
+            "role": ctx.client.role if ctx.client else None,
         },
     )
 
@@ -62,7 +64,7 @@ async def status(ctx: CallContext, params: NoParams) -> StatusResult:
 @registry.method("system-presence")
 async def system_presence(ctx: CallContext, params: NoParams) -> PresenceResult:
     """Every connected client on every gateway process."""
-    entries, sv = await selectors.presence_snapshot(ctx.connection.hub)
+    entries, sv = await hello.presence_snapshot(await get_hub())
     return PresenceResult(
         presence=[PresenceEntry.model_validate(e) for e in entries], stateVersion=sv
     )
@@ -82,13 +84,13 @@ def _check_events(names: list[str]) -> None:
 async def subscribe(ctx: CallContext, params: EventsParams) -> SubscriptionResult:
     """Receive these events from now on."""
     _check_events(params.events)
-    ctx.connection.subscriptions.update(params.events)
-    return SubscriptionResult(events=sorted(ctx.connection.subscriptions))
+    ctx.subscribe(params.events)
+    return SubscriptionResult(events=sorted(ctx.subscriptions))
 
 
 @registry.method("unsubscribe", EventsParams)
 async def unsubscribe(ctx: CallContext, params: EventsParams) -> SubscriptionResult:
     """Stop receiving these events (``shutdown`` is always delivered)."""
     _check_events(params.events)
-    ctx.connection.subscriptions.difference_update(set(params.events) - MANDATORY_EVENTS)
-    return SubscriptionResult(events=sorted(ctx.connection.subscriptions))
+    ctx.unsubscribe(set(params.events) - MANDATORY_EVENTS)
+    return SubscriptionResult(events=sorted(ctx.subscriptions))

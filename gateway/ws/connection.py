@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from pydantic import ValidationError
 
+from gateway.delivery.encoded import EncodedEvent
 from gateway.delivery.hub import Hub
-from gateway.delivery.publish import EncodedEvent, now_ms
 from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
 from gateway.protocol import events as ev
 from gateway.protocol.dialects import detect
@@ -31,10 +31,12 @@ from gateway.protocol.dialects.base import (
     Hello,
     dumps,
     invalid,
+    now_ms,
 )
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
-from gateway.rpc import hello as selectors
-from gateway.rpc.registry import CallContext, Method, registry
+from gateway.rpc.context import CallContext
+from gateway.rpc.hello import Greeting, hello_ok_frame
+from gateway.rpc.registry import Method, registry
 from gateway.security import auth, ratelimit
 from gateway.security.webauth import BrowserCredentials
 
@@ -109,8 +111,8 @@ class Connection:
         self.identity: ClientIdentity | None = None
         self.subscriptions: set[str] = set()
         self.topics: set[str] = set()
-        #: run id → id of the request that started it (dialects that echo request ids).
-        self.run_requests: dict[str, Any] = {}
+        #: event key (e.g. a run id) → the request it answers (dialects that echo request ids).
+        self.bound_requests: dict[str, Any] = {}
         self.seq = 0
         self.connected_at = now_ms()
         self.closed = False
@@ -285,7 +287,12 @@ class Connection:
             return
         await self._establish(hello.client)
         await self.transport.send_text(
-            await selectors.hello_ok_frame(self, protocol, hello.request_id)
+            await hello_ok_frame(
+                self.hub,
+                Greeting(self.conn_id, self.identity, self.codec),
+                protocol,
+                hello.request_id,
+            )
         )
         await self._release_early_events()
 
@@ -376,6 +383,26 @@ class Connection:
         if text is not None and not self.closed:
             await self.transport.send_text(text)
 
+    # the caller interface handlers see (gateway/rpc/context.py) --------------------------
+    @property
+    def dialect_name(self) -> str | None:
+        return self.dialect.name if self.dialect is not None else None
+
+    async def join_topic(self, topic: str) -> None:
+        await self.hub.join_topic(self, topic)
+
+    async def leave_topic(self, topic: str) -> None:
+        await self.hub.leave_topic(self, topic)
+
+    def bind_request(self, key: str, request_id: Any) -> None:
+        self.bound_requests[key] = request_id
+
+    def request_for(self, key: str) -> Any:
+        return self.bound_requests.get(key)
+
+    def requests(self) -> dict[str, Any]:
+        return dict(self.bound_requests)
+
     # events ------------------------------------------------------------------------------
     def render_event(self, event: EncodedEvent) -> str | None:
         """The frame for ``event`` on this connection, or None when it does not want it."""
@@ -394,7 +421,8 @@ class Connection:
                 self.hub.stats.events_dropped += 1
                 return None
             self.slow = True
-        return event.render(self.dialect, self.seq, self)
+        request = self.bound_requests.get(event.key) if event.key is not None else None
+        return event.render(self.dialect, self.seq, request)
 
     async def send_event(self, text: str) -> None:
         """Send a rendered event; a slow consumer is then closed 4008 (and its TCP connection

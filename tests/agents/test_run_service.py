@@ -87,7 +87,7 @@ async def test_cancel_before_the_task_first_runs_still_ends_the_run(slow):
     ticket = await run_submit(req)
     await run_launch(ticket, req)
     hub = await get_hub()
-    assert await hub.send_control(hub.id, "run.cancel", {"runId": ticket.run_id})
+    assert await hub.seat.send_control(hub.id, "run.cancel", {"runId": ticket.run_id})
     run = await run_wait(ticket.run_id, 5)
     stored = await Run.objects.aget(pk=ticket.run_id)
     assert run is not None, f"the run never ended (status {stored.status})"

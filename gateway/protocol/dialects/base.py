@@ -150,8 +150,9 @@ class Dialect(ABC):
     ) -> tuple[str, ...]:
         """The parts of an event frame that are the same for every connection (cached)."""
 
-    def splice(self, template: tuple[str, ...], seq: int, event: Any, conn: Any) -> str:
-        """One connection's frame: by default ``prefix + seq + suffix``."""
+    def splice(self, template: tuple[str, ...], seq: int, event: Any, request: Any) -> str:
+        """One connection's frame: by default ``prefix + seq + suffix`` (``request``: the
+        connection's request this event answers, if any)."""
         return f"{template[0]}{seq}{template[1]}"
 
     def encode_followup(self, request_id: Any, payload: Any) -> str | None:

@@ -216,11 +216,10 @@ class WingmanClient(Dialect):
         tail = f',"clientId":"gateway","payload":{payload_json},"timestamp":{ts},"seq":'
         return head, tail, "}"
 
-    def splice(self, template: tuple[str, ...], seq: int, event: Any, conn: Any) -> str:
+    def splice(self, template: tuple[str, ...], seq: int, event: Any, request: Any) -> str:
         head, tail, end = template
         if event.name == events.AGENT:
-            rid = conn.run_requests.get(event.key) if conn is not None else None
-            rid = rid.id if isinstance(rid, _Req) else event.key
+            rid = request.id if isinstance(request, _Req) else event.key
             return f'{head},"id":{dumps(rid)}{tail}{seq}{end}'
         return f"{head}{tail}{seq}{end}"
 

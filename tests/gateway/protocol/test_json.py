@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from gateway.delivery.publish import EncodedEvent
+from gateway.delivery.encoded import EncodedEvent
 from gateway.protocol.dialects.base import dumps
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.delivery.publish import EncodedEvent
+from gateway.delivery.encoded import EncodedEvent
 from gateway.protocol.dialects import detect
 from gateway.protocol.dialects.base import Call, FrameError, Hello
 from gateway.protocol.dialects.canonical import Canonical

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from gateway.delivery.encoded import EncodedEvent
 from gateway.delivery.hub import get_hub, reset_hub
-from gateway.delivery.publish import EncodedEvent
 from gateway.ws.connection import Connection
 from tests.gateway.communicator import connect_frame
 

@@ -36,7 +36,7 @@ async def test_handshake_returns_hello_ok_with_snapshot(clients):
 
 async def test_hello_ok_frame_equals_encoding_the_whole_payload(clients):
     """hello-ok splices the presence entries' cached JSON: same frame as encoding it all."""
-    from gateway.rpc import hello as selectors
+    from gateway.rpc import hello
 
     names = ['quote " and \\ backslash', "ünïcødé ✓", "</script>", "plain"]
     for i, name in enumerate(names):
@@ -44,9 +44,12 @@ async def test_hello_ok_frame_equals_encoding_the_whole_payload(clients):
         assert (await clients().handshake(client=client))["ok"] is True
     hub = await get_hub()
     for conn in hub.connections.values():
+        to = hello.Greeting(conn.conn_id, conn.identity, conn.codec)
         for rid in ("r-1", 7):
-            framed = json.loads(await selectors.hello_ok_frame(conn, 4, rid))
-            whole = json.loads(conn.codec.encode_hello_ok(rid, await selectors.hello_ok(conn, 4)))
+            framed = json.loads(await hello.hello_ok_frame(hub, to, 4, rid))
+            entries, sv = await hub.presence.snapshot()
+            payload = hello._hello_ok(hub, to, 4, entries, sv)
+            whole = json.loads(conn.codec.encode_hello_ok(rid, payload))
             for frame in (framed, whole):  # the clock moved between the two
                 frame["payload"]["snapshot"]["health"].pop("ts")
                 frame["payload"]["snapshot"].pop("uptimeMs")

@@ -1,0 +1,72 @@
+"""What the apps add to every process: control messages, background work, shutdown, stats.
+
+A feature app registers one :class:`Extension` from its ``AppConfig.ready()`` (never lazily
+on first use), so a control message that reaches a process before its first run, room or
+routine is never dropped. The seat installs the control handlers when it starts; the hub
+calls the shutdown hooks during the drain and merges the stats into ``/health``; servers
+and workers start the background work (``start_background``), tests that only need a hub
+do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ControlHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """One app's hooks into the process (all optional)."""
+
+    name: str
+    #: Control messages other processes may send (``Seat.send_control``), by name.
+    control: Mapping[str, ControlHandler] = field(default_factory=dict)
+    #: Awaited first when a gateway drains, while clients are still connected.
+    on_shutdown: Callable[[], Awaitable[Any]] | None = None
+    #: Figures merged into ``/health``'s ``stats`` (cheap: called per request).
+    stats: Callable[[], dict[str, Any]] | None = None
+    #: Long-running coroutines (sweepers, heartbeats) that servers and workers start.
+    background: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+
+_registered: dict[str, Extension] = {}
+
+
+def register(extension: Extension) -> None:
+    """Called from an app's ``ready()``; registering a name twice is an error."""
+    if extension.name in _registered:
+        raise ValueError(f"extension {extension.name!r} registered twice")
+    _registered[extension.name] = extension
+
+
+def registered() -> list[Extension]:
+    return list(_registered.values())
+
+
+def control_handlers() -> dict[str, ControlHandler]:
+    handlers: dict[str, ControlHandler] = {}
+    for ext in _registered.values():
+        for name, handler in ext.control.items():
+            if name in handlers:
+                raise ValueError(f"control message {name!r} handled twice")
+            handlers[name] = handler
+    return handlers
+
+
+def shutdown_hooks() -> list[Callable[[], Awaitable[Any]]]:
+    return [ext.on_shutdown for ext in _registered.values() if ext.on_shutdown is not None]
+
+
+def stats() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for ext in _registered.values():
+        if ext.stats is not None:
+            merged.update(ext.stats())
+    return merged
+
+
+def background() -> list[Callable[[], Awaitable[None]]]:
+    return [work for ext in _registered.values() for work in ext.background]

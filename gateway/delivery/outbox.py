@@ -1,0 +1,50 @@
+"""Ordered delivery of envelopes to the other processes through the channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Ordered delivery of envelopes to the other gateway processes.
+
+    The hub delivers to its own sockets first, then queues the envelope here; one task
+    sends them in order, so a slow channel layer never delays local clients.
+    """
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+
+    def put_group(self, group: str, envelope: dict[str, Any]) -> None:
+        self.queue.put_nowait(("group", group, envelope))
+
+    def put_channel(self, channel: str, envelope: dict[str, Any]) -> None:
+        self.queue.put_nowait(("channel", channel, envelope))
+
+    async def run(self) -> None:
+        while True:
+            kind, target, envelope = await self.queue.get()
+            try:
+                if kind == "group":
+                    await self.layer.group_send(target, envelope)
+                else:
+                    await self.layer.send(target, envelope)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "channel layer send to %s failed; event lost for other processes", target
+                )
+            finally:
+                self.queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait (at most two seconds) until everything queued was handed to the layer."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), 2.0)

@@ -1,0 +1,222 @@
+"""This process's one seat on the channel layer.
+
+Every process that sends or receives events has exactly one seat (per event loop): a gateway
+process (its :class:`~gateway.delivery.hub.Hub` sits on it) and a Celery worker that
+executes runs (a seat without sockets). The seat owns:
+
+- one channel-layer channel and the groups the process needs (``gw.all`` and topic groups),
+  re-joined periodically because memberships expire and vanish when Redis restarts;
+- the ordered :class:`~gateway.delivery.outbox.Outbox` to the other processes;
+- control messages: ``send_control(seat_id, name, data)`` reaches the handlers that the
+  apps registered (``gateway/delivery/extensions.py``), e.g. the run service's
+  ``run.cancel``;
+- a liveness key (``seat_alive``) that maps the seat id to its channel.
+
+What arrives for the process (event envelopes) goes to ``on_envelope``: the hub's fan-out in
+a gateway, nothing in a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.cache import cache
+
+from gateway.delivery import extensions
+from gateway.delivery.encoded import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, topic_group
+from gateway.delivery.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+#: Group memberships and the liveness key are refreshed this often...
+REFRESH_SECONDS = 10
+#: ... and the liveness key outlives a missed refresh or two.
+_KEY_TTL = 60
+
+EnvelopeHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _seat_key(seat_id: str) -> str:
+    return f"gw:hub:{seat_id}"
+
+
+def seat_alive(seat_id: str) -> bool:
+    """Is the process with this seat id still running? (its key is refreshed)"""
+    return bool(seat_id) and cache.get(_seat_key(seat_id)) is not None
+
+
+async def _ignore(_message: dict[str, Any]) -> None:
+    return None
+
+
+class Seat:
+    """See the module docstring."""
+
+    def __init__(self, *, on_envelope: EnvelopeHandler = _ignore, headless: bool = False) -> None:
+        self.id = secrets.token_hex(4)
+        #: No sockets here (a worker): events only go to the other processes.
+        self.headless = headless
+        self.loop = asyncio.get_running_loop()
+        self.layer = get_channel_layer()
+        #: Other processes can only exist behind a shared (Redis) channel layer.
+        self.shared = not isinstance(self.layer, InMemoryChannelLayer)
+        self.outbox = Outbox(self.layer)
+        self.channel_name: str | None = None
+        self.on_envelope = on_envelope
+        self.stopping = False
+        self._groups: set[str] = {ALL_GROUP}
+        self._tasks: list[asyncio.Task] = []
+        self.control_handlers = extensions.control_handlers()
+
+    async def start(self) -> None:
+        """Take a channel, join the groups, start receiving and sending."""
+        self.channel_name = await self.layer.new_channel("gw.hub.")
+        await self.refresh()
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="seat-receive"),
+            asyncio.create_task(self.outbox.run(), name="seat-outbox"),
+            asyncio.create_task(self._refresh_loop(), name="seat-refresh"),
+        ]
+
+    async def stop(self) -> None:
+        """Hand over what is queued, leave the groups, stop the tasks."""
+        self.stopping = True
+        with contextlib.suppress(Exception):
+            await self.outbox.drain()
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await cache.adelete(_seat_key(self.id))
+            for group in self._groups:
+                await self.layer.group_discard(group, self.channel_name)
+        _, stuck = await asyncio.wait(self._tasks, timeout=2) if self._tasks else (None, ())
+        for task in stuck:
+            logger.warning("seat task %s did not stop", task.get_name())
+        self._tasks = []
+
+    # groups ------------------------------------------------------------------------------
+    async def join(self, topic: str) -> None:
+        group = topic_group(topic)
+        self._groups.add(group)
+        await self.layer.group_add(group, self.channel_name)
+
+    async def leave(self, topic: str) -> None:
+        group = topic_group(topic)
+        self._groups.discard(group)
+        await self.layer.group_discard(group, self.channel_name)
+
+    async def refresh(self) -> None:
+        """(Re)join our groups and refresh the liveness key."""
+        await cache.aset(_seat_key(self.id), self.channel_name, timeout=_KEY_TTL)
+        for group in list(self._groups):
+            await self.layer.group_add(group, self.channel_name)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except Exception as exc:
+                logger.warning("channel layer refresh failed (%s); retrying", exc)
+
+    # sending -----------------------------------------------------------------------------
+    async def deliver(self, event: EncodedEvent, route: dict[str, Any] | None = None) -> None:
+        """A headless seat's delivery: every socket is in another process."""
+        self.send_remote(event, route or {})
+
+    def send_remote(self, event: EncodedEvent, route: dict[str, Any]) -> None:
+        """Queue ``event`` for the other processes that need it (in order)."""
+        if not self.shared:
+            return
+        envelope = event.envelope(origin=self.id, **route)
+        if "topic" in route:
+            self.outbox.put_group(topic_group(route["topic"]), envelope)
+        else:
+            self.outbox.put_group(ALL_GROUP, envelope)
+
+    async def send_to_seat(self, seat_id: str, envelope: dict[str, Any]) -> bool:
+        """Queue an envelope for one other process; False when it is not known (gone)."""
+        channel = await cache.aget(_seat_key(seat_id)) if self.shared else None
+        if not channel:
+            return False
+        self.outbox.put_channel(channel, envelope)
+        return True
+
+    async def send_control(self, seat_id: str, name: str, data: dict[str, Any]) -> bool:
+        """Ask a process (this one included) to act, e.g. cancel a run it executes."""
+        if seat_id == self.id:
+            return await self._control(name, data)
+        envelope = {"type": ENVELOPE_TYPE, "control": name, "data": data, "origin": self.id}
+        return await self.send_to_seat(seat_id, envelope)
+
+    async def _control(self, name: str, data: dict[str, Any]) -> bool:
+        handler = self.control_handlers.get(name)
+        if handler is None:
+            logger.warning("no handler for control message %r", name)
+            return False
+        await handler(data)
+        return True
+
+    # receiving ---------------------------------------------------------------------------
+    async def _receive_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel_name)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.stopping:
+                    return
+                logger.warning("channel layer receive failed (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                with contextlib.suppress(Exception):
+                    await self.refresh()
+                continue
+            await self._received(message)
+
+    async def _received(self, message: dict[str, Any]) -> None:
+        if message.get("type") != ENVELOPE_TYPE:
+            logger.warning("ignored a channel-layer message of type %r", message.get("type"))
+            return
+        try:
+            if "control" in message:
+                await self._control(message["control"], message.get("data") or {})
+            elif message.get("origin") != self.id:  # our own were delivered locally
+                await self.on_envelope(message)
+        except Exception:
+            logger.exception("handling a channel-layer message failed")
+
+
+_seat: Seat | None = None
+
+
+def install(seat: Seat) -> None:
+    """Make ``seat`` this process's seat (the hub's, or a worker's)."""
+    global _seat
+    _seat = seat
+
+
+def current_seat() -> Seat | None:
+    """This process's seat, if one was started in the running loop."""
+    if _seat is None:
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return _seat
+    return _seat if _seat.loop is loop else None
+
+
+def forget(seat: Seat) -> None:
+    global _seat
+    if _seat is seat:
+        _seat = None
