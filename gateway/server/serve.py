@@ -47,9 +47,6 @@ DRAIN_SECONDS = 3.0
 LISTEN_BACKLOG = 2048
 #: gc generation-0 threshold while serving (Python's default is 700).
 GC_THRESHOLD = 20_000
-#: Write-buffer high-water mark per socket under uvicorn: above it ``send`` would wait for
-#: the reader, which would stall the fan-out to every other socket.
-_NEVER_PAUSE = 1 << 40
 
 
 def serve(*, host: str, port: int, pid_file: Path | None = None, server: str | None = None) -> int:
@@ -58,31 +55,35 @@ def serve(*, host: str, port: int, pid_file: Path | None = None, server: str | N
 
     name = server or settings.WINGMAN.asgi_server
     if name == "daphne":
-        return _serve_daphne(host=host, port=port, pid_file=pid_file)
-    return _serve_uvicorn(host=host, port=port, pid_file=pid_file)
+        from gateway.server import daphne
+
+        return daphne.serve(host=host, port=port, pid_file=pid_file)
+    from gateway.server import uvicorn
+
+    return uvicorn.serve(host=host, port=port, pid_file=pid_file)
 
 
 # shared --------------------------------------------------------------------------------
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
-    url_host = _url_host(host)
+def announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
+    shown = url_host(host)
     print(f"  ASGI server: {server}", flush=True)
-    print(f"Wingman gateway listening on ws://{url_host}:{port}/", flush=True)
-    print(f"  health: http://{url_host}:{port}/health", flush=True)
-    print(f"  Control UI: http://{url_host}:{port}/", flush=True)
+    print(f"Wingman gateway listening on ws://{shown}:{port}/", flush=True)
+    print(f"  health: http://{shown}:{port}/health", flush=True)
+    print(f"  Control UI: http://{shown}:{port}/", flush=True)
     if pid_file is not None:
-        pid_file.write_text(f"{os.getpid()}\n{url_host}:{port}\n", encoding="utf-8")
+        pid_file.write_text(f"{os.getpid()}\n{shown}:{port}\n", encoding="utf-8")
 
 
-def _announce_ui(host: str, port: int) -> None:
+def announce_ui(host: str, port: int) -> None:
     """The second listener (``gateway.controlUi.port``) serves the same app."""
-    print(f"  Control UI also on http://{_url_host(host)}:{port}/", flush=True)
+    print(f"  Control UI also on http://{url_host(host)}:{port}/", flush=True)
 
 
-def _ui_port(port: int) -> int | None:
+def ui_port(port: int) -> int | None:
     """The Control UI's own port, or None when it is off or the same as the gateway's."""
     from django.conf import settings
 
@@ -92,7 +93,7 @@ def _ui_port(port: int) -> int | None:
     return ui.port
 
 
-def _cannot_listen_ui(host: str, port: int, reason: str) -> None:
+def cannot_listen_ui(host: str, port: int, reason: str) -> None:
     # The gateway itself still serves the UI at /, so this is a warning, not a failure.
     print(
         f"wingman: warning: Control UI port {host}:{port} unavailable ({reason}); "
@@ -102,12 +103,12 @@ def _cannot_listen_ui(host: str, port: int, reason: str) -> None:
     )
 
 
-def _cannot_listen(host: str, port: int, reason: str) -> int:
+def cannot_listen(host: str, port: int, reason: str) -> int:
     print(f"wingman: cannot listen on {host}:{port}: {reason}", file=sys.stderr, flush=True)
     return 1
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Everything imported so far lives as long as the process: keep it out of the cyclic
     GC's scans (``freeze``), whose full passes otherwise set the fan-out p99 with 1000
     sockets open; and collect the young generation less often (every 20k allocations
@@ -117,7 +118,7 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 50, 50)
 
 
-async def _drain(stop_listening: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> None:
+async def drain(stop_listening: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> None:
     """Stop accepting, tell every client (``shutdown``, close 1012), then ``stop()``."""
     from gateway.delivery.hub import current_hub
 
@@ -136,7 +137,7 @@ async def _drain(stop_listening: Callable[[], Awaitable[None]], stop: Callable[[
         stop()
 
 
-class _Signals:
+class Signals:
     """SIGTERM/SIGINT: the first one drains, a second one stops now."""
 
     def __init__(
@@ -163,14 +164,13 @@ class _Signals:
         self.task = asyncio.ensure_future(self.drain())
 
 
-def _policy():
+def policy():
     from django.conf import settings
 
     return settings.WINGMAN.policy
 
 
-# uvicorn -------------------------------------------------------------------------------
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """The listening socket (bound here so the port is known and errors are ours).
 
     Created with getaddrinfo's protocol (``IPPROTO_TCP``), not 0: accepted sockets inherit
@@ -194,7 +194,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _no_delay(transport) -> None:
+def no_delay(transport) -> None:
     """TCP_NODELAY on the socket under ``transport``, whatever made it: each frame goes
     out when it is written instead of waiting for the peer's (delayed) ACK."""
     sock = transport.get_extra_info("socket")
@@ -202,255 +202,3 @@ def _no_delay(transport) -> None:
         return
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
-    import uvicorn
-    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-    from websockets.protocol import State
-
-    from gateway.ws.connection import FRAMES_SCOPE_KEY
-    from gateway.ws.writer import FrameWriter
-    from wingman.asgi import application
-
-    window = _policy().write_coalesce_us / 1e6
-
-    class GatewayWebSocket(WebSocketsSansIOProtocol):
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            transport.set_write_buffer_limits(high=_NEVER_PAUSE)
-            _no_delay(transport)
-
-        async def run_asgi(self) -> None:
-            # The consumer writes its frames (coalesced) and reads the write buffer (slow
-            # consumer, close 4008) through this.
-            self.scope[FRAMES_SCOPE_KEY] = FrameWriter(  # type: ignore[index]
-                self.transport, self._frames_open, window
-            )
-            await super().run_asgi()
-
-        def _frames_open(self) -> bool:
-            return not (self.close_sent or self.disconnected) and self.conn.state is State.OPEN
-
-    class GatewayServer(uvicorn.Server):
-        """uvicorn with our signal handling, drain and listening line."""
-
-        def __init__(self, config: uvicorn.Config) -> None:
-            super().__init__(config)
-            self.signals = _Signals(
-                lambda: _drain(self._stop_listening, self._stop), self._stop_now
-            )
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            self.signals.install(asyncio.get_running_loop())
-            yield
-
-        async def startup(self, sockets=None) -> None:
-            await super().startup(sockets=sockets)
-            if self.started:
-                bound = self.servers[0].sockets[0].getsockname()
-                _announce("uvicorn", bound[0], bound[1], pid_file)
-                for extra in self.servers[1:]:
-                    ui_bound = extra.sockets[0].getsockname()
-                    _announce_ui(ui_bound[0], ui_bound[1])
-
-        async def _stop_listening(self) -> None:
-            for server in self.servers:
-                server.close()
-
-        def _stop(self) -> None:
-            self.should_exit = True
-
-        def _stop_now(self) -> None:
-            self.force_exit = self.should_exit = True
-
-    policy = _policy()
-    try:
-        sock = _listen(host, port)
-    except OSError as exc:
-        return _cannot_listen(host, port, exc.strerror or str(exc))
-    sockets = [sock]
-    ui_port = _ui_port(port)
-    if ui_port is not None:
-        try:
-            sockets.append(_listen(host, ui_port))
-        except OSError as exc:
-            _cannot_listen_ui(host, ui_port, exc.strerror or str(exc))
-    config = uvicorn.Config(
-        application,
-        http="h11",
-        ws=GatewayWebSocket,
-        loop="asyncio",
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        # The client address is the peer's: the auth lockout and the pre-auth rate limit
-        # are keyed by it, so no X-Forwarded-For from anyone (design/reliability.md #8).
-        proxy_headers=False,
-        server_header=False,
-        backlog=LISTEN_BACKLOG,
-        ws_max_size=policy.max_payload,
-        ws_ping_interval=policy.ping_interval_ms / 1000,
-        ws_ping_timeout=policy.ping_timeout_ms / 1000,
-        ws_per_message_deflate=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = GatewayServer(config)
-    _tune_gc()
-    try:
-        server.run(sockets=sockets)
-    finally:
-        for s in sockets:
-            s.close()
-        if pid_file is not None:
-            with contextlib.suppress(FileNotFoundError):
-                pid_file.unlink()
-    return 0
-
-
-# daphne --------------------------------------------------------------------------------
-def _quiet_autobahn() -> None:
-    """autobahn formats its debug-log arguments even when debug logging is off (``hltype``
-    per frame sent, ``pformat`` of ~40 options per connection): make those helpers free."""
-    import txaio
-    from autobahn.websocket import protocol as ab
-
-    if txaio.get_global_log_level() in ("debug", "trace"):
-        return
-    pformat = ab.pformat
-    ab.hltype = ab.hlval = _first_arg
-    # the per-connection option list; anything else (e.g. ``Timings.__str__``) as before
-    ab.pformat = lambda value: value if isinstance(value, list) else pformat(value)
-
-
-def _first_arg(value, *_args, **_kwargs):
-    return value
-
-
-def _patch_protocol(ws_factory) -> None:
-    """Our daphne WebSocket protocol (see the module docstring)."""
-    from daphne.ws_protocol import WebSocketProtocol
-    from twisted.internet.tcp import Connection as TcpConnection
-
-    from gateway.ws.writer import frame_head
-
-    class GatewayWebSocketProtocol(WebSocketProtocol):
-        def serverClose(self, code=None):
-            """Any valid close code (autobahn's ``sendClose`` only allows 1000/3000-4999)."""
-            self.sendCloseFrame(code=1000 if code is None else code, isReply=False)
-
-        def serverSend(self, content, binary=False):
-            """Write the frame to the socket at once when nothing is queued before it.
-
-            Twisted's ``write`` only buffers and registers the socket for writing, so every
-            frame costs two epoll updates and a loop pass; autobahn adds its own per-frame
-            work. This is asyncio's transport strategy: try ``send`` now, buffer the rest.
-            (Outgoing frames are not limited by ``maxPayload``: it limits what clients send.)
-            """
-            t = self.transport
-            if (
-                self.state != self.STATE_OPEN
-                or self._perMessageCompress is not None
-                or self.send_queue
-                or not isinstance(t, TcpConnection)
-            ):
-                return super().serverSend(content, binary)
-            payload = content if binary else content.encode()
-            head = frame_head(2 if binary else 1, len(payload))
-            if (
-                t.connected
-                and not t._writeDisconnected
-                and not t._tempDataBuffer
-                and t.offset == len(t.dataBuffer)
-            ):
-                try:
-                    sent = t.socket.sendmsg((head, payload))
-                except OSError:  # EAGAIN: buffer it; anything else: the reactor's write
-                    sent = 0  # finds the error again and drops the connection
-                if sent == len(head) + len(payload):
-                    return None
-                t.write((head + payload)[sent:])
-                return None
-            t.write(head + payload)
-            return None
-
-    ws_factory.protocol = GatewayWebSocketProtocol
-
-
-def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
-    from daphne.server import Server  # installs the asyncio reactor: import first
-    from twisted.internet import reactor
-
-    from wingman.asgi import application
-
-    policy = _policy()
-    state: dict = {"ports": []}
-
-    class GatewayServer(Server):
-        def listen_success(self, port_obj):
-            super().listen_success(port_obj)
-            state["ports"].append(port_obj)
-            addr = port_obj.getHost()
-            # TCP endpoints listen synchronously, in the order given: the gateway first.
-            if len(state["ports"]) == 1:
-                _announce("daphne", addr.host, addr.port, pid_file)
-            else:
-                _announce_ui(addr.host, addr.port)
-
-        def listen_error(self, failure):
-            if ui_port and getattr(failure.value, "port", None) == ui_port:
-                _cannot_listen_ui(host, ui_port, failure.getErrorMessage())
-                return
-            state["exit"] = _cannot_listen(host, port, failure.getErrorMessage())
-            super().listen_error(failure)
-
-    async def stop_listening() -> None:
-        for port_obj in state["ports"]:
-            await _deferred(port_obj.stopListening())
-
-    signals = _Signals(lambda: _drain(stop_listening, reactor.stop), reactor.stop)
-
-    def ready() -> None:
-        _quiet_autobahn()
-        _patch_protocol(server.ws_factory)
-        server.ws_factory.setProtocolOptions(failByDrop=False)
-        signals.install(reactor._asyncioEventloop)
-
-    endpoint_host = host.replace(":", r"\:")
-    ui_port = _ui_port(port)
-    endpoints = [
-        f"tcp:port={p}:interface={endpoint_host}:backlog={LISTEN_BACKLOG}"
-        for p in (port, ui_port)
-        if p is not None
-    ]
-    server = GatewayServer(
-        application=application,
-        endpoints=endpoints,
-        signal_handlers=False,
-        ping_interval=policy.ping_interval_ms / 1000,
-        ping_timeout=policy.ping_timeout_ms / 1000,
-        websocket_max_message_size=policy.max_payload,
-        websocket_max_frame_size=policy.max_payload,
-        websocket_handshake_timeout=10,
-        application_close_timeout=5,
-        ready_callable=ready,
-        server_name="wingman",
-    )
-    _tune_gc()
-    try:
-        server.run()
-    finally:
-        if pid_file is not None:
-            with contextlib.suppress(FileNotFoundError):
-                pid_file.unlink()
-    return state.get("exit", 0)
-
-
-async def _deferred(d):
-    """Await a Twisted Deferred (or a plain value) from asyncio."""
-    from twisted.internet.defer import Deferred
-
-    if isinstance(d, Deferred):
-        return await d.asFuture(asyncio.get_running_loop())
-    return d

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gateway.server.serve import _listen, _no_delay
+from gateway.server.serve import listen, no_delay
 
 
 async def test_accepted_sockets_have_tcp_nodelay():
     """Without it Nagle + delayed ACKs batch a stream of small frames into ~10 ms bursts."""
-    listener = _listen("127.0.0.1", 0)
+    listener = listen("127.0.0.1", 0)
     accepted: asyncio.Future = asyncio.get_running_loop().create_future()
 
     async def on_client(reader, writer):
@@ -40,10 +40,10 @@ def test_no_delay_is_set_on_a_plain_tcp_socket_and_ignores_others():
     a, b = socket.socketpair()  # AF_UNIX: nothing to set, must not raise
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
     try:
-        _no_delay(Transport(a))
-        _no_delay(Transport(None))
+        no_delay(Transport(a))
+        no_delay(Transport(None))
         assert tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
-        _no_delay(Transport(tcp))
+        no_delay(Transport(tcp))
         assert tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         for s in (a, b, tcp):
