@@ -1,12 +1,16 @@
 """Root URLs: gateway HTTP endpoints (health, stats, metrics, protocol schema), the REST API
-under /api/, the admin, and the Control UI at /."""
+under /api/, the admin, and the Control UI at / (the gateway's pages and the apps' pages in
+one ``ui`` namespace)."""
 
 from django.contrib import admin
 from django.urls import include, path
+
+from agents.ui import urls as agents_ui
+from gateway.ui import urls as gateway_ui
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("wingman.api_urls")),
     path("", include("gateway.urls")),
-    path("", include("gateway.ui.urls")),
+    path("", include((gateway_ui.urlpatterns + agents_ui.urlpatterns, "ui"), namespace="ui")),
 ]

@@ -596,10 +596,11 @@ def local_stats() -> dict[str, int]:
 
 
 EXTENSION = Extension(
-    name="runs",
+    name="agents",
     control={_CONTROL_CANCEL: _on_cancel_control},
     on_shutdown=_cancel_all,
     stats=local_stats,
+    stored=selectors.stored_counts,
 )
 
 

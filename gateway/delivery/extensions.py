@@ -28,6 +28,8 @@ class Extension:
     on_shutdown: Callable[[], Awaitable[Any]] | None = None
     #: Figures merged into ``/health``'s ``stats`` (cheap: called per request).
     stats: Callable[[], dict[str, Any]] | None = None
+    #: What the app stores (counts from the database), for the Control UI's Status page.
+    stored: Callable[[], dict[str, Any]] | None = None
     #: Long-running coroutines (sweepers, heartbeats) that servers and workers start.
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -65,6 +67,14 @@ def stats() -> dict[str, Any]:
     for ext in _registered.values():
         if ext.stats is not None:
             merged.update(ext.stats())
+    return merged
+
+
+def stored() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for ext in _registered.values():
+        if ext.stored is not None:
+            merged.update(ext.stored())
     return merged
 
 

@@ -1,24 +1,16 @@
-"""The Control UI: Django templates plus plain JavaScript, served by the gateway itself."""
+"""The Control UI: Django templates plus plain JavaScript, served by the gateway itself.
+
+Mounted with the apps' pages (``agents/ui/urls.py``, ...) in one ``ui`` namespace by
+``wingman/urls.py``.
+"""
 
 from django.urls import path
 
 from gateway.ui import views
 
-app_name = "ui"
 urlpatterns = [
     path("", views.chat, name="chat"),
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("status/", views.status, name="status"),
-    path("agents/", views.agent_list, name="agents"),
-    # "+" cannot start an agent id, so no agent's page is shadowed by this one
-    path("agents/+new/", views.agent_create, name="agent-create"),
-    path("agents/<str:agent_id>/", views.agent_edit, name="agent-edit"),
-    path("agents/<str:agent_id>/delete/", views.agent_delete, name="agent-delete"),
-    path("agents/<str:agent_id>/bindings/", views.binding_create, name="binding-create"),
-    path(
-        "agents/<str:agent_id>/bindings/<int:binding_id>/delete/",
-        views.binding_delete,
-        name="binding-delete",
-    ),
 ]

@@ -1,4 +1,4 @@
-"""Control UI pages: login/logout, chat, agents (server-side forms), status.
+"""Control UI pages: login/logout, chat, status (the agents pages live in ``agents/ui/``).
 
 The chat and status pages are templates plus plain ES modules (``gateway/static/ui/``) that
 speak the canonical protocol over ``/ws``, authenticated by this login's session cookie.
@@ -12,9 +12,8 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -22,14 +21,12 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
 import wingman
-from agents import selectors
-from agents.models import Agent, Binding
-from agents.services import agents as agent_service
+from gateway.delivery import extensions
 from gateway.protocol.errors import GatewayError
 from gateway.security import auth
 from gateway.security.webauth import SESSION_FLAG
 from gateway.ui.access import login_needed, ui_authorized, ui_login_required, with_csp
-from gateway.ui.forms import AgentForm, BindingForm, GatewaySecretForm
+from gateway.ui.forms import GatewaySecretForm
 
 
 # login / logout --------------------------------------------------------------------------
@@ -102,7 +99,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 # pages -------------------------------------------------------------------------------------
-def _client_config(request: HttpRequest, page: str) -> dict:
+def client_config(request: HttpRequest, page: str) -> dict:
     """What the page's script needs (read with json_script, never executed)."""
     return {
         "page": page,
@@ -117,7 +114,7 @@ def _client_config(request: HttpRequest, page: str) -> dict:
 def chat(request: HttpRequest) -> HttpResponse:
     """Sessions sidebar, messages and composer; everything live over the WebSocket."""
     return render(
-        request, "ui/chat.html", {"nav": "chat", "config": _client_config(request, "chat")}
+        request, "ui/chat.html", {"nav": "chat", "config": client_config(request, "chat")}
     )
 
 
@@ -126,105 +123,9 @@ def status(request: HttpRequest) -> HttpResponse:
     """Health, uptime, connections and presence (kept current by ``status.js``)."""
     context = {
         "nav": "status",
-        "counts": selectors.stored_counts(),
-        "config": _client_config(request, "status"),
+        "counts": extensions.stored(),
+        "config": client_config(request, "status"),
         "auth_mode": settings.WINGMAN.auth_mode,
         "gateway_name": settings.WINGMAN.name,
     }
     return render(request, "ui/status.html", context)
-
-
-# agents ------------------------------------------------------------------------------------
-@ui_login_required
-def agent_list(request: HttpRequest) -> HttpResponse:
-    agents = selectors.agents_with_counts()
-    return render(request, "ui/agents.html", {"nav": "agents", "agents": agents})
-
-
-@ui_login_required
-@require_http_methods(["GET", "POST"])
-def agent_create(request: HttpRequest) -> HttpResponse:
-    form = AgentForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            agent = agent_service.agent_create(id=form.cleaned_data["id"], **form.service_fields())
-        except ValidationError as error:
-            form.add_service_errors(error)
-        else:
-            messages.success(request, f"Agent {agent.id!r} created.")
-            return redirect("ui:agent-edit", agent_id=agent.id)
-    return render(
-        request,
-        "ui/agent_form.html",
-        {"nav": "agents", "form": form, "agent": None},
-        status=400 if form.errors else 200,
-    )
-
-
-@ui_login_required
-@require_http_methods(["GET", "POST"])
-def agent_edit(request: HttpRequest, agent_id: str) -> HttpResponse:
-    agent = get_object_or_404(Agent, pk=agent_id)
-    form = AgentForm(request.POST or None, agent=agent)
-    if request.method == "POST" and form.is_valid():
-        try:
-            agent_service.agent_update(agent=agent, **form.service_fields())
-        except ValidationError as error:
-            form.add_service_errors(error)
-            agent.refresh_from_db()
-        else:
-            messages.success(request, f"Agent {agent.id!r} saved.")
-            return redirect("ui:agent-edit", agent_id=agent.id)
-    return _agent_page(request, agent, form=form, binding_form=BindingForm())
-
-
-def _agent_page(
-    request: HttpRequest, agent: Agent, *, form: AgentForm, binding_form: BindingForm
-) -> HttpResponse:
-    context = {
-        "nav": "agents",
-        "agent": agent,
-        "form": form,
-        "binding_form": binding_form,
-        "bindings": agent.bindings.all(),
-    }
-    status = 400 if form.errors or binding_form.errors else 200
-    return render(request, "ui/agent_form.html", context, status=status)
-
-
-@ui_login_required
-@require_POST
-def agent_delete(request: HttpRequest, agent_id: str) -> HttpResponse:
-    agent = get_object_or_404(Agent, pk=agent_id)
-    try:
-        agent_service.agent_delete(agent=agent)
-    except ValidationError as error:
-        messages.error(request, "; ".join(error.messages))
-        return redirect("ui:agent-edit", agent_id=agent_id)
-    messages.success(request, f"Agent {agent_id!r} deleted with its bindings and sessions.")
-    return redirect("ui:agents")
-
-
-@ui_login_required
-@require_POST
-def binding_create(request: HttpRequest, agent_id: str) -> HttpResponse:
-    agent = get_object_or_404(Agent, pk=agent_id)
-    form = BindingForm(request.POST)
-    if form.is_valid():
-        try:
-            agent_service.binding_create(agent=agent, **form.service_fields())
-        except ValidationError as error:
-            form.add_service_errors(error)
-        else:
-            messages.success(request, "Binding added.")
-            return redirect("ui:agent-edit", agent_id=agent.id)
-    return _agent_page(request, agent, form=AgentForm(agent=agent), binding_form=form)
-
-
-@ui_login_required
-@require_POST
-def binding_delete(request: HttpRequest, agent_id: str, binding_id: int) -> HttpResponse:
-    binding = get_object_or_404(Binding, pk=binding_id, agent_id=agent_id)
-    agent_service.binding_delete(binding=binding)
-    messages.success(request, "Binding removed.")
-    return redirect("ui:agent-edit", agent_id=agent_id)

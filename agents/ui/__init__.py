@@ -1,0 +1,1 @@
+"""The Control UI's agents pages (server-side forms over the agent service)."""
