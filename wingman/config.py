@@ -197,17 +197,9 @@ def default_state_dir(env: dict[str, str] | None = None) -> Path:
 def load(env: dict[str, str] | None = None) -> ResolvedConfig:
     """Resolve the effective configuration from ``WINGMAN_CONFIG`` / state dir and ``env``."""
     env = dict(os.environ if env is None else env)
-    explicit = env.get("WINGMAN_CONFIG")
-    if explicit:
-        config_path: Path | None = Path(explicit).expanduser()
-        if not config_path.is_file():
-            raise ConfigError(f"--config: no such file: {config_path}")
-    else:
-        candidate = default_state_dir(env) / CONFIG_FILENAME
-        config_path = candidate if candidate.is_file() else None
+    config_path = _config_path(env)
     file_cfg = read_file(config_path) if config_path else ConfigFile()
     gw = file_cfg.gateway
-
     state_dir = (
         Path(env["WINGMAN_STATE_DIR"]).expanduser()
         if env.get("WINGMAN_STATE_DIR")
@@ -218,29 +210,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
     mode = env.get("WINGMAN_AUTH_MODE") or gw.auth.mode
     if mode is None:
         mode = "token" if token else "password" if password else "none"
-    policy = gw.policy.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "rate_limit_per_minute": _env_int(env, "WINGMAN_RATE_LIMIT"),
-                "tick_interval_ms": _env_int(env, "WINGMAN_TICK_INTERVAL_MS"),
-                "handshake_timeout_ms": _env_int(env, "WINGMAN_HANDSHAKE_TIMEOUT_MS"),
-                "ping_interval_ms": _env_int(env, "WINGMAN_PING_INTERVAL_MS"),
-                "ping_timeout_ms": _env_int(env, "WINGMAN_PING_TIMEOUT_MS"),
-                "max_payload": _env_int(env, "WINGMAN_MAX_PAYLOAD"),
-                "max_buffered_bytes": _env_int(env, "WINGMAN_MAX_BUFFERED_BYTES"),
-                "presence_tick_ms": _env_int(env, "WINGMAN_PRESENCE_TICK_MS"),
-                "write_coalesce_us": _env_int(env, "WINGMAN_WRITE_COALESCE_US"),
-            }.items()
-            if v is not None
-        }
-    )
-    try:
-        PolicyConfig.model_validate(policy.model_dump(by_alias=True))
-    except ValidationError as exc:
-        raise ConfigError(_error_text(exc, "gateway.policy")) from exc
     port = _env_int(env, "WINGMAN_PORT")
-    control_ui = _control_ui(env, gw.control_ui)
     fs_roots = [Path(p).expanduser() for p in gw.fs_roots] or [state_dir / "outputs"]
     try:
         return ResolvedConfig(
@@ -254,17 +224,58 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             token=token,
             password=password,
             fs_roots=fs_roots,
-            control_ui=control_ui,
-            policy=policy,
+            control_ui=_control_ui(env, gw.control_ui),
+            policy=_policy(env, gw.policy),
             raw=file_cfg.model_dump(by_alias=True, exclude={"gateway"}),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first["loc"][0] if first["loc"] else ""
-        key = {
-            "auth_mode": "gateway.auth.mode (WINGMAN_AUTH_MODE)",
-            "port": "gateway.port (WINGMAN_PORT)",
-            "asgi_server": "gateway.asgiServer (WINGMAN_ASGI_SERVER)",
-        }.get(str(loc), str(loc))
-        msg = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(msg if msg.startswith("gateway.") else f"{key}: {msg}") from exc
+        raise ConfigError(_resolved_error(exc)) from exc
+
+
+def _config_path(env: dict[str, str]) -> Path | None:
+    """``WINGMAN_CONFIG`` (must exist), else the state dir's config file if there is one."""
+    explicit = env.get("WINGMAN_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--config: no such file: {path}")
+        return path
+    candidate = default_state_dir(env) / CONFIG_FILENAME
+    return candidate if candidate.is_file() else None
+
+
+#: Policy fields that the environment may override.
+_POLICY_ENV = {
+    "rate_limit_per_minute": "WINGMAN_RATE_LIMIT",
+    "tick_interval_ms": "WINGMAN_TICK_INTERVAL_MS",
+    "handshake_timeout_ms": "WINGMAN_HANDSHAKE_TIMEOUT_MS",
+    "ping_interval_ms": "WINGMAN_PING_INTERVAL_MS",
+    "ping_timeout_ms": "WINGMAN_PING_TIMEOUT_MS",
+    "max_payload": "WINGMAN_MAX_PAYLOAD",
+    "max_buffered_bytes": "WINGMAN_MAX_BUFFERED_BYTES",
+    "presence_tick_ms": "WINGMAN_PRESENCE_TICK_MS",
+    "write_coalesce_us": "WINGMAN_WRITE_COALESCE_US",
+}
+
+
+def _policy(env: dict[str, str], policy: PolicyConfig) -> PolicyConfig:
+    """The file's policy with the environment's overrides, validated."""
+    overrides = {field: _env_int(env, name) for field, name in _POLICY_ENV.items()}
+    policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    try:
+        PolicyConfig.model_validate(policy.model_dump(by_alias=True))
+    except ValidationError as exc:
+        raise ConfigError(_error_text(exc, "gateway.policy")) from exc
+    return policy
+
+
+def _resolved_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = first["loc"][0] if first["loc"] else ""
+    key = {
+        "auth_mode": "gateway.auth.mode (WINGMAN_AUTH_MODE)",
+        "port": "gateway.port (WINGMAN_PORT)",
+        "asgi_server": "gateway.asgiServer (WINGMAN_ASGI_SERVER)",
+    }.get(str(loc), str(loc))
+    msg = first["msg"].removeprefix("Value error, ")
+    return msg if msg.startswith("gateway.") else f"{key}: {msg}"

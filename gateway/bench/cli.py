@@ -95,6 +95,11 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         default="main",
         help="agent-stream: an agent on the offline wingman:echo model (default main)",
     )
+    _add_connection_arguments(p)
+
+
+def _add_connection_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the gateway is, and the fan-out mode's load."""
     p.add_argument("--url", help="gateway URL (default ws://<host>:<port>/ from the config)")
     p.add_argument("--token", help="gateway token (default: the configured token)")
     p.add_argument("--password", help="gateway password (default: the configured password)")

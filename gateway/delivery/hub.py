@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psutil
 from django.conf import settings
@@ -33,10 +33,21 @@ from gateway.protocol import events as ev
 from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import CloseCode
 
-if TYPE_CHECKING:
-    from gateway.ws.connection import Connection
-
 logger = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """What the hub needs of a connection (``gateway/ws/connection.py`` implements it)."""
+
+    conn_id: str
+    topics: set[str]
+    subscriptions: set[str]
+
+    def render_event(self, event: EncodedEvent) -> str | None: ...
+
+    async def send_event(self, text: str) -> None: ...
+
+    async def close(self, code: int) -> None: ...
 
 
 class Stats:
@@ -63,7 +74,7 @@ class Hub:
         self.seat = seats.Seat(on_envelope=self._deliver_envelope)
         self.id = self.seat.id
         self.loop = self.seat.loop
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Socket] = {}
         self.topics: dict[str, set[str]] = {}
         #: topic → its non-socket subscribers (Hub.listen); empty on the fan-out hot path.
         self.listeners: dict[str, set[TopicListener]] = {}
@@ -150,17 +161,17 @@ class Hub:
     def new_conn_id(self) -> str:
         return f"{self.id}-{secrets.token_hex(6)}"
 
-    def add(self, conn: Connection) -> None:
+    def add(self, conn: Socket) -> None:
         """A socket opened (not yet authenticated)."""
         self.connections[conn.conn_id] = conn
         self._drained.clear()
         self.stats.connections_total += 1
 
-    def established(self, conn: Connection, entry: dict[str, Any]) -> None:
+    def established(self, conn: Socket, entry: dict[str, Any]) -> None:
         """A connection finished its handshake: it is now present."""
         self.presence.add(conn.conn_id, entry)
 
-    async def unregister(self, conn: Connection) -> None:
+    async def unregister(self, conn: Socket) -> None:
         """A socket closed: drop it, its topics and its presence."""
         if self.connections.pop(conn.conn_id, None) is not None:
             self.collector.ended()
@@ -175,14 +186,14 @@ class Hub:
         return len(self.presence.entries)
 
     # topics ----------------------------------------------------------------------------
-    async def join_topic(self, conn: Connection, topic: str) -> None:
+    async def join_topic(self, conn: Socket, topic: str) -> None:
         members = self.topics.setdefault(topic, set())
         if not members and topic not in self.listeners:
             await self.seat.join(topic)
         members.add(conn.conn_id)
         conn.topics.add(topic)
 
-    async def leave_topic(self, conn: Connection, topic: str) -> None:
+    async def leave_topic(self, conn: Socket, topic: str) -> None:
         conn.topics.discard(topic)
         members = self.topics.get(topic)
         if members is None:
@@ -226,7 +237,7 @@ class Hub:
         if self.listeners and "topic" in message:
             self._notify(message["topic"], event)
 
-    def _targets(self, route: dict[str, Any]) -> list[Connection]:
+    def _targets(self, route: dict[str, Any]) -> list[Socket]:
         """This process's connections a routed event is for."""
         conns = self.connections
         if "topic" in route:
@@ -247,7 +258,7 @@ class Hub:
         """Deliver to every local established connection that wants the event."""
         return await self._send_each(list(self.connections.values()), event)
 
-    async def _send_each(self, targets: list[Connection], event: EncodedEvent) -> int:
+    async def _send_each(self, targets: list[Socket], event: EncodedEvent) -> int:
         sent = 0
         for conn in targets:
             text = conn.render_event(event)

@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.tcp import Connection as TcpConnection
 
-from gateway.server import serve as common
+from gateway.server import common
 from gateway.ws.writer import frame_head
 
 

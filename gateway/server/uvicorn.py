@@ -12,7 +12,7 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from gateway.server import serve as common
+from gateway.server import common
 from gateway.ws.connection import FRAMES_SCOPE_KEY
 from gateway.ws.writer import FrameWriter
 

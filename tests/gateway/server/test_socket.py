@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gateway.server.serve import listen, no_delay
+from gateway.server.common import listen, no_delay
 
 
 async def test_accepted_sockets_have_tcp_nodelay():
