@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -42,6 +43,23 @@ def validation_detail(exc: DjangoValidationError, names: dict[str, str] | None =
         return {"non_field_errors": exc.messages}
     names = names or {}
     return {names.get(field, field): messages for field, messages in exc.message_dict.items()}
+
+
+def pydantic_detail(exc: PydanticValidationError) -> dict[str, Any]:
+    """``{field: [messages]}`` by wire name, nested like the input, from a protocol model's
+    error (``non_field_errors`` for the body as a whole)."""
+    detail: dict[str, Any] = {}
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        *parents, field = [str(part) for part in error["loc"]] or ["non_field_errors"]
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        node = detail
+        for part in parents:
+            if not isinstance(node.get(part, {}), dict):
+                break  # the parent itself was refused; that message says enough
+            node = node.setdefault(part, {})
+        else:
+            node.setdefault(field, []).append(message.removeprefix("Value error, "))
+    return detail
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]):

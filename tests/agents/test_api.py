@@ -13,6 +13,7 @@ from agents import selectors
 from agents.api import serializers as api_serializers
 from agents.models import Agent, Binding, Message, MessageRole, Run, RunSource, RunStatus, Session
 from agents.services import sessions as session_service
+from gateway.protocol.agent import RunParams
 from tests.agents.conftest import create_agent
 
 pytestmark = pytest.mark.django_db
@@ -320,6 +321,8 @@ def test_unknown_run_status_filter_is_a_400(api, main_agent):
     [
         ({}, "message"),
         ({"message": "   "}, "message"),
+        ({"message": 123}, "message"),
+        ({"message": 1.5}, "message"),
         ({"message": "hi", "agentId": "nobody"}, "agentId"),
         ({"message": "hi", "agentId": "off"}, "agentId"),
         ({"message": "hi", "sessionKey": "not-a-key"}, "sessionKey"),
@@ -369,3 +372,13 @@ def test_output_serializers_declare_exactly_what_the_selectors_return(main_agent
     ]
     for serializer, data in pairs:
         assert set(serializer().fields) == set(data), serializer.__name__
+
+
+def test_run_input_declares_exactly_what_the_agent_method_takes():
+    """POST /api/runs is validated by RunParams; its declared fields are RunParams' fields."""
+    declared = api_serializers.RunCreateInput().fields
+    model = {field.alias or name: field for name, field in RunParams.model_fields.items()}
+    assert set(declared) == set(model)
+    assert {name for name, f in declared.items() if f.required} == {
+        name for name, f in model.items() if f.is_required()
+    }
