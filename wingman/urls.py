@@ -1,5 +1,6 @@
 """Root URLs: gateway HTTP endpoints (health, stats, metrics, protocol schema), the REST API
-under /api/, the admin, and the Control UI at /."""
+under /api/, the admin, and the Control UI at /. Errors are JSON for the API and non-browser
+clients (gateway/http_errors.py)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,3 +11,8 @@ urlpatterns = [
     path("", include("gateway.urls")),
     path("", include("gateway.ui.urls")),
 ]
+
+handler400 = "gateway.http_errors.bad_request"
+handler403 = "gateway.http_errors.permission_denied"
+handler404 = "gateway.http_errors.page_not_found"
+handler500 = "gateway.http_errors.server_error"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -63,12 +65,17 @@ def pydantic_detail(exc: PydanticValidationError) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]):
-    """DRF's handler, plus the two service exceptions; codes are added to error bodies."""
+    """DRF's handler, plus the two service exceptions; every ``{"detail"}`` body gets its
+    ``code``."""
     if isinstance(exc, DjangoValidationError):
         names = getattr(context.get("view"), "api_field_names", None)
         exc = exceptions.ValidationError(validation_detail(exc, names))
     elif isinstance(exc, GatewayError):
         exc = GatewayAPIError(exc)
+    elif isinstance(exc, Http404):  # DRF converts these two too, but after codes are read
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if (
         response is not None
