@@ -162,10 +162,13 @@ def _import_binding(entry: dict[str, Any], index: int) -> int:
 
 
 def ensure_default_agent() -> Agent:
-    """A fresh install answers at once: create ``main`` when there is no agent at all."""
+    """A fresh install answers at once: create ``main`` (the starter tools, as ``wingman
+    init`` gives it, so the README's ``/tool list_files {}`` works) when there is no agent."""
     agent = Agent.objects.filter(is_default=True).first() or Agent.objects.first()
     if agent is None:
-        agent = Agent.objects.create(id=DEFAULT_AGENT_ID, name="Main", is_default=True)
+        agent = Agent.objects.create(
+            id=DEFAULT_AGENT_ID, name="Main", tools=list(STARTER_TOOLS), is_default=True
+        )
     return agent
 
 

@@ -287,6 +287,7 @@ def test_empty_or_missing_section_imports_nothing():
 def test_ensure_default_agent_creates_main_on_an_empty_database_only():
     main = ensure_default_agent()
     assert (main.id, main.is_default) == ("main", True)
+    assert main.tools == ["list_files", "read_file"]  # the README's /tool list_files works
     assert ensure_default_agent().id == "main"
     assert Agent.objects.count() == 1
 
