@@ -138,6 +138,22 @@ class AgentUpdateInput(StrictInput):
         return {names.get(k, k): v for k, v in self.validated_data.items()}
 
 
+class AgentDeleteQuery(serializers.Serializer):
+    force = serializers.BooleanField(
+        default=False, help_text="true: also delete the agent's sessions and their history"
+    )
+
+
+class AgentDeleteRefused(serializers.Serializer):
+    """409: the default agent, or an agent with sessions and no ``force``."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    sessions = serializers.IntegerField(
+        required=False, help_text="the agent's sessions (when they are the reason)"
+    )
+
+
 class AgentCreateInput(AgentUpdateInput):
     id = serializers.CharField(
         help_text="lowercase letters, digits, '-' and '_', starting with a letter or digit"

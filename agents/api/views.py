@@ -78,10 +78,27 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Change some of an agent's settings."""
         return self._update(request, partial=True)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        parameters=[s.AgentDeleteQuery],
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                s.AgentDeleteRefused,
+                description="the default agent, or an agent with sessions and no force",
+            ),
+        },
+    )
     def destroy(self, request, pk=None):
-        """Delete an agent with its bindings and sessions (not the only agent)."""
-        agent_service.agent_delete(agent=self.get_object())
+        """Delete an agent with its bindings; never the only or the default agent, and one
+        with sessions only with ``?force=true`` (which deletes them with their history)."""
+        agent = self.get_object()
+        force = _filters(s.AgentDeleteQuery, request)["force"]
+        try:
+            agent_service.agent_delete(agent=agent, force=force)
+        except agent_service.AgentHasSessions as refused:
+            detail = f"{refused.message}; to delete them too: DELETE {request.path}?force=true"
+            body = {"detail": detail, "code": str(refused.code), "sessions": refused.sessions}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request, *, partial: bool) -> Response:

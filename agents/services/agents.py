@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from agents.models import Agent, Binding, PeerKind
+from agents.models import Agent, Binding, PeerKind, Session
 from agents.runtime.tools import BUILTIN_TOOLS
+from gateway.protocol.errors import ErrorCode, GatewayError
 
 DEFAULT_AGENT_ID = "main"
 #: Tools of the agent a fresh state dir (or ``wingman init``) starts with: reading only.
@@ -263,15 +265,51 @@ def agent_update(*, agent: Agent, is_default: bool | None = None, **changes: Any
     return agent
 
 
-@transaction.atomic
-def agent_delete(*, agent: Agent) -> None:
-    """Delete an agent with its bindings and sessions; the last agent cannot go."""
-    if not Agent.objects.exclude(pk=agent.pk).exists():
+class AgentHasSessions(GatewayError):
+    """Deleting the agent would delete its sessions and their history: refused unless
+    forced (each entry point says how: ``?force=true``, a checkbox, the admin's page)."""
+
+    def __init__(self, agent_id: str, sessions: int) -> None:
+        super().__init__(
+            ErrorCode.CONFLICT,
+            f"agent {agent_id!r} has {sessions} session(s); deleting it deletes them with "
+            "their messages and runs",
+            details={"sessions": sessions},
+        )
+        self.sessions = sessions
+
+
+def agents_delete_check(*, agents: Sequence[Agent], force: bool = False) -> None:
+    """Raise unless ``agents`` may be deleted together: one agent always remains, the
+    default agent is never deleted (make another one the default first: routing would
+    silently change), and an agent with sessions only when ``force``."""
+    ids = [agent.pk for agent in agents]
+    if not Agent.objects.exclude(pk__in=ids).exists():
         raise ValidationError({"id": ["the only agent cannot be deleted"]})
-    was_default = agent.is_default
-    agent.delete()
-    if was_default:
-        agent_make_default(agent=Agent.objects.first())
+    default = Agent.objects.filter(pk__in=ids, is_default=True).first()  # as stored now
+    if default is not None:
+        raise GatewayError(
+            ErrorCode.CONFLICT,
+            f"agent {default.pk!r} is the default agent; make another agent the default first",
+        )
+    for agent in agents:
+        sessions = Session.objects.filter(agent=agent).count()
+        if sessions and not force:
+            raise AgentHasSessions(agent.pk, sessions)
+
+
+@transaction.atomic
+def agents_delete(*, agents: Sequence[Agent], force: bool = False) -> None:
+    """Delete agents with their bindings (and, when forced, their sessions) by the rules of
+    agents_delete_check, all or none."""
+    agents_delete_check(agents=agents, force=force)
+    for agent in agents:
+        agent.delete()
+
+
+def agent_delete(*, agent: Agent, force: bool = False) -> None:
+    """Delete one agent (REST API, Control UI, admin): see agents_delete_check."""
+    agents_delete(agents=[agent], force=force)
 
 
 def _check_binding(binding: Binding) -> None:

@@ -70,9 +70,11 @@ def test_agent_crud_with_and_without_trailing_slash(api, main_agent):
     assert put.data["name"] == "C2" and put.data["model"] == "" and put.data["tools"] == []
 
     assert api.get("/api/agents/coder").data["name"] == "C2"
+    assert api.delete("/api/agents/coder").status_code == 409  # the default agent stays
+    assert api.patch("/api/agents/main", {"default": True}, format="json").status_code == 200
     assert api.delete("/api/agents/coder").status_code == 204
     assert not Agent.objects.filter(pk="coder").exists()
-    assert Agent.objects.get(pk="main").is_default  # the default moved back
+    assert Agent.objects.get(pk="main").is_default
     assert api.get("/api/agents/coder").status_code == 404
 
 
@@ -109,6 +111,34 @@ def test_the_only_agent_cannot_be_deleted(api, main_agent):
     response = api.delete("/api/agents/main")
     assert response.status_code == 400 and "id" in response.data
     assert Agent.objects.filter(pk="main").exists()
+
+
+def test_deleting_the_default_agent_is_a_409_and_changes_nothing(api, main_agent):
+    create_agent("support")
+    response = api.delete("/api/agents/main?force=true")
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "agent 'main' is the default agent; make another agent the default first",
+        "code": "CONFLICT",
+    }
+    assert list(Agent.objects.filter(is_default=True).values_list("id", flat=True)) == ["main"]
+
+
+def test_deleting_an_agent_with_sessions_needs_force(api, main_agent):
+    support = create_agent("support")
+    _session(support, "agent:support:main")
+    _session(support, "agent:support:other")
+    refused = api.delete("/api/agents/support")
+    assert refused.status_code == 409
+    body = refused.json()
+    assert (body["code"], body["sessions"]) == ("CONFLICT", 2)
+    assert "has 2 session(s)" in body["detail"]
+    assert "DELETE /api/agents/support?force=true" in body["detail"]
+    assert Agent.objects.filter(pk="support").exists() and Session.objects.count() == 2
+    assert api.delete("/api/agents/support?force=maybe").status_code == 400
+    assert api.delete("/api/agents/support?force=false").status_code == 409
+    assert api.delete("/api/agents/support?force=true").status_code == 204
+    assert not Agent.objects.filter(pk="support").exists() and Session.objects.count() == 0
 
 
 def test_agents_are_paginated(api, main_agent):
