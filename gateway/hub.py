@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -134,25 +135,22 @@ class Hub:
         self.channel_name = await self.layer.new_channel("gw.hub.")
         await self._join_groups()
         policy = settings.WINGMAN.policy
+        loops = {
+            "hub-receive": self._receive_loop(),
+            "hub-outbox": self.outbox.run(),
+            "hub-tick": self._every(policy.tick_interval_ms / 1000, self._tick),
+            "hub-presence-tick": self._every(policy.presence_tick_ms / 1000, self._presence_tick),
+            "hub-heartbeat": self._every(presence.HEARTBEAT_SECONDS, self._heartbeat),
+            "hub-groups": self._every(GROUP_REFRESH_SECONDS, self._join_groups),
+            "hub-gc": self._every(memory.CHECK_SECONDS, self._collect_garbage),
+        }
+        # Each in an empty context (as runs are): they outlive whoever started the hub, and a
+        # first caller inside async_to_sync (a sync view: POST /api/runs) has asgiref's
+        # CurrentThreadExecutor in its context, shut once that call returns; every
+        # sync_to_async of a timer (cache writes) would fail for the life of the process.
         self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="hub-receive"),
-            asyncio.create_task(self.outbox.run(), name="hub-outbox"),
-            asyncio.create_task(
-                self._every(policy.tick_interval_ms / 1000, self._tick), name="hub-tick"
-            ),
-            asyncio.create_task(
-                self._every(policy.presence_tick_ms / 1000, self._presence_tick),
-                name="hub-presence-tick",
-            ),
-            asyncio.create_task(
-                self._every(presence.HEARTBEAT_SECONDS, self._heartbeat), name="hub-heartbeat"
-            ),
-            asyncio.create_task(
-                self._every(GROUP_REFRESH_SECONDS, self._join_groups), name="hub-groups"
-            ),
-            asyncio.create_task(
-                self._every(memory.CHECK_SECONDS, self._collect_garbage), name="hub-gc"
-            ),
+            asyncio.create_task(coro, name=name, context=contextvars.Context())
+            for name, coro in loops.items()
         ]
         logger.debug("hub %s started on %s", self.id, self.channel_name)
 
