@@ -12,8 +12,11 @@ from urllib.parse import urlencode
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -23,6 +26,7 @@ from agents.models import Agent, Binding, Message, Run, RunStatus, Session
 from agents.services import agents as agent_service
 from agents.services import runs as run_service
 from agents.services import sessions as session_service
+from gateway.protocol.errors import GatewayError
 
 admin.site.site_header = "Wingman Gateway"
 admin.site.site_title = "Wingman Gateway admin"
@@ -74,10 +78,45 @@ class AgentAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "is_default")
     search_fields = ("id", "name", "model", "system_prompt")
     inlines = [BindingInline]
-    actions = ["make_default"]
+    # delete_selected replaces Django's action of that name (its confirmation page posts
+    # that name back) so that the service's rules are checked first.
+    actions = ["make_default", "delete_selected"]
 
     def get_queryset(self, request):
         return selectors.agents_with_counts()
+
+    # Deleting: Django's confirmation page lists the sessions, messages and runs that go
+    # with the agent, so confirming there is the explicit force; the service's other rules
+    # (never the only or the default agent) are checked before that page is shown.
+    def delete_view(self, request, object_id, extra_context=None):
+        agent = self.get_object(request, unquote(object_id))
+        if agent is not None and not self._deletable(request, [agent]):
+            return redirect(reverse("admin:agents_agent_change", args=[agent.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj: Agent) -> None:
+        agent_service.agent_delete(agent=obj, force=True)
+
+    def delete_queryset(self, request, queryset) -> None:
+        agent_service.agents_delete(agents=list(queryset), force=True)
+
+    @admin.action(
+        permissions=["delete"], description="Delete the selected agents (with their sessions)"
+    )
+    def delete_selected(self, request, queryset):
+        """Django's delete confirmation, once the service's rules allow it."""
+        if not self._deletable(request, list(queryset)):
+            return None
+        return admin_actions.delete_selected(self, request, queryset)
+
+    def _deletable(self, request, agents: list[Agent]) -> bool:
+        try:
+            agent_service.agents_delete_check(agents=agents, force=True)
+        except (ValidationError, GatewayError) as refused:
+            text = refused.message if isinstance(refused, GatewayError) else refused.messages[0]
+            self.message_user(request, f"Not deleted: {text}.", messages.ERROR)
+            return False
+        return True
 
     def save_model(self, request, obj: Agent, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -18,6 +18,7 @@ from gateway.protocol.agent import (
     ChatAbortParams,
     ChatHistoryParams,
     RoutingParams,
+    RunParams,
     SessionKeyParams,
     SessionsCreateParams,
     SessionsFolderParams,
@@ -44,6 +45,22 @@ def _route(routing: RoutingParams | None) -> Route | None:
     )
 
 
+def run_request(params: RunParams, **fields: Any) -> RunRequest:
+    """The run service's request for validated run params (WebSocket ``agent`` and REST);
+    ``fields`` are the caller's own (``source``, ``requester``, a header's idempotency key)."""
+    values: dict[str, Any] = {
+        "message": params.message,
+        "agent_id": params.agent_id,
+        "session_key": params.session_key,
+        "route": _route(params.routing),
+        "idempotency_key": params.idempotency_key,
+        "queue": params.queue,
+        "timeout": params.timeout,
+        "extra_system_prompt": params.extra_system_prompt,
+    }
+    return RunRequest(**(values | fields))
+
+
 @registry.method("agents.list")
 async def agents_list(ctx: CallContext, params: NoParams) -> dict[str, Any]:
     """Every agent with its model and default flag."""
@@ -53,17 +70,7 @@ async def agents_list(ctx: CallContext, params: NoParams) -> dict[str, Any]:
 @registry.method("agent", AgentParams)
 async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     """Ack now (``status: accepted``); the final result follows as a second reply."""
-    request = RunRequest(
-        message=params.message,
-        agent_id=params.agent_id,
-        session_key=params.session_key,
-        route=_route(params.routing),
-        idempotency_key=params.idempotency_key,
-        queue=params.queue,
-        timeout=params.timeout,
-        extra_system_prompt=params.extra_system_prompt,
-        requester=ctx.conn_id,
-    )
+    request = run_request(params, requester=ctx.conn_id)
     ticket = await runs.run_submit(request)
     ctx.bind(ticket.run_id)
 

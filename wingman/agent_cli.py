@@ -181,10 +181,14 @@ async def _run_local(args: argparse.Namespace, printer: _Printer) -> int:
 
     from agents.models import RunSource
     from agents.services import runs
-    from agents.services.agents import bootstrap
+    from agents.services.agents import ConfigImportError, bootstrap
 
     await sync_to_async(call_command)("migrate", interactive=False, verbosity=0)
-    await sync_to_async(bootstrap)(settings.WINGMAN.raw)
+    try:
+        await sync_to_async(bootstrap)(settings.WINGMAN.raw)
+    except ConfigImportError as exc:
+        print(f"wingman: config error: {exc}", file=sys.stderr)
+        return 2
 
     async def observe(step: dict[str, Any]) -> None:
         printer(step)
@@ -214,12 +218,15 @@ async def _run_local(args: argparse.Namespace, printer: _Printer) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from django.conf import settings
 
-    from agents.models import AGENT_ID
+    from agents.services.agents import ConfigImportError, agents_config_check
 
-    try:
-        AGENT_ID(args.agent)
-    except Exception:
-        print(f"wingman: --agent {args.agent!r}: {AGENT_ID.message}", file=sys.stderr)
+    entry = _starter_agent(args)
+    try:  # the flags pass the rules of the API and the admin before anything is written
+        agents_config_check({"agents": {"list": [entry]}})
+    except ConfigImportError as exc:
+        flag = "--model" if exc.where.endswith(".model") else "--agent"
+        value = args.model if flag == "--model" else args.agent
+        print(f"wingman: {flag} {value!r}: {exc.reason}", file=sys.stderr)
         return 2
     cfg = settings.WINGMAN
     path = (
@@ -227,7 +234,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         if args.init_config
         else cfg.state_dir / "wingman.config.json"
     )
-    config = _starter_config(args, cfg)
+    config = _starter_config(args, cfg, entry)
     if not args.skip_config:
         if path.exists() and not args.force:
             print(f"wingman: {path} exists; use --force to overwrite", file=sys.stderr)
@@ -251,17 +258,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _starter_config(args: argparse.Namespace, cfg) -> dict[str, Any]:
-    agents: dict[str, Any] = {"list": [], "bindings": []}
-    if not args.skip_agent:
-        entry: dict[str, Any] = {
-            "id": args.agent,
-            "default": True,
-            "tools": ["list_files", "read_file"],
-        }
-        if args.model:
-            entry["model"] = args.model
-        agents["list"].append(entry)
+def _starter_agent(args: argparse.Namespace) -> dict[str, Any]:
+    from agents.services.agents import STARTER_TOOLS
+
+    entry: dict[str, Any] = {"id": args.agent, "default": True, "tools": list(STARTER_TOOLS)}
+    if args.model:
+        entry["model"] = args.model
+    return entry
+
+
+def _starter_config(args: argparse.Namespace, cfg, entry: dict[str, Any]) -> dict[str, Any]:
     return {
         "gateway": {
             "host": cfg.host,
@@ -271,7 +277,7 @@ def _starter_config(args: argparse.Namespace, cfg) -> dict[str, Any]:
                 "token": os.environ.get("WINGMAN_GATEWAY_TOKEN") or secrets.token_urlsafe(32),
             },
         },
-        "agents": agents,
+        "agents": {"list": [] if args.skip_agent else [entry], "bindings": []},
     }
 
 
@@ -279,13 +285,14 @@ def cmd_agents_import(args: argparse.Namespace) -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from agents.services.agents import ConfigImportError, agents_import
+    from agents.services.agents import ConfigImportError, agents_config_check, agents_import
 
-    call_command("migrate", interactive=False, verbosity=0)
     if settings.WINGMAN.config_path is None:
         print("wingman: no wingman.config.json (use --config or wingman init)", file=sys.stderr)
         return EXIT_FAIL
     try:
+        agents_config_check(settings.WINGMAN.raw)  # before the database is even created
+        call_command("migrate", interactive=False, verbosity=0)
         result = agents_import(settings.WINGMAN.raw, update_existing=True)
     except ConfigImportError as exc:
         print(f"wingman: config error: {exc}", file=sys.stderr)

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first: an oversized body is a 413 before any middleware reads it (gateway/http_errors.py)
+    "gateway.http_errors.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +87,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "wingman.urls"
+# JSON for API and non-browser clients, as the 400/403/404/500 handlers in wingman/urls.py
+CSRF_FAILURE_VIEW = "gateway.http_errors.csrf_failure"
 ASGI_APPLICATION = "wingman.asgi.application"
 
 TEMPLATES = [
@@ -189,6 +193,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "gateway.api.pagination.LimitOffset",
     "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": [
+        "gateway.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "gateway.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "gateway.api.schema.WingmanAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

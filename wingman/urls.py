@@ -1,6 +1,7 @@
 """Root URLs: gateway HTTP endpoints (health, stats, metrics, protocol schema), the REST API
 under /api/, the admin, and the Control UI at / (the gateway's pages and the apps' pages in
-one ``ui`` namespace)."""
+one ``ui`` namespace). Errors are JSON for the API and non-browser clients
+(gateway/http_errors.py)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -14,3 +15,8 @@ urlpatterns = [
     path("", include("gateway.urls")),
     path("", include((gateway_ui.urlpatterns + agents_ui.urlpatterns, "ui"), namespace="ui")),
 ]
+
+handler400 = "gateway.http_errors.bad_request"
+handler403 = "gateway.http_errors.permission_denied"
+handler404 = "gateway.http_errors.page_not_found"
+handler500 = "gateway.http_errors.server_error"

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
 from agents import selectors
 from agents.models import Agent, Binding, PeerKind, RunStatus
 from agents.services import sessions as session_service
+from gateway.api.exceptions import pydantic_detail
+from gateway.protocol.agent import RunParams
 from gateway.protocol.errors import GatewayError
 
 #: Model field → API field, for errors the services raise keyed by model field.
@@ -132,6 +136,22 @@ class AgentUpdateInput(StrictInput):
         """``validated_data`` as keyword arguments of agent_create/agent_update."""
         names = {"systemPrompt": "system_prompt", "agentDir": "agent_dir", "default": "is_default"}
         return {names.get(k, k): v for k, v in self.validated_data.items()}
+
+
+class AgentDeleteQuery(serializers.Serializer):
+    force = serializers.BooleanField(
+        default=False, help_text="true: also delete the agent's sessions and their history"
+    )
+
+
+class AgentDeleteRefused(serializers.Serializer):
+    """409: the default agent, or an agent with sessions and no ``force``."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    sessions = serializers.IntegerField(
+        required=False, help_text="the agent's sessions (when they are the reason)"
+    )
 
 
 class AgentCreateInput(AgentUpdateInput):
@@ -280,13 +300,21 @@ class RunCreateInput(StrictInput):
     )
     extraSystemPrompt = serializers.CharField(required=False, allow_null=True, max_length=20_000)
 
-    def validate_message(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("must not be empty")
-        return value
+    def to_internal_value(self, data) -> RunParams:
+        """``RunParams`` validates, the model of the WebSocket ``agent`` method: the two APIs
+        take the same input (the fields above only declare its shape for the OpenAPI schema;
+        tests/agents/test_api.py keeps them in step)."""
+        if isinstance(data, QueryDict):  # a form post from the browsable API
+            data = data.dict()
+        if isinstance(data, Mapping):
+            data = {k: v for k, v in data.items() if k not in _TRANSPORT_FIELDS}
+        try:
+            return RunParams.model_validate(data)
+        except PydanticValidationError as exc:
+            raise serializers.ValidationError(pydantic_detail(exc)) from None
 
-    def validate(self, attrs):
-        key, agent_id = attrs.get("sessionKey"), attrs.get("agentId")
+    def validate(self, attrs: RunParams) -> RunParams:
+        key, agent_id = attrs.session_key, attrs.agent_id
         field = "agentId" if agent_id else "sessionKey"
         try:
             owner = session_service.check_key_agent(key, agent_id) if key else agent_id

@@ -27,8 +27,9 @@ from rest_framework.response import Response
 from agents import selectors
 from agents.api import serializers as s
 from agents.api.streams import run_events
+from agents.methods import run_request
 from agents.models import Agent, Binding, RunSource, Session
-from agents.routing import Peer, Route, default_agent
+from agents.routing import default_agent
 from agents.services import agents as agent_service
 from agents.services import runs
 from agents.services import sessions as session_service
@@ -36,6 +37,7 @@ from agents.services.runs import RunRequest, RunTicket
 from gateway.api.schema import ErrorSerializer
 from gateway.api.sse import MEDIA_TYPE as SSE_MEDIA_TYPE
 from gateway.api.sse import EventStreamRenderer
+from gateway.protocol.agent import RunParams
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -76,10 +78,27 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Change some of an agent's settings."""
         return self._update(request, partial=True)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        parameters=[s.AgentDeleteQuery],
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                s.AgentDeleteRefused,
+                description="the default agent, or an agent with sessions and no force",
+            ),
+        },
+    )
     def destroy(self, request, pk=None):
-        """Delete an agent with its bindings and sessions (not the only agent)."""
-        agent_service.agent_delete(agent=self.get_object())
+        """Delete an agent with its bindings; never the only or the default agent, and one
+        with sessions only with ``?force=true`` (which deletes them with their history)."""
+        agent = self.get_object()
+        force = _filters(s.AgentDeleteQuery, request)["force"]
+        try:
+            agent_service.agent_delete(agent=agent, force=force)
+        except agent_service.AgentHasSessions as refused:
+            detail = f"{refused.message}; to delete them too: DELETE {request.path}?force=true"
+            body = {"detail": detail, "code": str(refused.code), "sessions": refused.sessions}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request, *, partial: bool) -> Response:
@@ -272,7 +291,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Start a run: 202 at once; follow it at ``/api/runs/<id>/events``."""
         data = s.RunCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        req = _run_request(data.validated_data, _idempotency_key(request, data.validated_data))
+        params: RunParams = data.validated_data
+        key = _idempotency_key(request, params.idempotency_key)
+        req = run_request(params, source=RunSource.API, idempotency_key=key)
         ticket = async_to_sync(_start)(req)
         body = s.RunCreateOutput(ticket).data
         location = request.build_absolute_uri(reverse("run-detail", args=[ticket.run_id]))
@@ -308,9 +329,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return response
 
 
-def _idempotency_key(request, data: dict[str, Any]) -> str | None:
+def _idempotency_key(request, field: str | None) -> str | None:
     header = request.headers.get(IDEMPOTENCY_HEADER)
-    field = data.get("idempotencyKey")
     if header is not None and len(header) > 200:
         raise serializers.ValidationError({IDEMPOTENCY_HEADER: ["at most 200 characters"]})
     if header and field and header != field:
@@ -318,33 +338,6 @@ def _idempotency_key(request, data: dict[str, Any]) -> str | None:
             {"idempotencyKey": [f"differs from the {IDEMPOTENCY_HEADER} header"]}
         )
     return header or field or None
-
-
-def _run_request(data: dict[str, Any], idempotency_key: str | None) -> RunRequest:
-    routing = data.get("routing")
-    return RunRequest(
-        message=data["message"],
-        source=RunSource.API,
-        agent_id=data.get("agentId"),
-        session_key=data.get("sessionKey"),
-        route=_route(routing) if routing else None,
-        idempotency_key=idempotency_key,
-        queue=data["queue"],
-        timeout=data.get("timeout"),
-        extra_system_prompt=data.get("extraSystemPrompt"),
-    )
-
-
-def _route(routing: dict[str, Any]) -> Route:
-    peer = routing.get("peer")
-    return Route(
-        channel=routing["channel"],
-        account_id=routing.get("accountId", ""),
-        guild_id=routing.get("guildId", ""),
-        team_id=routing.get("teamId", ""),
-        peer=Peer(peer["kind"], peer["id"]) if peer else None,
-        thread_id=routing.get("threadId", ""),
-    )
 
 
 async def _start(req: RunRequest) -> RunTicket:

@@ -13,6 +13,7 @@ from agents import selectors
 from agents.models import Agent, Binding
 from agents.services import agents as agent_service
 from agents.ui.forms import AgentForm, BindingForm
+from gateway.protocol.errors import GatewayError
 from gateway.ui.access import ui_login_required
 
 
@@ -69,6 +70,7 @@ def _agent_page(
         "form": form,
         "binding_form": binding_form,
         "bindings": agent.bindings.all(),
+        "session_count": agent.sessions.count(),
     }
     status = 400 if form.errors or binding_form.errors else 200
     return render(request, "ui/agent_form.html", context, status=status)
@@ -77,11 +79,20 @@ def _agent_page(
 @ui_login_required
 @require_POST
 def agent_delete(request: HttpRequest, agent_id: str) -> HttpResponse:
+    """Delete by the service's rules; its sessions only when the form's box was ticked."""
     agent = get_object_or_404(Agent, pk=agent_id)
+    force = request.POST.get("force") == "true"
     try:
-        agent_service.agent_delete(agent=agent)
-    except ValidationError as error:
-        messages.error(request, "; ".join(error.messages))
+        agent_service.agent_delete(agent=agent, force=force)
+    except agent_service.AgentHasSessions as refused:
+        messages.error(
+            request,
+            f"Not deleted: {refused.message}. Tick “Also delete its sessions” to delete them too.",
+        )
+        return redirect("ui:agent-edit", agent_id=agent_id)
+    except (ValidationError, GatewayError) as refused:
+        text = refused.message if isinstance(refused, GatewayError) else refused.messages[0]
+        messages.error(request, f"Not deleted: {text}.")
         return redirect("ui:agent-edit", agent_id=agent_id)
     messages.success(request, f"Agent {agent_id!r} deleted with its bindings and sessions.")
     return redirect("ui:agents")

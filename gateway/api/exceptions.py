@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -44,13 +47,35 @@ def validation_detail(exc: DjangoValidationError, names: dict[str, str] | None =
     return {names.get(field, field): messages for field, messages in exc.message_dict.items()}
 
 
+def pydantic_detail(exc: PydanticValidationError) -> dict[str, Any]:
+    """``{field: [messages]}`` by wire name, nested like the input, from a protocol model's
+    error (``non_field_errors`` for the body as a whole)."""
+    detail: dict[str, Any] = {}
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        *parents, field = [str(part) for part in error["loc"]] or ["non_field_errors"]
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        node = detail
+        for part in parents:
+            if not isinstance(node.get(part, {}), dict):
+                break  # the parent itself was refused; that message says enough
+            node = node.setdefault(part, {})
+        else:
+            node.setdefault(field, []).append(message.removeprefix("Value error, "))
+    return detail
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]):
-    """DRF's handler, plus the two service exceptions; codes are added to error bodies."""
+    """DRF's handler, plus the two service exceptions; every ``{"detail"}`` body gets its
+    ``code``."""
     if isinstance(exc, DjangoValidationError):
         names = getattr(context.get("view"), "api_field_names", None)
         exc = exceptions.ValidationError(validation_detail(exc, names))
     elif isinstance(exc, GatewayError):
         exc = GatewayAPIError(exc)
+    elif isinstance(exc, Http404):  # DRF converts these two too, but after codes are read
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if (
         response is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -100,8 +101,16 @@ class Hub:
             (presence.HEARTBEAT_SECONDS, self.presence.heartbeat),
             (memory.CHECK_SECONDS, self._collect_garbage),
         ]
+        # Each in an empty context (as runs are): they outlive whoever started the hub, and a
+        # first caller inside async_to_sync (a sync view: POST /api/runs) has asgiref's
+        # CurrentThreadExecutor in its context, shut once that call returns; every
+        # sync_to_async of a timer (cache writes) would fail for the life of the process.
         self._tasks = [
-            asyncio.create_task(self._every(seconds, action), name=f"hub-{action.__name__}")
+            asyncio.create_task(
+                self._every(seconds, action),
+                name=f"hub-{action.__name__}",
+                context=contextvars.Context(),
+            )
             for seconds, action in timers
         ]
         logger.debug("hub %s started on %s", self.id, self.seat.channel_name)

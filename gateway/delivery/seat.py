@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -78,10 +79,15 @@ class Seat:
         """Take a channel, join the groups, start receiving and sending."""
         self.channel_name = await self.layer.new_channel("gw.hub.")
         await self.refresh()
+        # Empty contexts: these outlive whoever started the seat (see Hub.start).
+        loops = {
+            "seat-receive": self._receive_loop(),
+            "seat-outbox": self.outbox.run(),
+            "seat-refresh": self._refresh_loop(),
+        }
         self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="seat-receive"),
-            asyncio.create_task(self.outbox.run(), name="seat-outbox"),
-            asyncio.create_task(self._refresh_loop(), name="seat-refresh"),
+            asyncio.create_task(coro, name=name, context=contextvars.Context())
+            for name, coro in loops.items()
         ]
 
     async def stop(self) -> None:

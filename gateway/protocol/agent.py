@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gateway.protocol.base import Frame
 
@@ -27,12 +27,9 @@ class RoutingParams(Frame):
     thread_id: str | None = Field(default=None, alias="threadId", max_length=200)
 
 
-class AgentParams(Frame):
-    """``agent``: run the routed (or named) agent on ``message``.
-
-    Accepted and ignored: ``deliver``, ``thinking``, ``label``, ``attachments``,
-    ``execution`` (the Wingman CLI's local workspace hint).
-    """
+class RunParams(Frame):
+    """What a run takes: the ``agent`` method's params, and the body of ``POST /api/runs``
+    (agents/api/serializers.py validates with this model, so both APIs take the same input)."""
 
     message: str = Field(min_length=1, max_length=200_000)
     agent_id: str | None = Field(default=None, alias="agentId", max_length=64)
@@ -44,6 +41,22 @@ class AgentParams(Frame):
     extra_system_prompt: str | None = Field(
         default=None, alias="extraSystemPrompt", max_length=20_000
     )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class AgentParams(RunParams):
+    """``agent``: run the routed (or named) agent on ``message``.
+
+    Accepted and ignored: ``deliver``, ``thinking``, ``label``, ``attachments``,
+    ``execution`` (the Wingman CLI's local workspace hint).
+    """
+
     attachments: list[Any] | None = None
     deliver: bool | None = None
     thinking: Any = None

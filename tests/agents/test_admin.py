@@ -146,3 +146,43 @@ def test_admin_and_control_ui_link_both_ways(admin_client, data):
     assert f'href="{reverse("ui:chat")}"' in index
     change = admin_client.get(reverse("admin:agents_session_change", args=[data["session"].pk]))
     assert "?session=agent%3Amain%3Asession%3A" in change.content.decode()
+
+
+def test_admin_delete_refuses_the_default_agent(admin_client, data):
+    url = reverse("admin:agents_agent_delete", args=["main"])
+    page = admin_client.get(url, follow=True)
+    assert "Not deleted: agent &#x27;main&#x27; is the default agent" in page.content.decode()
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert Agent.objects.filter(pk="main", is_default=True).exists()
+
+
+def test_admin_delete_lists_the_sessions_and_deletes_them_on_confirmation(admin_client, data):
+    other = data["other"]
+    session = session_service.session_create(agent=other, name="Other chat")
+    url = reverse("admin:agents_agent_delete", args=["other"])
+    confirm = admin_client.get(url)
+    assert confirm.status_code == 200
+    assert "Other chat" in confirm.content.decode()  # Django lists what goes with it
+    assert Session.objects.filter(pk=session.pk).exists()
+    admin_client.post(url, {"post": "yes"})
+    assert not Agent.objects.filter(pk="other").exists()
+    assert not Session.objects.filter(pk=session.pk).exists()
+
+
+def test_admin_delete_action_goes_through_the_service_rules(admin_client, data):
+    url = reverse("admin:agents_agent_changelist")
+    every = {"action": "delete_selected", "_selected_action": ["main", "other"]}
+    refused = admin_client.post(url, every, follow=True)
+    assert "Not deleted: the only agent cannot be deleted" in refused.content.decode()
+    agent_service.agent_create(id="third")
+    both = {"action": "delete_selected", "_selected_action": ["main", "other"]}
+    refused = admin_client.post(url, both, follow=True)
+    assert "Not deleted: agent &#x27;main&#x27; is the default agent" in refused.content.decode()
+    assert Agent.objects.count() == 3
+    assert admin_client.post(url, {**both, "post": "yes"}).status_code == 302
+    assert Agent.objects.count() == 3  # the confirmation's post is checked again
+    one = {"action": "delete_selected", "_selected_action": ["other"]}
+    confirm = admin_client.post(url, one)
+    assert confirm.status_code == 200 and b"Are you sure" in confirm.content
+    admin_client.post(url, {**one, "post": "yes"})
+    assert set(Agent.objects.values_list("id", flat=True)) == {"main", "third"}

@@ -3,8 +3,10 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from agents.models import Agent, Binding
+from agents.models import Agent, Binding, Message, MessageRole, Session
 from agents.services import agents as svc
+from agents.services import sessions as session_service
+from gateway.protocol.errors import ErrorCode, GatewayError
 
 pytestmark = pytest.mark.django_db
 
@@ -46,15 +48,47 @@ def test_duplicate_id_and_unknown_update_field_are_refused():
         svc.agent_update(agent=a, id="other")
 
 
-def test_delete_moves_default_and_keeps_the_last_agent():
+def test_delete_keeps_the_default_and_the_last_agent():
     a = svc.agent_create(id="a1")
     b = svc.agent_create(id="b")
+    with pytest.raises(GatewayError, match="default agent; make another agent the default"):
+        svc.agent_delete(agent=a, force=True)  # routing would silently move: never, not forced
+    assert Agent.objects.get(pk="a1").is_default
+    svc.agent_make_default(agent=b)
     svc.agent_delete(agent=a)
-    b.refresh_from_db()
-    assert b.is_default
-    with pytest.raises(ValidationError):
-        svc.agent_delete(agent=b)
-    assert Agent.objects.filter(pk="b").exists()
+    with pytest.raises(ValidationError, match="the only agent"):
+        svc.agent_delete(agent=Agent.objects.get(pk="b"))
+    assert list(Agent.objects.values_list("id", "is_default")) == [("b", True)]
+
+
+def test_delete_with_sessions_needs_force_and_changes_nothing_without():
+    svc.agent_create(id="main")
+    helper = svc.agent_create(id="helper")
+    for name in ("one", "two"):
+        session = session_service.session_create(agent=helper, name=name)
+        Message.objects.create(session=session, role=MessageRole.USER, content="hi", position=0)
+    with pytest.raises(svc.AgentHasSessions) as refused:
+        svc.agent_delete(agent=helper)
+    assert refused.value.code == ErrorCode.CONFLICT and refused.value.sessions == 2
+    assert "has 2 session(s)" in refused.value.message
+    assert Agent.objects.filter(pk="helper").exists()
+    assert (Session.objects.count(), Message.objects.count()) == (2, 2)
+    svc.agent_delete(agent=helper, force=True)
+    assert not Agent.objects.filter(pk="helper").exists()
+    assert (Session.objects.count(), Message.objects.count()) == (0, 0)
+
+
+def test_deleting_several_agents_is_all_or_none():
+    svc.agent_create(id="main")
+    idle, busy = svc.agent_create(id="idle"), svc.agent_create(id="busy")
+    session_service.session_create(agent=busy, name="s")
+    with pytest.raises(svc.AgentHasSessions):
+        svc.agents_delete(agents=[idle, busy])
+    assert set(Agent.objects.values_list("id", flat=True)) == {"main", "idle", "busy"}
+    svc.agent_update(agent=Agent.objects.get(pk="main"), is_default=False)  # no default now
+    with pytest.raises(ValidationError, match="the only agent"):
+        svc.agents_delete(agents=list(Agent.objects.all()), force=True)
+    assert Agent.objects.count() == 3
 
 
 def test_binding_crud_and_peer_pairing():

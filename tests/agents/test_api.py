@@ -13,6 +13,7 @@ from agents import selectors
 from agents.api import serializers as api_serializers
 from agents.models import Agent, Binding, Message, MessageRole, Run, RunSource, RunStatus, Session
 from agents.services import sessions as session_service
+from gateway.protocol.agent import RunParams
 from tests.agents.conftest import create_agent
 
 pytestmark = pytest.mark.django_db
@@ -69,9 +70,11 @@ def test_agent_crud_with_and_without_trailing_slash(api, main_agent):
     assert put.data["name"] == "C2" and put.data["model"] == "" and put.data["tools"] == []
 
     assert api.get("/api/agents/coder").data["name"] == "C2"
+    assert api.delete("/api/agents/coder").status_code == 409  # the default agent stays
+    assert api.patch("/api/agents/main", {"default": True}, format="json").status_code == 200
     assert api.delete("/api/agents/coder").status_code == 204
     assert not Agent.objects.filter(pk="coder").exists()
-    assert Agent.objects.get(pk="main").is_default  # the default moved back
+    assert Agent.objects.get(pk="main").is_default
     assert api.get("/api/agents/coder").status_code == 404
 
 
@@ -108,6 +111,34 @@ def test_the_only_agent_cannot_be_deleted(api, main_agent):
     response = api.delete("/api/agents/main")
     assert response.status_code == 400 and "id" in response.data
     assert Agent.objects.filter(pk="main").exists()
+
+
+def test_deleting_the_default_agent_is_a_409_and_changes_nothing(api, main_agent):
+    create_agent("support")
+    response = api.delete("/api/agents/main?force=true")
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "agent 'main' is the default agent; make another agent the default first",
+        "code": "CONFLICT",
+    }
+    assert list(Agent.objects.filter(is_default=True).values_list("id", flat=True)) == ["main"]
+
+
+def test_deleting_an_agent_with_sessions_needs_force(api, main_agent):
+    support = create_agent("support")
+    _session(support, "agent:support:main")
+    _session(support, "agent:support:other")
+    refused = api.delete("/api/agents/support")
+    assert refused.status_code == 409
+    body = refused.json()
+    assert (body["code"], body["sessions"]) == ("CONFLICT", 2)
+    assert "has 2 session(s)" in body["detail"]
+    assert "DELETE /api/agents/support?force=true" in body["detail"]
+    assert Agent.objects.filter(pk="support").exists() and Session.objects.count() == 2
+    assert api.delete("/api/agents/support?force=maybe").status_code == 400
+    assert api.delete("/api/agents/support?force=false").status_code == 409
+    assert api.delete("/api/agents/support?force=true").status_code == 204
+    assert not Agent.objects.filter(pk="support").exists() and Session.objects.count() == 0
 
 
 def test_agents_are_paginated(api, main_agent):
@@ -320,6 +351,8 @@ def test_unknown_run_status_filter_is_a_400(api, main_agent):
     [
         ({}, "message"),
         ({"message": "   "}, "message"),
+        ({"message": 123}, "message"),
+        ({"message": 1.5}, "message"),
         ({"message": "hi", "agentId": "nobody"}, "agentId"),
         ({"message": "hi", "agentId": "off"}, "agentId"),
         ({"message": "hi", "sessionKey": "not-a-key"}, "sessionKey"),
@@ -369,3 +402,13 @@ def test_output_serializers_declare_exactly_what_the_selectors_return(main_agent
     ]
     for serializer, data in pairs:
         assert set(serializer().fields) == set(data), serializer.__name__
+
+
+def test_run_input_declares_exactly_what_the_agent_method_takes():
+    """POST /api/runs is validated by RunParams; its declared fields are RunParams' fields."""
+    declared = api_serializers.RunCreateInput().fields
+    model = {field.alias or name: field for name, field in RunParams.model_fields.items()}
+    assert set(declared) == set(model)
+    assert {name for name, f in declared.items() if f.required} == {
+        name for name, f in model.items() if f.is_required()
+    }

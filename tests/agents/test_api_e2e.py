@@ -187,3 +187,27 @@ def test_api_docs_work_offline(api: httpx.Client) -> None:
         assert api.get(asset).status_code == 200, asset
     schema = api.get("/api/schema/", headers={"Accept": "application/json"})
     assert schema.status_code == 200 and schema.json()["info"]["title"] == "Wingman Gateway API"
+
+
+def test_bad_bodies_are_json_errors_and_log_no_error(gateway_factory, each_server):
+    """The real server (both ASGI servers): too deep, too big, a number for the message and
+    an unknown path are JSON errors; none is an ERROR in the gateway log."""
+    gateway = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
+    with httpx.Client(base_url=gateway.http_url, headers=AUTH, timeout=TIMEOUT) as api:
+        json_body = {"Content-Type": "application/json"}
+        deep = api.post("/api/runs", content="[" * 100_000 + "]" * 100_000, headers=json_body)
+        assert deep.status_code == 400, deep.text[:300]
+        assert deep.json()["code"] == "parse_error"
+        big = api.post("/api/runs", json={"message": "x" * 3_000_000})
+        assert big.status_code == 413, big.text[:300]
+        assert big.json() == {
+            "detail": "request body over 2621440 bytes",
+            "code": "PAYLOAD_TOO_LARGE",
+        }
+        number = api.post("/api/runs", json={"message": 123})
+        assert number.status_code == 400 and "message" in number.json(), number.text
+        missing = api.get("/api/nothing")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        assert api.get("/api/runs").json()["count"] == 0
+    log = gateway.log()
+    assert " ERROR " not in log and "Traceback" not in log, gateway.log_tail(60)

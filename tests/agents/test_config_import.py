@@ -191,6 +191,12 @@ def test_new_bindings_are_added_existing_ones_kept():
             "agents.list",
         ),
         ({"list": [{"id": "Bad Id!"}]}, "agents.list[0]"),
+        ({"list": [{"id": "main", "model": "nocolon"}]}, "agents.list[0].model"),
+        ({"list": [{"id": "main", "model": 5}]}, "agents.list[0].model"),
+        ({"list": [{"id": "main", "tools": "read_file"}]}, "agents.list[0].tools"),
+        ({"list": [{"id": "main", "systemPrompt": ["x"]}]}, "agents.list[0].systemPrompt"),
+        ({"list": {"id": "main"}}, "agents.list: must be a list"),
+        ({"bindings": {"agentId": "main"}}, "agents.bindings: must be a list"),
         (
             {
                 "bindings": [
@@ -217,6 +223,12 @@ def test_new_bindings_are_added_existing_ones_kept():
         "unknown-tool",
         "two-defaults",
         "invalid-id",
+        "model-without-provider",
+        "model-not-a-string",
+        "tools-not-a-list",
+        "prompt-not-a-string",
+        "list-not-a-list",
+        "bindings-not-a-list",
         "unknown-agent",
         "no-channel",
         "no-match",
@@ -260,6 +272,11 @@ def test_a_failed_import_leaves_the_database_as_it_was():
     assert snapshot() == before
 
 
+def test_an_agents_section_that_is_not_an_object_is_refused():
+    with pytest.raises(ConfigImportError, match=r"^agents: must be an object$"):
+        agents_import({"agents": [{"id": "main"}]}, update_existing=True)
+
+
 def test_empty_or_missing_section_imports_nothing():
     for cfg in ({}, {"agents": {}}, {"agents": {"list": [], "bindings": []}}):
         result = agents_import(cfg, update_existing=True)
@@ -270,6 +287,7 @@ def test_empty_or_missing_section_imports_nothing():
 def test_ensure_default_agent_creates_main_on_an_empty_database_only():
     main = ensure_default_agent()
     assert (main.id, main.is_default) == ("main", True)
+    assert main.tools == ["list_files", "read_file"]  # the README's /tool list_files works
     assert ensure_default_agent().id == "main"
     assert Agent.objects.count() == 1
 

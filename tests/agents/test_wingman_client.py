@@ -1,11 +1,10 @@
 """The wingman-client dialect (seed 001; design/protocol.md) with agents: the real Wingman
-CLI frames from shared/fixtures/real-client-frames/wingman-client-frames.jsonl, through the
+CLI frames from tests/fixtures/real-client-frames/wingman-client-frames.jsonl, through the
 consumer on the real ASGI app, on the embedded backend and on Redis."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,30 +12,17 @@ import pytest
 from agents.models import Run, RunStatus
 from gateway.protocol.errors import CloseCode
 from tests.agents.conftest import acreate_agent
+from tests.fixtures import client_frames
 from tests.gateway.communicator import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FIXTURE = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "fixtures"
-    / "real-client-frames"
-    / "wingman-client-frames.jsonl"
-)
 TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
 TOKEN = "secret"
 
 
 def fixture_conns() -> dict[int, list[dict[str, Any]]]:
-    if not FIXTURE.is_file():
-        pytest.fail(f"missing fixture {FIXTURE}: ../shared must sit beside the repository")
-    conns: dict[int, list[dict[str, Any]]] = {}
-    for line in FIXTURE.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            conns.setdefault(row["conn"], []).append(row["frame"])
-    return conns
+    return client_frames("wingman-client-frames.jsonl")
 
 
 class Wingman:

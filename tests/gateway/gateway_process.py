@@ -42,10 +42,9 @@ from websockets.exceptions import ConnectionClosed
 from gateway.protocol import events as ev
 from gateway.protocol import frames, handshake, system
 from gateway.protocol.base import Frame
+from tests.fixtures import client_frames
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-OPENCLAW_FRAMES = SHARED / "fixtures" / "real-client-frames" / "openclaw-client-frames.jsonl"
 HOST = "127.0.0.1"
 TOKEN = "secret"
 
@@ -722,13 +721,7 @@ def raw_websocket(port: int, *, timeout: float = 5.0) -> socket.socket:
 
 def openclaw_frames() -> dict[int, list[dict[str, Any]]]:
     """The OpenClaw fixture frames, grouped by connection number, in order."""
-    assert OPENCLAW_FRAMES.is_file(), f"fixture missing: {OPENCLAW_FRAMES}"
-    conns: dict[int, list[dict[str, Any]]] = {}
-    for line in OPENCLAW_FRAMES.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            conns.setdefault(row["conn"], []).append(row["frame"])
-    return conns
+    return client_frames("openclaw-client-frames.jsonl")
 
 
 def presence_has(frame: dict[str, Any], *, reason: str, instance_id: str) -> bool:

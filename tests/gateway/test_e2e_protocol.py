@@ -1,7 +1,7 @@
 """End-to-end protocol tests: the real gateway process, driven by a real WebSocket client.
 
 What the gateway must answer is design/protocol.md; the OpenClaw frames are the captured
-fixtures in shared/fixtures/real-client-frames/ and are sent verbatim.
+fixtures in tests/fixtures/real-client-frames/ and are sent verbatim.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -17,15 +16,11 @@ from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
 from gateway.protocol.frames import EventFrame, RequestFrame, ResponseFrame
 from gateway.protocol.handshake import ConnectParams
 from gateway.rpc.schema import MODELS, protocol_schema
-
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "real-client-frames"
+from tests.fixtures import client_frames
 
 
 def fixture_frames(name: str) -> list[dict]:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.fail(f"missing fixture {path}: ../shared must sit beside the repository")
-    return [json.loads(line)["frame"] for line in path.read_text().splitlines() if line.strip()]
+    return [frame for frames in client_frames(name).values() for frame in frames]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from agents.models import Agent, Binding
+from agents.models import Agent, Binding, Session
+from agents.services import agents as agent_service
+from agents.services import sessions as session_service
 from gateway.security import auth
 from gateway.security.webauth import SESSION_FLAG
 
@@ -281,13 +283,35 @@ def test_bindings_add_error_and_remove(token_client: Client) -> None:
     assert Binding.objects.count() == 0
 
 
-def test_delete_agent_but_never_the_last(token_client: Client) -> None:
+def test_delete_agent_but_never_the_last_nor_the_default(token_client: Client) -> None:
     refused = token_client.post("/agents/main/delete/", follow=True)
     assert b"the only agent cannot be deleted" in refused.content
     assert Agent.objects.filter(pk="main").exists()
-    Agent.objects.create(id="spare", model="wingman:echo")
+    spare = Agent.objects.create(id="spare", model="wingman:echo")
+    page = token_client.get("/agents/main/").content.decode()
+    assert "This is the default agent: make another agent the default" in page
+    default = token_client.post("/agents/main/delete/", {"force": "true"}, follow=True)
+    assert "Not deleted: agent &#x27;main&#x27; is the default agent" in default.content.decode()
+    assert Agent.objects.filter(pk="main", is_default=True).exists()
+    agent_service.agent_make_default(agent=spare)
     assert token_client.post("/agents/main/delete/")["Location"] == "/agents/"
     assert list(Agent.objects.values_list("id", "is_default")) == [("spare", True)]
+
+
+def test_delete_agent_with_sessions_only_with_the_box_ticked(token_client: Client) -> None:
+    helper = Agent.objects.create(id="helper", model="wingman:echo")
+    session_service.session_create(agent=helper, name="keep me")
+    page = token_client.get("/agents/helper/").content.decode()
+    assert "It has 1 session:" in page and 'name="force" value="true"' in page
+    assert "AND its 1 session with all their messages and runs?" in page  # the box's question
+    refused = token_client.post("/agents/helper/delete/", follow=True)
+    text = refused.content.decode()
+    assert "Not deleted: agent &#x27;helper&#x27; has 1 session(s)" in text
+    assert "Tick “Also delete its sessions”" in text
+    assert Agent.objects.filter(pk="helper").exists() and Session.objects.count() == 1
+    deleted = token_client.post("/agents/helper/delete/", {"force": "true"})
+    assert deleted["Location"] == "/agents/"
+    assert not Agent.objects.filter(pk="helper").exists() and Session.objects.count() == 0
 
 
 def test_agent_forms_need_csrf(main_agent) -> None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.gateway import browser as ui
@@ -293,6 +294,34 @@ def test_agents_page_create_and_edit(browser: ui.Browser, base: str) -> None:
     page.check("#id_is_default")
     page.click("#agent-form button[type=submit]")
     page.wait_for_selector(".flash >> text=Agent 'main' saved.")
+
+
+def test_deleting_an_agent_with_sessions_asks_for_the_box_and_says_so(
+    browser: ui.Browser, base: str
+) -> None:
+    auth = {"Authorization": f"Bearer {ui.TOKEN}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=15) as api:
+        assert api.post("/api/agents", json={"id": "doomed"}).status_code == 201
+        created = api.post("/api/sessions", json={"agentId": "doomed", "name": "history"})
+        assert created.status_code == 201
+    page = browser.page()
+    ui.login_with_token(page, base, next_path="/agents/doomed/")
+    asked: list[str] = []
+
+    def answer(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    page.click("#agent-delete button[type=submit]")  # box not ticked: refused, kept
+    page.wait_for_selector(".flash >> text=Not deleted: agent 'doomed' has 1 session(s)")
+    assert asked == ["Delete agent doomed with its bindings?"]
+    page.check("#agent-delete-force")
+    page.click("#agent-delete button[type=submit]")
+    page.wait_for_url(f"{base}/agents/")
+    assert "AND its 1 session with all their messages and runs?" in asked[1], asked
+    assert "Agent 'doomed' deleted" in page.locator(".flash").inner_text()
+    assert page.locator('tr[data-agent="doomed"]').count() == 0
 
 
 def test_status_page_updates_live(browser: ui.Browser, base: str) -> None:
