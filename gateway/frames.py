@@ -1,4 +1,5 @@
-"""Frame writes for one uvicorn WebSocket: straight to the socket, coalesced under a flood.
+"""Frame writes for one uvicorn WebSocket: straight to the socket, coalesced under a flood
+(and :class:`TwistedSocket`, the same interface on daphne).
 
 Every frame the gateway sends to a socket (responses and events alike, so their order is
 kept) goes through :class:`FrameWriter`:
@@ -99,3 +100,40 @@ class FrameWriter:
     def buffered_bytes(self) -> int:
         """Bytes not yet read by the peer's socket: queued here plus the transport's buffer."""
         return self.pending_bytes + self.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (what is buffered for it is freed)."""
+        self.transport.abort()
+
+
+class TwistedSocket:
+    """The same per-socket interface for a daphne WebSocket (gateway/server.py): frames go
+    through ASGI ``send`` (daphne writes them to Twisted at once, never waiting for the
+    reader), and this reads Twisted's write buffer so the slow-consumer rule (close 4008,
+    then abort) applies on daphne too."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol) -> None:
+        self.protocol = protocol
+
+    def send_text(self, text: str) -> bool:
+        return False  # the caller sends through ASGI
+
+    def flush(self) -> None:
+        """Nothing is held here."""
+
+    def buffered_bytes(self) -> int:
+        """Bytes Twisted holds for the peer (its two write buffers) plus autobahn's queue."""
+        t = self.protocol.transport
+        if t is None:
+            return 0
+        size = len(getattr(t, "dataBuffer", b"")) - getattr(t, "offset", 0)
+        size += getattr(t, "_tempDataLen", 0)
+        return size + sum(len(data) for data, _ in self.protocol.send_queue)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (what is buffered for it is freed)."""
+        t = self.protocol.transport
+        if t is not None and t.connected:
+            t.abortConnection()

@@ -14,6 +14,7 @@ from tests.gateway.communicator import Client
 
 # The end-to-end fixtures (real gateway subprocesses, logs attached to failures).
 from tests.gateway.conftest import (  # noqa: F401
+    each_server,
     gateway,
     gateway_factory,
     pytest_runtest_makereport,

@@ -29,6 +29,7 @@ from tests.gateway.gateway_process import (
     connect_params,
     connected,
     openclaw_frames,
+    wait_until,
     ws_client,
 )
 
@@ -284,11 +285,17 @@ async def test_subscriber_on_another_process_sees_the_run_and_cancels_it(cluster
         ]
 
 
-async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(gateway_factory) -> None:
-    """A subscriber that stops reading while a run streams to it: the run finishes for its
-    requester, and the reader, once it reads again, gets what was buffered and then close
-    4008 (the gateway did not buffer without bound)."""
-    gw = gateway_factory({"WINGMAN_MAX_BUFFERED_BYTES": "65536"})
+async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(
+    gateway_factory, each_server
+) -> None:
+    """A subscriber that stops reading while a run streams to it, on both ASGI servers: the
+    run finishes for its requester, and the reader is closed 4008 once ``maxBufferedBytes``
+    are unread (the gateway did not buffer without bound); reading again, it gets what was
+    buffered and then the close frame."""
+    gw = gateway_factory(
+        {"WINGMAN_MAX_BUFFERED_BYTES": "65536", "WINGMAN_ASGI_SERVER": each_server}
+    )
+    assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()
     async with connected(gw, name="requester") as fast:
         _, warm, _ = await run_agent(fast, {"message": "the session exists after a run"})
         assert warm["status"] == "ok"
@@ -310,15 +317,25 @@ async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(gateway_f
                 pass
             assert reply["ok"] is True, reply
 
-            _, final, events = await run_agent(fast, {"message": "/stream 20000"})
-            assert final["status"] == "ok" and events[-1]["type"] == "agent-complete"
+            run = asyncio.create_task(run_agent(fast, {"message": "/stream 20000"}))
 
-            frames = 0
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                while True:
+            async def closed_slow_consumer() -> bool:
+                return run.done() or "closing slow consumer" in gw.log()
+
+            await wait_until(closed_slow_consumer, timeout=RUN_TIMEOUT, what="4008 logged")
+            # Read again at once (daphne drops a peer that leaves its close unanswered 1 s).
+            frames, closed = 0, None
+            while closed is None:
+                try:
                     await asyncio.wait_for(slow.recv(), timeout=5)
                     frames += 1
-    assert closed.value.rcvd is not None, f"no close frame after {frames} frames"
-    assert closed.value.rcvd.code == 4008, closed.value
+                except websockets.ConnectionClosed as exc:
+                    closed = exc
+                except TimeoutError:
+                    pytest.fail(f"still open after {frames} frames and 5 s of silence")
+            _, final, events = await run
+            assert final["status"] == "ok" and events[-1]["type"] == "agent-complete"
+    assert closed.rcvd is not None, f"no close frame after {frames} frames"
+    assert closed.rcvd.code == 4008, closed
     assert 0 < frames < 20000, frames
     assert "closing slow consumer" in gw.log(), gw.log_tail()
