@@ -208,14 +208,28 @@ def _no_delay(transport) -> None:
 
 def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
     import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     from websockets.protocol import State
 
     from gateway.connection import FRAMES_SCOPE_KEY
-    from gateway.frames import FrameWriter
+    from gateway.frames import SOCKET_SCOPE_KEY, AsyncioSocket, FrameWriter
     from wingman.asgi import application
 
     window = _policy().write_coalesce_us / 1e6
+
+    class GatewayHttp(H11Protocol):
+        """h11 with the request's socket in its scope (SOCKET_SCOPE_KEY)."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            app = self.app
+
+            async def with_socket(scope, receive, send):
+                scope[SOCKET_SCOPE_KEY] = AsyncioSocket(self.transport)
+                return await app(scope, receive, send)
+
+            self.app = with_socket
 
     class GatewayWebSocket(WebSocketsSansIOProtocol):
         def connection_made(self, transport) -> None:
@@ -281,7 +295,7 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
             _cannot_listen_ui(host, ui_port, exc.strerror or str(exc))
     config = uvicorn.Config(
         application,
-        http="h11",
+        http=GatewayHttp,
         ws=GatewayWebSocket,
         loop="asyncio",
         lifespan="off",
@@ -385,7 +399,7 @@ def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
     from twisted.internet import reactor
 
     from gateway.connection import FRAMES_SCOPE_KEY, SLOW_CONSUMER_ABORT_SECONDS
-    from gateway.frames import TwistedSocket
+    from gateway.frames import SOCKET_SCOPE_KEY, TwistedSocket
     from wingman.asgi import application
 
     policy = _policy()
@@ -393,9 +407,11 @@ def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
 
     class GatewayServer(Server):
         def create_application(self, protocol, scope):
+            # The slow-consumer rules read the socket's write buffer through these.
             if scope.get("type") == "websocket":
-                # The slow-consumer rule reads the socket's write buffer through this.
-                scope[FRAMES_SCOPE_KEY] = TwistedSocket(protocol)
+                scope[FRAMES_SCOPE_KEY] = TwistedSocket(protocol.transport, protocol)
+            elif getattr(protocol, "channel", None) is not None:  # an HTTP request
+                scope[SOCKET_SCOPE_KEY] = TwistedSocket(protocol.channel.transport)
             return super().create_application(protocol, scope)
 
         def listen_success(self, port_obj):

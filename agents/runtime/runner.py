@@ -15,6 +15,7 @@ from typing import Any
 from langchain.agents import create_agent
 
 from agents.runtime.providers import resolve_model
+from agents.runtime.text import TextBuffer
 from agents.runtime.tools import build_tools
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -89,7 +90,7 @@ async def run_turn(
     tools = build_tools(spec.tools, working_folder)
     system = "\n\n".join(p for p in (spec.system_prompt, extra_system_prompt or "") if p)
     graph = create_agent(model, tools, system_prompt=system or None, name=spec.agent_id)
-    text: list[str] = []
+    text = TextBuffer()
     inputs = {"messages": to_messages(history, prompt)}
     async for event in graph.astream_events(inputs, version="v2"):
         kind = event["event"]
@@ -117,4 +118,4 @@ async def run_turn(
                     "toolOutput": json_safe(getattr(output, "content", output)),
                 }
             )
-    return "".join(text)
+    return str(text)

@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
+from tests.agents.test_api_e2e import sse_events
 from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
+    TOKEN,
     GatewayFactory,
     GatewayProcess,
     WsClient,
@@ -283,6 +286,35 @@ async def test_subscriber_on_another_process_sees_the_run_and_cancels_it(cluster
             "across processes",
             "/stream 200",
         ]
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_an_event_stream_on_another_process_gets_the_run_from_its_start(cluster) -> None:
+    """A run started on process 1, followed from process 2 halfway through: its replay comes
+    from process 1 (through Redis), then the live events, with no gap and no duplicate."""
+    gw1, gw2 = cluster
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with (
+        httpx.Client(base_url=gw1.http_url, headers=auth, timeout=15) as api1,
+        httpx.Client(base_url=gw2.http_url, headers=auth, timeout=15) as api2,
+    ):
+        run_id = api1.post("/api/runs", json={"message": "/stream 40"}).json()["runId"]
+        with api1.stream("GET", f"/api/runs/{run_id}/events") as stream:
+            here = []
+            for _, data in sse_events(stream):
+                here.append(data)
+                if sum(bool(e.get("text")) for e in here) == 10:
+                    with api2.stream("GET", f"/api/runs/{run_id}/events") as elsewhere:
+                        there = [data for _, data in sse_events(elsewhere)]
+    full = "".join(f"t{i} " for i in range(40))
+    assert there[0]["type"] == "agent-start" and there[0]["seq"] == 1
+    replayed = there[1]
+    assert replayed["replay"] is True and replayed["text"].startswith("t0 t1 t2 t3 t4 ")
+    assert there[2:] == [e for e in here if e["seq"] > replayed["seq"]]
+    assert "".join(e.get("text", "") for e in there if e["type"] == "agent-stream") == full
+    assert there[-1]["type"] == "agent-complete" and there[-1]["result"]["text"] == full
+    assert "no replay of run" not in gw2.log(), gw2.log_tail()
 
 
 async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(
