@@ -25,6 +25,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableBinding
 from langchain_core.utils.utils import LC_ID_PREFIX
 
 #: generation_info LangChain does not copy into a message's response_metadata
@@ -70,8 +71,12 @@ class LeanStream(BaseChatModel):
         return self.inner._get_ls_params(stop=stop, **kwargs)
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any):
-        """The wrapped model's own tool binding (its format), applied to this wrapper."""
-        return self.bind(**self.inner.bind_tools(tools, **kwargs).kwargs)
+        """The wrapped model's own tool binding (its format), applied to this wrapper; a
+        model that binds tools some other way keeps its binding (and streams as before)."""
+        bound = self.inner.bind_tools(tools, **kwargs)
+        if isinstance(bound, RunnableBinding) and bound.bound is self.inner:
+            return self.bind(**bound.kwargs)
+        return bound
 
     def _generate(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from langchain.agents import create_agent
 
-from agents.runtime.offline import offline_model
+from agents.runtime.offline import OfflineChatModel, offline_model
 from agents.runtime.runner import AgentSpec, run_turn
 from agents.runtime.streaming import LeanStream, lean_stream
 from agents.runtime.tools import build_tools
@@ -84,6 +84,21 @@ def test_models_it_cannot_stream_for_are_left_alone():
     assert lean_stream(cached) is cached
     unstreamed = offline_model("echo").model_copy(update={"disable_streaming": True})
     assert lean_stream(unstreamed) is unstreamed
+
+
+def test_tools_bound_some_other_way_keep_the_models_own_binding():
+    from langchain_core.runnables import RunnableBinding, RunnableLambda
+
+    class Piped(OfflineChatModel):
+        def bind_tools(self, tools, **kwargs):
+            return super().bind_tools(tools, **kwargs) | RunnableLambda(lambda m: m)
+
+    usual = lean_stream(offline_model("echo")).bind_tools(build_tools(["list_files"], Path(".")))
+    assert isinstance(usual, RunnableBinding) and isinstance(usual.bound, LeanStream)
+    assert [t["function"]["name"] for t in usual.kwargs["tools"]] == ["list_files"]
+    piped = lean_stream(Piped()).bind_tools(build_tools(["list_files"], Path(".")))
+    assert not isinstance(piped, RunnableBinding)  # the model's own pipeline, unwrapped
+    assert isinstance(piped.first.bound, Piped)
 
 
 async def test_a_long_answer_is_not_held_chunk_by_chunk(tmp_path: Path):
