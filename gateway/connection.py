@@ -44,7 +44,8 @@ MAX_AUTH_ATTEMPTS = 5
 #: A slow consumer closed 4008 that still reads nothing is dropped after this long.
 SLOW_CONSUMER_ABORT_SECONDS = 5.0
 #: Scope key under which the ASGI server puts the socket's :class:`~gateway.frames.FrameWriter`
-#: (gateway/server.py): frames, ``buffered_bytes`` and ``abort_later``; absent on daphne.
+#: (uvicorn) or :class:`~gateway.frames.TwistedSocket` (daphne), see gateway/server.py:
+#: frames, ``buffered_bytes`` and ``abort``.
 FRAMES_SCOPE_KEY = "wingman.frames"
 
 

@@ -14,7 +14,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from gateway.connection import FRAMES_SCOPE_KEY, Connection
-from gateway.frames import FrameWriter
+from gateway.frames import FrameWriter, TwistedSocket
 from gateway.hub import get_hub
 from gateway.webauth import BrowserCredentials
 
@@ -26,8 +26,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "__no_per_socket_channel__"
 
     connection: Connection | None = None
-    #: The server's frame writer for this socket (uvicorn), or None (daphne, tests).
-    frames: FrameWriter | None = None
+    #: The server's frame writer for this socket (uvicorn; a TwistedSocket on daphne), or
+    #: None (tests on the bare ASGI app).
+    frames: FrameWriter | TwistedSocket | None = None
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch minus ``aclose_old_connections()`` per frame (a thread hop):
@@ -82,4 +83,4 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     def abort_later(self, seconds: float) -> None:
         if self.frames is not None:
-            asyncio.get_running_loop().call_later(seconds, self.frames.transport.abort)
+            asyncio.get_running_loop().call_later(seconds, self.frames.abort)

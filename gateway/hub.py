@@ -74,21 +74,53 @@ class TopicListener:
     """A subscriber to a topic that is not a socket (e.g. a Server-Sent Events response).
 
     ``async for event in listener`` yields the topic's events (:class:`EncodedEvent`) in
-    order; made by :meth:`Hub.listen`, ended by :meth:`Hub.unlisten`. The queue is not
-    bounded: the listener's owner drains it (a run's event stream is finite).
+    order, only those with ``key`` when one is given (a run's events on its session's
+    topic); made by :meth:`Hub.listen`, ended by :meth:`Hub.unlisten`.
+
+    With ``max_bytes``, an owner that falls behind by more than that many payload bytes (it
+    cannot write them out: its client stopped reading) is cut off, like a slow socket:
+    ``overflowed`` is set, ``on_overflow`` is called once, what was queued is dropped,
+    nothing more is queued and the iteration ends. The owner should then end its stream.
+    (One event alone is always queued, whatever its size.)
     """
 
-    __slots__ = ("queue", "topic")
+    __slots__ = ("key", "max_bytes", "on_overflow", "overflowed", "queue", "queued_bytes", "topic")
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, key: str | None = None, max_bytes: int | None = None) -> None:
         self.topic = topic
+        self.key = key
+        self.max_bytes = max_bytes
         self.queue: asyncio.Queue[EncodedEvent] = asyncio.Queue()
+        self.queued_bytes = 0
+        self.overflowed = False
+        self.on_overflow: Callable[[], Any] | None = None
+
+    def offer(self, event: EncodedEvent) -> None:
+        """Queue ``event`` if it is for this listener and the owner is not too far behind."""
+        if self.overflowed or (self.key is not None and event.key != self.key):
+            return
+        size = len(event.payload_json)
+        limit = self.max_bytes
+        if limit is not None and self.queued_bytes and self.queued_bytes + size > limit:
+            self.overflowed = True
+            while not self.queue.empty():  # not empty: so no one is waiting on it
+                self.queue.get_nowait()
+            self.queued_bytes = 0
+            if self.on_overflow is not None:
+                self.on_overflow()
+            return
+        self.queued_bytes += size
+        self.queue.put_nowait(event)
 
     def __aiter__(self) -> TopicListener:
         return self
 
     async def __anext__(self) -> EncodedEvent:
-        return await self.queue.get()
+        if self.overflowed:
+            raise StopAsyncIteration
+        event = await self.queue.get()
+        self.queued_bytes -= len(event.payload_json)
+        return event
 
 
 class Hub:
@@ -259,9 +291,12 @@ class Hub:
             if topic not in self.listeners:
                 await self.layer.group_discard(topic_group(topic), self.channel_name)
 
-    async def listen(self, topic: str) -> TopicListener:
-        """Subscribe a :class:`TopicListener` to ``topic``; always :meth:`unlisten` it."""
-        listener = TopicListener(topic)
+    async def listen(
+        self, topic: str, *, key: str | None = None, max_bytes: int | None = None
+    ) -> TopicListener:
+        """Subscribe a :class:`TopicListener` to ``topic`` (its events with ``key``, at most
+        ``max_bytes`` of them unread); always :meth:`unlisten` it."""
+        listener = TopicListener(topic, key, max_bytes)
         first = topic not in self.topics and topic not in self.listeners
         # Registered before the await, so a socket leaving the topic meanwhile keeps the group.
         self.listeners.setdefault(topic, set()).add(listener)
@@ -282,7 +317,7 @@ class Hub:
 
     def _notify(self, topic: str, event: EncodedEvent) -> None:
         for listener in self.listeners.get(topic, ()):
-            listener.queue.put_nowait(event)
+            listener.offer(event)
 
     @property
     def established_count(self) -> int:

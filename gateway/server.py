@@ -16,7 +16,9 @@ same guarantees:
   ``--port 0``), and the PID file when asked;
 - writes never wait for a slow reader: one socket must not stall the hub's fan-out. Instead
   a socket whose unread bytes pass ``maxBufferedBytes`` loses its droppable events and is
-  then closed 4008 (gateway/connection.py; uvicorn only: the transport is in the scope);
+  then closed 4008, and dropped if it still reads nothing (gateway/connection.py; the
+  socket's write buffer is read through the scope: a FrameWriter on uvicorn, a
+  TwistedSocket on daphne);
 - writes are not held back by the kernel either: every accepted socket has TCP_NODELAY
   (without it Nagle + the peer's delayed ACK batch a fast stream of small frames into
   ~64 KB bursts every ~10 ms on loopback);
@@ -206,14 +208,28 @@ def _no_delay(transport) -> None:
 
 def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
     import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     from websockets.protocol import State
 
     from gateway.connection import FRAMES_SCOPE_KEY
-    from gateway.frames import FrameWriter
+    from gateway.frames import SOCKET_SCOPE_KEY, AsyncioSocket, FrameWriter
     from wingman.asgi import application
 
     window = _policy().write_coalesce_us / 1e6
+
+    class GatewayHttp(H11Protocol):
+        """h11 with the request's socket in its scope (SOCKET_SCOPE_KEY)."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            app = self.app
+
+            async def with_socket(scope, receive, send):
+                scope[SOCKET_SCOPE_KEY] = AsyncioSocket(self.transport)
+                return await app(scope, receive, send)
+
+            self.app = with_socket
 
     class GatewayWebSocket(WebSocketsSansIOProtocol):
         def connection_made(self, transport) -> None:
@@ -279,7 +295,7 @@ def _serve_uvicorn(*, host: str, port: int, pid_file: Path | None) -> int:
             _cannot_listen_ui(host, ui_port, exc.strerror or str(exc))
     config = uvicorn.Config(
         application,
-        http="h11",
+        http=GatewayHttp,
         ws=GatewayWebSocket,
         loop="asyncio",
         lifespan="off",
@@ -382,12 +398,22 @@ def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
     from daphne.server import Server  # installs the asyncio reactor: import first
     from twisted.internet import reactor
 
+    from gateway.connection import FRAMES_SCOPE_KEY, SLOW_CONSUMER_ABORT_SECONDS
+    from gateway.frames import SOCKET_SCOPE_KEY, TwistedSocket
     from wingman.asgi import application
 
     policy = _policy()
     state: dict = {"ports": []}
 
     class GatewayServer(Server):
+        def create_application(self, protocol, scope):
+            # The slow-consumer rules read the socket's write buffer through these.
+            if scope.get("type") == "websocket":
+                scope[FRAMES_SCOPE_KEY] = TwistedSocket(protocol.transport, protocol)
+            elif getattr(protocol, "channel", None) is not None:  # an HTTP request
+                scope[SOCKET_SCOPE_KEY] = TwistedSocket(protocol.channel.transport)
+            return super().create_application(protocol, scope)
+
         def listen_success(self, port_obj):
             super().listen_success(port_obj)
             state["ports"].append(port_obj)
@@ -414,7 +440,12 @@ def _serve_daphne(*, host: str, port: int, pid_file: Path | None) -> int:
     def ready() -> None:
         _quiet_autobahn()
         _patch_protocol(server.ws_factory)
-        server.ws_factory.setProtocolOptions(failByDrop=False)
+        # A peer that leaves our close frame unanswered (e.g. a slow consumer closed 4008
+        # with data still to read) is dropped after the slow-consumer grace, as on uvicorn,
+        # not after autobahn's default 1 s.
+        server.ws_factory.setProtocolOptions(
+            failByDrop=False, closeHandshakeTimeout=SLOW_CONSUMER_ABORT_SECONDS
+        )
         signals.install(reactor._asyncioEventloop)
 
     endpoint_host = host.replace(":", r"\:")

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +43,8 @@ from agents.models import (
 )
 from agents.routing import Route, default_agent, match_binding, session_key
 from agents.services import sessions as session_service
+from agents.services.run_stream import RunStream, session_topic
 from gateway import events
-from gateway.events import now_ms
 from gateway.hub import Hub, get_hub
 from gateway.protocol.errors import ErrorCode, GatewayError
 
@@ -53,11 +55,9 @@ HISTORY_LIMIT = int(os.environ.get("WINGMAN_HISTORY_LIMIT", "50"))
 _POLL_SECONDS = 0.05
 _REMOTE_POLL_SECONDS = 0.2
 _CONTROL_CANCEL = "run.cancel"
-
-
-def session_topic(key: str) -> str:
-    """The event topic of a session: run events and ``session.message`` go there."""
-    return f"session:{key}"
+_CONTROL_REPLAY = "run.replay"
+#: How long a follower waits for another process's replay of the run it owns.
+REPLAY_WAIT_SECONDS = 2.0
 
 
 @dataclass
@@ -114,6 +114,7 @@ class _Active:
     task: asyncio.Task
     done: asyncio.Event
     session_key: str
+    stream: RunStream
 
 
 # submit ------------------------------------------------------------------------------------
@@ -244,13 +245,14 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     hub = await get_hub()
     active = _registry(hub)
     done = asyncio.Event()
+    stream = RunStream(ticket, req.observer)
     # A fresh context: the run outlives whoever asked, and a request's context ties
     # thread-sensitive database calls to an executor that ends with that request (a REST
     # call through async_to_sync, a routine's task).
     task = hub.loop.create_task(
-        _execute(ticket, req), name=f"run-{ticket.run_id}", context=contextvars.Context()
+        _execute(ticket, req, stream), name=f"run-{ticket.run_id}", context=contextvars.Context()
     )
-    active[ticket.run_id] = _Active(task, done, ticket.session_key)
+    active[ticket.run_id] = _Active(task, done, ticket.session_key, stream)
 
     def ended(_t: asyncio.Task | None = None) -> None:
         done.set()
@@ -263,7 +265,7 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
             return
         # Cancelled before its first step: _execute never ran, so settle the run here.
         settle = hub.loop.create_task(
-            _finish(ticket, _Stream(ticket), RunStatus.CANCELLED, "cancelled", None),
+            _finish(ticket, stream, RunStatus.CANCELLED, "cancelled", None),
             context=contextvars.Context(),
         )
         settle.add_done_callback(ended)
@@ -288,39 +290,12 @@ def _registry(hub: Hub) -> dict[str, _Active]:
         hub.services["runs"] = {}
         hub.shutdown_hooks.append(_cancel_all)
         hub.control_handlers[_CONTROL_CANCEL] = _on_cancel_control
+        hub.control_handlers[_CONTROL_REPLAY] = _on_replay_control
     return hub.services["runs"]
 
 
 # execute -----------------------------------------------------------------------------------
-class _Stream:
-    """Numbers and publishes one run's step events; collects its text."""
-
-    def __init__(self, ticket: RunTicket, observer=None) -> None:
-        self.ticket = ticket
-        self.observer = observer
-        self.topic = session_topic(ticket.session_key)
-        self.seq = 0
-        self.text: list[str] = []
-
-    async def emit(self, step: dict[str, Any]) -> None:
-        self.seq += 1
-        if step.get("type") == "agent-stream" and step.get("text"):
-            self.text.append(step["text"])
-        payload = {
-            "runId": self.ticket.run_id,
-            "sessionKey": self.ticket.session_key,
-            "agentId": self.ticket.agent_id,
-            "seq": self.seq,
-            "timestamp": now_ms(),
-            **step,
-        }
-        await events.publish_topic(self.topic, "agent", payload, key=self.ticket.run_id)
-        if self.observer is not None:
-            await self.observer(payload)
-
-
-async def _execute(ticket: RunTicket, req: RunRequest) -> None:
-    stream = _Stream(ticket, req.observer)
+async def _execute(ticket: RunTicket, req: RunRequest, stream: RunStream) -> None:
     timeout = req.timeout or DEFAULT_TIMEOUT_SECONDS
     status, error, code = RunStatus.OK, "", None
     holding = False
@@ -331,8 +306,7 @@ async def _execute(ticket: RunTicket, req: RunRequest) -> None:
             await stream.emit(
                 {"type": "agent-start", "agent": ticket.agent_id, "prompt": req.message}
             )
-            text = await _turn(ticket, req, stream)
-            stream.text = [text]
+            await _turn(ticket, req, stream)
     except asyncio.CancelledError:
         status, error = RunStatus.CANCELLED, "cancelled"
     except TimeoutError:
@@ -352,7 +326,7 @@ async def _execute(ticket: RunTicket, req: RunRequest) -> None:
                 await _release_turn(ticket)
 
 
-async def _turn(ticket: RunTicket, req: RunRequest, stream: _Stream) -> str:
+async def _turn(ticket: RunTicket, req: RunRequest, stream: RunStream) -> str:
     from pathlib import Path
 
     from agents.runtime.runner import AgentSpec, run_turn
@@ -438,9 +412,9 @@ def _persist_final(run_id: str, status: str, text: str, error: str) -> Run:
     return run
 
 
-async def _finish(ticket: RunTicket, stream: _Stream, status: str, error: str, code) -> None:
+async def _finish(ticket: RunTicket, stream: RunStream, status: str, error: str, code) -> None:
     """Persist the final state, then publish the one terminal event."""
-    text = "".join(stream.text)
+    text = stream.text()
     try:
         run = await database_sync_to_async(_persist_final)(ticket.run_id, status, text, error)
         ticket.final = final_result(run)
@@ -526,6 +500,39 @@ async def _on_cancel_control(data: dict[str, Any]) -> None:
         _early_cancels(hub).add(run_id)
 
 
+async def run_replay(run: Run) -> dict[str, Any] | None:
+    """The run so far (:meth:`RunStream.snapshot`: ``{seq, events}``) from the process that
+    runs it, this one or another (through its hub); None when no process has it: not
+    launched yet, already ended, or its owner did not answer within REPLAY_WAIT_SECONDS."""
+    hub = await get_hub()
+    active = _registry(hub).get(run.id)
+    if active is not None:
+        return active.stream.snapshot()
+    if run.owner == hub.id or not hub.shared:
+        return None
+    reply_topic = f"run-replay:{secrets.token_hex(8)}"
+    listener = await hub.listen(reply_topic)
+    try:
+        data = {"runId": run.id, "replyTo": reply_topic}
+        if not await hub.send_control(run.owner, _CONTROL_REPLAY, data):
+            return None
+        async with asyncio.timeout(REPLAY_WAIT_SECONDS):
+            reply = json.loads((await anext(listener)).payload_json)
+        return reply or None
+    except TimeoutError:
+        logger.warning("no replay of run %s from its process %s", run.id, run.owner)
+        return None
+    finally:
+        await hub.unlisten(listener)
+
+
+async def _on_replay_control(data: dict[str, Any]) -> None:
+    hub = await get_hub()
+    active = _registry(hub).get(str(data.get("runId")))
+    snapshot = active.stream.snapshot() if active is not None else {}
+    await events.publish_topic(str(data["replyTo"]), "run.replay", snapshot)
+
+
 def _early_cancels(hub: Hub) -> set[str]:
     return hub.services.setdefault("runs_cancelled_early", set())
 
@@ -572,6 +579,7 @@ __all__ = [
     "RunTicket",
     "run_cancel",
     "run_launch",
+    "run_replay",
     "run_submit",
     "run_wait",
 ]
