@@ -1,0 +1,100 @@
+"""End-to-end: abuse against a real gateway process, on uvicorn and on daphne (issue 9).
+
+- a client closed 4029 for rate-limit abuse, or closed after a failed handshake, leaves no
+  ghost (presence, ``/health`` connections) and nothing it had queued is processed or
+  logged as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.gateway.gateway_process import (
+    TOKEN,
+    GatewayProcess,
+    WsClient,
+    ahttp_get,
+    connect_params,
+    connected,
+    wait_until,
+    ws_client,
+)
+
+pytestmark = pytest.mark.e2e
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _errors(gw: GatewayProcess) -> list[str]:
+    """Log lines that report an error or a traceback (abuse must cause neither)."""
+    return [line for line in gw.log().splitlines() if "Traceback" in line or " ERROR " in line]
+
+
+async def _connections(gw: GatewayProcess) -> int:
+    status, _, body = await ahttp_get(f"{gw.http_url}/health")
+    assert status == 200, body
+    return json.loads(body)["stats"]["connections"]
+
+
+async def _connections_equal(gw: GatewayProcess, n: int) -> bool:
+    return await _connections(gw) == n
+
+
+async def _flood(c: WsClient, frame: str | bytes, *, seconds: float = 10) -> tuple[int, int]:
+    """Send ``frame`` as fast as possible until the server closes (at most ``seconds``);
+    returns (frames sent, responses received)."""
+    sent = 0
+    deadline = time.monotonic() + seconds
+    with pytest.raises(ConnectionClosed):
+        while time.monotonic() < deadline:
+            await c.ws.send(frame)
+            sent += 1
+            if sent % 64 == 0:
+                await asyncio.sleep(0)  # let the client's reader see the close frame
+        raise AssertionError(f"{c.name}: not closed after {sent} frames in {seconds} s")
+    responses = 0
+    with pytest.raises(ConnectionClosed):
+        while True:
+            frame_in = json.loads(await asyncio.wait_for(c.ws.recv(), 5))
+            responses += frame_in.get("type") == "res"
+    return sent, responses
+
+
+async def test_rate_limit_abuse_leaves_no_ghost(gateway_factory, each_server) -> None:
+    limit = 5
+    gw = gateway_factory({"WINGMAN_ASGI_SERVER": each_server, "WINGMAN_RATE_LIMIT": str(limit)})
+    async with connected(gw, name="observer") as observer:
+        assert observer.hello is not None
+        me = observer.hello["server"]["connId"]
+        for round_ in range(3):
+            async with ws_client(gw.url, name=f"abuser{round_}", max_queue=None) as c:
+                await c.handshake()
+                ping = json.dumps(c.request_frame("ping"))
+                _, responses = await _flood(c, ping)
+                assert c.ws.close_code == 4029, f"closed {c.ws.close_code}\n{gw.log_tail()}"
+                assert responses <= 2 * limit + 2, f"{responses} frames answered"
+        await wait_until(
+            lambda: _connections_equal(gw, 1), timeout=10, what="/health connections == 1"
+        )
+        listed = await observer.ok("system-presence", {})
+        assert [e["connId"] for e in listed["presence"]] == [me], listed
+    assert _errors(gw) == [], gw.log_tail(80)
+
+
+async def test_failed_handshake_then_queued_ping_is_dropped(gateway_factory, each_server) -> None:
+    gw = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
+    async with ws_client(gw.url, name="wrong-token") as c:
+        bad = c.request_frame("connect", connect_params(token="wrong"))
+        late = c.request_frame("ping")
+        await c.ws.send(json.dumps(bad))
+        await c.ws.send(json.dumps(late))  # already queued when the server closes
+        code, got = await c.expect_close()
+        assert code == 1008, code
+        assert [f.get("id") for f in got] == [bad["id"]], f"after the close: {got}"
+    await wait_until(lambda: _connections_equal(gw, 0), timeout=10, what="no connection left")
+    assert _errors(gw) == [], gw.log_tail(80)
