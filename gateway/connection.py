@@ -86,6 +86,17 @@ def _parse(text: str | None, data: bytes | None) -> Any:
         raise ValueError("frame nested too deeply") from exc
 
 
+def _frame_or_problem(text: str | None, data: bytes | None) -> tuple[Any, str | None]:
+    """(the frame's JSON object, None), or (None, why it is not a request object)."""
+    try:
+        frame = _parse(text, data)
+    except ValueError as exc:
+        return None, f"invalid frame: {exc}"
+    if not isinstance(frame, dict):
+        return None, "invalid frame: not a JSON object"
+    return frame, None
+
+
 class Connection:
     """See the module docstring. One instance per socket."""
 
@@ -213,22 +224,17 @@ class Connection:
         if size > settings.WINGMAN.policy.max_payload:
             raise _Reject(CloseCode.MESSAGE_TOO_BIG)
         first = self.dialect is None
-        try:
-            frame = _parse(text, data)
-        except ValueError as exc:
-            if first:
-                raise _Reject(CloseCode.POLICY_VIOLATION) from None
-            await self._reply_error(None, invalid(None, f"invalid frame: {exc}"))
-            return
-        if not isinstance(frame, dict) and not first:
-            await self._reply_error(None, invalid(None, "invalid frame: not a JSON object"))
-            return
+        frame, problem = _frame_or_problem(text, data)
         if first:
-            self.dialect = detect(frame)
+            self.dialect = detect(frame) if problem is None else None
             if self.dialect is None:
                 raise _Reject(CloseCode.POLICY_VIOLATION)
             self.subscriptions = set(self.dialect.default_events)
+        # Every later frame counts, parseable or not: a flood of garbage costs the same.
         elif not await self._within_rate_limit(frame):
+            return
+        elif problem is not None:
+            await self._reply_error(None, invalid(None, problem))
             return
         try:
             decoded = self.codec.decode(frame, first=first)

@@ -2,7 +2,9 @@
 
 - a client closed 4029 for rate-limit abuse, or closed after a failed handshake, leaves no
   ghost (presence, ``/health`` connections) and nothing it had queued is processed or
-  logged as an error.
+  logged as an error;
+- a flood of unparseable frames counts against the rate limit and is closed 4029 while
+  another client keeps being served.
 """
 
 from __future__ import annotations
@@ -96,5 +98,19 @@ async def test_failed_handshake_then_queued_ping_is_dropped(gateway_factory, eac
         code, got = await c.expect_close()
         assert code == 1008, code
         assert [f.get("id") for f in got] == [bad["id"]], f"after the close: {got}"
+    await wait_until(lambda: _connections_equal(gw, 0), timeout=10, what="no connection left")
+    assert _errors(gw) == [], gw.log_tail(80)
+
+
+async def test_unparseable_flood_is_closed_4029(gateway_factory, each_server) -> None:
+    limit = 20
+    gw = gateway_factory({"WINGMAN_ASGI_SERVER": each_server, "WINGMAN_RATE_LIMIT": str(limit)})
+    async with connected(gw, name="bystander") as bystander:
+        async with ws_client(gw.url, name="flood", max_queue=None) as c:
+            await c.handshake()
+            sent, responses = await _flood(c, "not json at all")
+            assert c.ws.close_code == 4029, f"closed {c.ws.close_code} after {sent} frames"
+            assert responses <= 2 * limit + 2, f"{responses} of {sent} frames answered"
+        await bystander.ping_ok()
     await wait_until(lambda: _connections_equal(gw, 0), timeout=10, what="no connection left")
     assert _errors(gw) == [], gw.log_tail(80)
