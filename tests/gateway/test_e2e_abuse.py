@@ -4,7 +4,9 @@
   ghost (presence, ``/health`` connections) and nothing it had queued is processed or
   logged as an error;
 - a flood of unparseable frames counts against the rate limit and is closed 4029 while
-  another client keeps being served.
+  another client keeps being served;
+- the auth lockout lasts ``WINGMAN_AUTH_LOCKOUT_SECONDS`` and covers the WebSocket, ``/api/``
+  and ``/stats`` alike (two processes sharing Redis: tests/gateway/test_e2e_redis.py).
 """
 
 from __future__ import annotations
@@ -114,3 +116,33 @@ async def test_unparseable_flood_is_closed_4029(gateway_factory, each_server) ->
         await bystander.ping_ok()
     await wait_until(lambda: _connections_equal(gw, 0), timeout=10, what="no connection left")
     assert _errors(gw) == [], gw.log_tail(80)
+
+
+async def test_lockout_covers_websocket_api_and_stats_for_its_configured_time(
+    gateway_factory,
+) -> None:
+    gw = gateway_factory({"WINGMAN_AUTH_LOCKOUT_SECONDS": "2"})
+
+    async def ws_connect(token: str) -> dict:
+        async with ws_client(gw.url) as c:
+            return await c.call("connect", connect_params(token=token))
+
+    async def api(path: str, token: str) -> tuple[int, dict[str, str], bytes]:
+        return await ahttp_get(f"{gw.http_url}{path}", headers={"Authorization": f"Bearer {token}"})
+
+    for i in range(10):
+        assert "mismatch" in (await ws_connect(f"wrong-{i}"))["error"]["message"]
+        assert (await api("/api/agents", f"wrong-{i}"))[0] == 401
+    statuses = [(await api("/api/agents", f"more-{i}"))[0] for i in range(220)]
+    assert set(statuses) == {429}, f"checked after the lockout: {statuses.count(401)}"
+    locked = (await ws_connect(TOKEN))["error"]
+    assert "too many" in locked["message"] and 0 < locked["retryAfterMs"] <= 2000, locked
+    for path in ("/stats", "/api/agents"):
+        status, headers, body = await api(path, TOKEN)
+        assert status == 429, (path, status, body[:200])
+        assert 1 <= int(headers["Retry-After"]) <= 2, headers
+        json.loads(body)  # JSON, not an HTML page
+    await asyncio.sleep(locked["retryAfterMs"] / 1000 + 0.5)
+    assert (await ws_connect(TOKEN))["ok"] is True, "still locked out after retryAfterMs"
+    assert (await api("/stats", TOKEN))[0] == 200
+    assert (await api("/api/agents", TOKEN))[0] == 200
