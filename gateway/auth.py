@@ -13,12 +13,15 @@ all be checked before the first failure is recorded: at most :data:`MAX_FAILURES
 from __future__ import annotations
 
 import hmac
+import logging
 
 from django.conf import settings
 
 from gateway import shared
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.webauth import BrowserCredentials
+
+logger = logging.getLogger(__name__)
 
 #: Failed attempts per IP within the lockout period before further attempts are refused
 #: (for ``gateway.policy.authLockoutSeconds`` from the last of them, unchecked).
@@ -59,15 +62,29 @@ def _failure_key(ip: str | None) -> str:
 
 def reserve_attempt(ip: str | None) -> None:
     """Count an attempt from ``ip`` before checking it; raise :class:`LockedOut` when the IP
-    already used up its failures. Follow with :func:`release_attempt` unless it failed."""
-    count = shared.incr(_failure_key(ip), timeout=lockout_seconds(), refresh_at=MAX_FAILURES)
+    already used up its failures. Follow with :func:`release_attempt` unless it failed.
+
+    When the shared cache cannot be reached nothing is checked: UNAVAILABLE (retryable)."""
+    try:
+        count = shared.incr(_failure_key(ip), timeout=lockout_seconds(), refresh_at=MAX_FAILURES)
+    except Exception as exc:
+        logger.warning("auth attempt from %s refused: the cache is unreachable (%r)", ip, exc)
+        raise GatewayError(
+            ErrorCode.UNAVAILABLE,
+            "authentication is unavailable: the shared cache cannot be reached; retry",
+            retryable=True,
+        ) from exc
     if count.value > MAX_FAILURES:
         raise LockedOut(count.ttl_ms)
 
 
 def release_attempt(ip: str | None) -> None:
-    """The reserved attempt was not a failure (right credentials, or an error of ours)."""
-    shared.incr(_failure_key(ip), timeout=lockout_seconds(), delta=-1)
+    """The reserved attempt was not a failure (right credentials, or an error of ours).
+    Best effort: if the cache is gone meanwhile, the count expires on its own."""
+    try:
+        shared.incr(_failure_key(ip), timeout=lockout_seconds(), delta=-1)
+    except Exception as exc:
+        logger.warning("could not uncount an auth attempt from %s: %r", ip, exc)
 
 
 def _matches(given: str | None, expected: str | None) -> bool:

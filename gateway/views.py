@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from gateway import auth, selectors
 from gateway.hub import get_hub
-from gateway.protocol.errors import GatewayError
+from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.schema import protocol_schema
 
 
@@ -28,7 +28,9 @@ async def _refusal(request: HttpRequest) -> JsonResponse | None:
         await auth.authenticate(token=secret, password=secret, ip=request.META.get("REMOTE_ADDR"))
     except auth.LockedOut as locked:
         return _locked_out(locked)
-    except GatewayError:
+    except GatewayError as error:
+        if error.code == ErrorCode.UNAVAILABLE:  # the shared cache is down
+            return JsonResponse({"error": error.as_dict()}, status=503)
         return _unauthorized()
     return None
 

@@ -21,6 +21,7 @@ from django.core.exceptions import DisallowedHost
 from rest_framework import authentication, exceptions
 
 from gateway import auth, tokens, webauth
+from gateway.protocol.errors import GatewayError
 
 
 class GatewayOperator(AnonymousUser):
@@ -59,12 +60,14 @@ class BearerAuthentication(authentication.BaseAuthentication):
         ip = request.META.get("REMOTE_ADDR")
         try:
             auth.reserve_attempt(ip)
-        except auth.LockedOut as locked:
+        except GatewayError as error:  # locked out (429), or the cache is down (503)
             # imported here: gateway.api.exceptions imports rest_framework.views, which
             # imports the authentication classes (this module) from the settings
             from gateway.api.exceptions import GatewayAPIError
 
-            raise GatewayAPIError(locked.for_http()) from None
+            if isinstance(error, auth.LockedOut):
+                error = error.for_http()
+            raise GatewayAPIError(error) from None
         try:
             found = self._lookup(secret)
         except BaseException:

@@ -12,6 +12,7 @@ sharing Redis: tests/gateway/test_e2e_redis.py; on a real server: test_e2e_abuse
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from django.contrib.auth.models import User
@@ -130,3 +131,29 @@ async def test_websocket_api_stats_and_metrics_share_one_lockout(clients):
         assert body["error"]["code"] == "RATE_LIMITED" and body["error"]["retryAfterMs"] > 0
     _assert_locked_out_json(await get("/api/agents", TOKEN), within_s=60)
     assert "too many" in (await _connect(clients, TOKEN))["error"]["message"]
+
+
+def _dead_redis_cache() -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_unreachable_cache_answers_503_json_not_a_crash(settings):
+    """Attempts cannot be counted, so none is checked: a clear, retryable 503."""
+    settings.CACHES = _dead_redis_cache()
+    http = AsyncClient()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    api = await http.get("/api/agents", headers=headers)
+    assert api.status_code == 503, api.content[:300]
+    assert api.json()["code"] == "UNAVAILABLE", api.json()
+    stats = await http.get("/stats", headers=headers)
+    assert stats.status_code == 503, stats.content[:300]
+    assert stats.json()["error"]["retryable"] is True, stats.json()
