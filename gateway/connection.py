@@ -9,7 +9,6 @@ connection's dialect; nothing here knows which dialect that is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -88,6 +87,17 @@ def _parse(text: str | None, data: bytes | None) -> Any:
         raise ValueError("frame nested too deeply") from exc
 
 
+def _frame_or_problem(text: str | None, data: bytes | None) -> tuple[Any, str | None]:
+    """(the frame's JSON object, None), or (None, why it is not a request object)."""
+    try:
+        frame = _parse(text, data)
+    except ValueError as exc:
+        return None, f"invalid frame: {exc}"
+    if not isinstance(frame, dict):
+        return None, "invalid frame: not a JSON object"
+    return frame, None
+
+
 class Connection:
     """See the module docstring. One instance per socket."""
 
@@ -114,6 +124,8 @@ class Connection:
         self.seq = 0
         self.connected_at = now_ms()
         self.closed = False
+        #: Unregistered from the hub (done once, on the first close path).
+        self._forgotten = False
         self._auth_failures = 0
         #: Events that arrived between joining presence and sending hello-ok.
         self._early: list[EncodedEvent] | None = []
@@ -141,7 +153,7 @@ class Connection:
             await self.close(CloseCode.SERVICE_RESTART)
             return
         challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
-        await self.transport.send_text(
+        await self._send(
             dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": challenge})
         )
         timeout = settings.WINGMAN.policy.handshake_timeout_ms / 1000
@@ -150,34 +162,57 @@ class Connection:
         )
 
     async def received(self, text: str | None = None, data: bytes | None = None) -> None:
-        """Handle one inbound frame; never raises."""
+        """Handle one inbound frame; never raises. A frame still queued when the socket was
+        closed is dropped: after the close nothing more is processed."""
+        if self.closed:
+            return
         self.hub.stats.messages_processed += 1
         try:
             await self._receive(text, data)
         except _Reject as rej:
             self.hub.stats.frames_rejected += 1
             if rej.frame is not None:
-                await self.transport.send_text(rej.frame)
+                await self._send(rej.frame)
             await self.close(rej.code)
         except Exception:
             logger.exception("unexpected error handling a frame on %s", self.conn_id)
             await self.close(CloseCode.POLICY_VIOLATION)
 
     async def closed_by_peer(self) -> None:
-        """The socket is gone: forget it everywhere."""
+        """The socket is gone (the ASGI server said so): forget it everywhere, if not yet."""
         self.closed = True
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-        await self.hub.unregister(self)
+        self.hub.socket_closed(self)
+        await self._forget()
 
     async def close(self, code: int) -> None:
+        """Close the socket with ``code`` and forget the connection at once: the server may
+        tell the consumer late (daphne waits for the peer's close reply) or never (a
+        consumer that crashed), and its presence must not outlive the close."""
         if self.closed:
             return
         self.closed = True
+        try:
+            await self.transport.close(code)
+        except Exception:
+            logger.debug("close %s of %s failed", code, self.conn_id, exc_info=True)
+        await self._forget()
+
+    async def _forget(self) -> None:
+        """Unregister from the hub exactly once, whichever close path comes first."""
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
-        with contextlib.suppress(Exception):
-            await self.transport.close(code)
+        if self._forgotten:
+            return
+        self._forgotten = True
+        try:
+            await self.hub.unregister(self)
+        except Exception:
+            logger.exception("cleanup of %s failed", self.conn_id)
+
+    async def _send(self, text: str) -> None:
+        """Send a reply unless the socket is closed (then it is dropped)."""
+        if not self.closed:
+            await self.transport.send_text(text)
 
     def _handshake_expired(self) -> None:
         if not self.established and not self.closed:
@@ -190,22 +225,17 @@ class Connection:
         if size > settings.WINGMAN.policy.max_payload:
             raise _Reject(CloseCode.MESSAGE_TOO_BIG)
         first = self.dialect is None
-        try:
-            frame = _parse(text, data)
-        except ValueError as exc:
-            if first:
-                raise _Reject(CloseCode.POLICY_VIOLATION) from None
-            await self._reply_error(None, invalid(None, f"invalid frame: {exc}"))
-            return
-        if not isinstance(frame, dict) and not first:
-            await self._reply_error(None, invalid(None, "invalid frame: not a JSON object"))
-            return
+        frame, problem = _frame_or_problem(text, data)
         if first:
-            self.dialect = detect(frame)
+            self.dialect = detect(frame) if problem is None else None
             if self.dialect is None:
                 raise _Reject(CloseCode.POLICY_VIOLATION)
             self.subscriptions = set(self.dialect.default_events)
+        # Every later frame counts, parseable or not: a flood of garbage costs the same.
         elif not await self._within_rate_limit(frame):
+            return
+        elif problem is not None:
+            await self._reply_error(None, invalid(None, problem))
             return
         try:
             decoded = self.codec.decode(frame, first=first)
@@ -226,7 +256,7 @@ class Connection:
         text = self.codec.encode_error(rid, err.error)
         if err.close is not None:
             raise _Reject(err.close, text)
-        await self.transport.send_text(text)
+        await self._send(text)
 
     async def _within_rate_limit(self, frame: Any) -> bool:
         limit = settings.WINGMAN.policy.rate_limit_per_minute
@@ -243,7 +273,7 @@ class Connection:
         if decision.excess > limit:  # as many refused as allowed: sustained abuse
             raise _Reject(CloseCode.RATE_LIMITED, text)
         self.hub.stats.frames_rejected += 1
-        await self.transport.send_text(text)
+        await self._send(text)
         return False
 
     def _rate_key(self) -> str:
@@ -281,12 +311,12 @@ class Connection:
             text = self.codec.encode_hello_error(hello.request_id, error)
             if fatal or self._auth_failures >= MAX_AUTH_ATTEMPTS:
                 raise _Reject(CloseCode.POLICY_VIOLATION, text) from None
-            await self.transport.send_text(text)
+            await self._send(text)
+            return
+        if self.closed:  # closed while the credentials were checked (handshake timeout)
             return
         await self._establish(hello.client)
-        await self.transport.send_text(
-            await selectors.hello_ok_frame(self, protocol, hello.request_id)
-        )
+        await self._send(await selectors.hello_ok_frame(self, protocol, hello.request_id))
         await self._release_early_events()
 
     async def _release_early_events(self) -> None:
@@ -353,14 +383,14 @@ class Connection:
         try:
             result = await method.handler(ctx, params)
         except GatewayError as error:
-            await self.transport.send_text(self.codec.encode_error(call.request_id, error))
+            await self._send(self.codec.encode_error(call.request_id, error))
             return
         except Exception:
             logger.exception("handler %s crashed", call.method)
             error = GatewayError(ErrorCode.UNAVAILABLE, f"{call.method} failed; see gateway log")
-            await self.transport.send_text(self.codec.encode_error(call.request_id, error))
+            await self._send(self.codec.encode_error(call.request_id, error))
             return
-        await self.transport.send_text(self.codec.encode_result(call.request_id, result))
+        await self._send(self.codec.encode_result(call.request_id, result))
         for action in ctx.after_reply_actions:
             self.hub.spawn(self._guarded(call.method, action()))
 
@@ -373,8 +403,8 @@ class Connection:
     async def send_followup(self, request_id: Any, payload: Any) -> None:
         """A second reply to a request (e.g. ``agent``'s final result), if still open."""
         text = self.codec.encode_followup(request_id, payload)
-        if text is not None and not self.closed:
-            await self.transport.send_text(text)
+        if text is not None:
+            await self._send(text)
 
     # events ------------------------------------------------------------------------------
     def render_event(self, event: EncodedEvent) -> str | None:
@@ -399,7 +429,7 @@ class Connection:
     async def send_event(self, text: str) -> None:
         """Send a rendered event; a slow consumer is then closed 4008 (and its TCP connection
         dropped if it still does not read, so its buffer cannot grow without bound)."""
-        await self.transport.send_text(text)
+        await self._send(text)
         if self.slow and not self.closed:
             logger.warning(
                 "closing slow consumer %s (%s bytes unread)",

@@ -135,6 +135,8 @@ class Hub:
         self.outbox = Outbox(self.layer)
         self.channel_name: str | None = None
         self.connections: dict[str, Connection] = {}
+        #: Sockets the ASGI server has not yet reported gone (what the drain waits for).
+        self._sockets: set[str] = set()
         self.topics: dict[str, set[str]] = {}
         #: topic → its non-socket subscribers (Hub.listen); empty on the fan-out hot path.
         self.listeners: dict[str, set[TopicListener]] = {}
@@ -251,34 +253,53 @@ class Hub:
     def add(self, conn: Connection) -> None:
         """A socket opened (not yet authenticated)."""
         self.connections[conn.conn_id] = conn
+        self._sockets.add(conn.conn_id)
         self._drained.clear()
         self.stats.connections_total += 1
 
+    def socket_closed(self, conn: Connection) -> None:
+        """The ASGI server reported the socket gone (the shutdown drain waits for this)."""
+        self._sockets.discard(conn.conn_id)
+        if not self._sockets:
+            self._drained.set()
+
     def established(self, conn: Connection, entry: dict[str, Any]) -> None:
-        """A connection finished its handshake: it is now present."""
+        """A connection finished its handshake: it is now present (unless already closed)."""
+        if conn.conn_id not in self.connections:
+            return
         self.presence_entries[conn.conn_id] = entry
         self.presence_json[conn.conn_id] = dumps(entry)
         self._presence_changed({**entry, "reason": "connect"})
 
     async def unregister(self, conn: Connection) -> None:
-        """A socket closed: drop it, its topics and its presence."""
+        """A connection closed: drop it, its presence and its topics. The presence goes
+        first and every topic is left even when one fails (Redis down): nothing of a
+        closed connection may stay listed."""
         if self.connections.pop(conn.conn_id, None) is not None:
             self.collector.ended()
-        if not self.connections:
-            self._drained.set()
-        for topic in list(conn.topics):
-            await self.leave_topic(conn, topic)
         entry = self.presence_entries.pop(conn.conn_id, None)
         self.presence_json.pop(conn.conn_id, None)
         if entry is not None:
             self._presence_changed({**entry, "reason": "disconnect", "ts": now_ms()})
+        for topic in list(conn.topics):
+            try:
+                await self.leave_topic(conn, topic)
+            except Exception as exc:
+                # Only the channel-layer group is left behind: events for the topic may
+                # still reach this hub, which has no socket for them.
+                logger.warning("%s left %s, but not its group: %r", conn.conn_id, topic, exc)
 
     async def join_topic(self, conn: Connection, topic: str) -> None:
+        if conn.conn_id not in self.connections:
+            return  # closed meanwhile (e.g. a run's follow-up after the socket went)
         members = self.topics.setdefault(topic, set())
-        if not members and topic not in self.listeners:
-            await self.layer.group_add(topic_group(topic), self.channel_name)
+        first = not members and topic not in self.listeners
+        # Recorded before the await, so closing meanwhile leaves the topic again (and a
+        # failed group_add is retried by the group refresh).
         members.add(conn.conn_id)
         conn.topics.add(topic)
+        if first:
+            await self.layer.group_add(topic_group(topic), self.channel_name)
 
     async def leave_topic(self, conn: Connection, topic: str) -> None:
         conn.topics.discard(topic)

@@ -19,6 +19,10 @@ same guarantees:
   then closed 4008, and dropped if it still reads nothing (gateway/connection.py; the
   socket's write buffer is read through the scope: a FrameWriter on uvicorn, a
   TwistedSocket on daphne);
+- a client cannot queue frames faster than the application takes them: uvicorn stops
+  reading a socket until its last frame was taken, daphne (here) while
+  ``INBOUND_QUEUE_HIGH`` of its frames wait. So a flood meets the rate limit (close 4029)
+  at once instead of after every frame already read, and cannot grow the process;
 - writes are not held back by the kernel either: every accepted socket has TCP_NODELAY
   (without it Nagle + the peer's delayed ACK batch a fast stream of small frames into
   ~64 KB bursts every ~10 ms on loopback);
@@ -49,6 +53,10 @@ DRAIN_SECONDS = 3.0
 LISTEN_BACKLOG = 2048
 #: gc generation-0 threshold while serving (Python's default is 700).
 GC_THRESHOLD = 20_000
+#: daphne: frames of one socket waiting for the application above which it is not read.
+INBOUND_QUEUE_HIGH = 64
+#: ... and how often a paused socket checks whether the application caught up.
+INBOUND_POLL_SECONDS = 0.002
 #: Write-buffer high-water mark per socket under uvicorn: above it ``send`` would wait for
 #: the reader, which would stall the fan-out to every other socket.
 _NEVER_PAUSE = 1 << 40
@@ -347,11 +355,39 @@ def _first_arg(value, *_args, **_kwargs):
 def _patch_protocol(ws_factory) -> None:
     """Our daphne WebSocket protocol (see the module docstring)."""
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import reactor
     from twisted.internet.tcp import Connection as TcpConnection
 
     from gateway.frames import frame_head
 
     class GatewayWebSocketProtocol(WebSocketProtocol):
+        reading_paused = False
+
+        def onMessage(self, payload, isBinary):
+            """Queue the frame for the application; stop reading the socket while it is
+            ``INBOUND_QUEUE_HIGH`` frames behind (daphne's queue is unbounded: a flood would
+            otherwise be read and queued far ahead of the rate limit that closes it)."""
+            super().onMessage(payload, isBinary)
+            queue = getattr(self, "application_queue", None)
+            if (
+                not self.reading_paused
+                and queue is not None
+                and queue.qsize() >= INBOUND_QUEUE_HIGH
+                and self.transport is not None
+            ):
+                self.reading_paused = True
+                self.transport.pauseProducing()
+                reactor.callLater(INBOUND_POLL_SECONDS, self._resume_reading, queue)
+
+        def _resume_reading(self, queue) -> None:
+            if not self.transport.connected:
+                return
+            if queue.qsize() >= INBOUND_QUEUE_HIGH // 2:
+                reactor.callLater(INBOUND_POLL_SECONDS, self._resume_reading, queue)
+                return
+            self.reading_paused = False
+            self.transport.resumeProducing()
+
         def serverClose(self, code=None):
             """Any valid close code (autobahn's ``sendClose`` only allows 1000/3000-4999)."""
             self.sendCloseFrame(code=1000 if code is None else code, isReply=False)

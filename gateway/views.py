@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from gateway import auth, selectors
 from gateway.hub import get_hub
+from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.schema import protocol_schema
 
 
@@ -14,9 +15,24 @@ def _bearer(request: HttpRequest) -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-def _authorized(request: HttpRequest) -> bool:
+async def _refusal(request: HttpRequest) -> JsonResponse | None:
+    """None when the request may see the gateway's details, else the 401 or 429 answer.
+
+    A presented secret counts towards the per-IP auth lockout (gateway/auth.py)."""
+    if auth.credentials_valid(token=None, password=None):  # auth mode none
+        return None
     secret = _bearer(request)
-    return auth.credentials_valid(token=secret, password=secret)
+    if not secret:
+        return _unauthorized()
+    try:
+        await auth.authenticate(token=secret, password=secret, ip=request.META.get("REMOTE_ADDR"))
+    except auth.LockedOut as locked:
+        return _locked_out(locked)
+    except GatewayError as error:
+        if error.code == ErrorCode.UNAVAILABLE:  # the shared cache is down
+            return JsonResponse({"error": error.as_dict()}, status=503)
+        return _unauthorized()
+    return None
 
 
 def _unauthorized() -> JsonResponse:
@@ -33,6 +49,13 @@ def _unauthorized() -> JsonResponse:
     return response
 
 
+def _locked_out(locked: auth.LockedOut) -> JsonResponse:
+    error = locked.for_http()
+    response = JsonResponse({"error": error.as_dict()}, status=429)
+    response["Retry-After"] = str(locked.retry_after_seconds)
+    return response
+
+
 async def health(request: HttpRequest) -> JsonResponse:
     """Seed 001's ``GET /health`` (public: no client details)."""
     return JsonResponse(await selectors.health_report(await get_hub()))
@@ -40,15 +63,15 @@ async def health(request: HttpRequest) -> JsonResponse:
 
 async def stats(request: HttpRequest) -> JsonResponse:
     """Seed 001's ``GET /stats`` (needs the gateway credentials unless auth is off)."""
-    if not _authorized(request):
-        return _unauthorized()
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
     return JsonResponse(await selectors.stats_report(await get_hub()))
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of this process's figures."""
-    if not _authorized(request):
-        return _unauthorized()
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
     from gateway.metrics import render
 
     hub = await get_hub()

@@ -61,6 +61,8 @@ class PolicyConfig(_Strict):
     ping_timeout_ms: int = Field(default=30_000, ge=100, alias="pingTimeoutMs")
     rate_limit_per_minute: int = Field(default=100, ge=1, alias="rateLimitPerMinute")
     presence_tick_ms: int = Field(default=5_000, ge=100, alias="presenceTickMs")
+    #: 20 failed auth attempts from one IP lock it out for this long (gateway/auth.py).
+    auth_lockout_seconds: int = Field(default=60, ge=1, alias="authLockoutSeconds")
     #: Frames that follow a write to a socket within this many µs leave together at the
     #: end of the window (gateway/frames.py); 0: one ``send`` per frame.
     write_coalesce_us: int = Field(default=500, ge=0, le=1_000_000, alias="writeCoalesceUs")
@@ -231,6 +233,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
                 "max_buffered_bytes": _env_int(env, "WINGMAN_MAX_BUFFERED_BYTES"),
                 "presence_tick_ms": _env_int(env, "WINGMAN_PRESENCE_TICK_MS"),
                 "write_coalesce_us": _env_int(env, "WINGMAN_WRITE_COALESCE_US"),
+                "auth_lockout_seconds": _env_int(env, "WINGMAN_AUTH_LOCKOUT_SECONDS"),
             }.items()
             if v is not None
         }
