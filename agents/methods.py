@@ -70,12 +70,7 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
 
     async def follow() -> None:
         await conn.hub.join_topic(conn, session_topic(ticket.session_key))
-        if ticket.final is None:
-            await runs.run_launch(ticket, request)
-            run = await runs.run_wait(ticket.run_id, 86_400)
-            ticket.final = runs.final_result(run) if run else None
-        if ticket.final is not None:
-            await ctx.send_followup(ticket.final)
+        await runs.run_follow(ticket, request, ctx.send_followup)
 
     ctx.after_reply(follow)
     return ticket.ack()
