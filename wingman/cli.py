@@ -290,6 +290,9 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wingman.settings")
     import django
 
+    from wingman.database import check_driver
+
+    check_driver()
     django.setup()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import environ
 
 from wingman import config as wingman_config
+from wingman.database import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,8 +24,7 @@ if _dotenv.is_file():
 
 WINGMAN = wingman_config.load()
 STATE_DIR: Path = WINGMAN.state_dir
-STATE_DIR.mkdir(parents=True, exist_ok=True)
-(STATE_DIR / "logs").mkdir(exist_ok=True)
+wingman_config.prepare_state_dir(STATE_DIR)
 
 
 def _secret_key() -> str:
@@ -110,8 +110,9 @@ SQLITE_OPTIONS = {
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
+# A bad URL or a missing driver is a one-line config error (wingman/database.py).
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'wingman.sqlite3'}")
+    "default": database_config(env.str("DATABASE_URL", default=""), STATE_DIR / "wingman.sqlite3")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
@@ -231,12 +232,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = STATE_DIR / "static"
 
 # LOGGING -------------------------------------------------------------------------------
+LOG_LEVEL = wingman_config.log_level(env.str("WINGMAN_LOG_LEVEL", default="INFO"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["stdout"], "level": env.str("WINGMAN_LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "daphne": {"level": "WARNING"},
         # uvicorn logs every WebSocket accept at INFO
