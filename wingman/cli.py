@@ -18,6 +18,8 @@ from collections.abc import Callable
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_NOT_RUNNING = 3
+#: Another gateway holds the state dir (``gateway run`` / ``start``).
+EXIT_ALREADY_RUNNING = 4
 
 #: flag dest → environment variable it sets.
 _FLAG_ENV = {
@@ -87,14 +89,14 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     _server_flags(p)
     p.set_defaults(func=cmd_start)
 
-    p = sub.add_parser("stop", help="stop the background gateway (graceful drain)")
+    p = sub.add_parser("stop", help="stop the gateway of this state dir (graceful drain)")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("restart", help="stop, then start the background gateway")
     _server_flags(p)
     p.set_defaults(func=cmd_restart)
 
-    p = sub.add_parser("status", help="is the background gateway running? (exit 3 if not)")
+    p = sub.add_parser("status", help="is a gateway running on this state dir? (exit 3 if not)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("token", help="gateway token utilities")
@@ -146,9 +148,15 @@ def _cfg():
 def cmd_run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
+    from gateway import statelock
     from gateway.server import serve
 
     cfg = _cfg()
+    try:  # before anything touches the state dir's database (gateway/statelock.py)
+        statelock.acquire(cfg.state_dir)
+    except statelock.StateDirLocked as exc:
+        print(f"wingman: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
     call_command("migrate", interactive=False, verbosity=0)
     from agents.services.agents import ConfigImportError, bootstrap
 
@@ -174,8 +182,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
     if current.state == "running":
-        print(f"Gateway already running (pid {current.info.pid}) on {current.info.address}")
-        return EXIT_FAIL
+        print(f"Gateway already running ({_who(current)}) on ws://{current.info.address}/")
+        return EXIT_ALREADY_RUNNING
     if current.state == "stale":
         daemon.clear_stale(cfg.state_dir)
         print("Removed a stale PID file.")
@@ -201,6 +209,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if current.state == "stopped":
         print("Gateway is not running.")
         return EXIT_OK
+    if not (current.info.pid > 0 and daemon.is_gateway_process(current.info.pid)):
+        # e.g. a gateway in another container sharing the state dir: its pid is not ours
+        print(f"wingman: cannot stop the gateway holding {cfg.state_dir} ({_who(current)})")
+        return EXIT_FAIL
     graceful = daemon.stop(current.info.pid)
     daemon.clear_stale(cfg.state_dir)
     print(
@@ -221,7 +233,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
     if current.state == "running":
-        print(f"Gateway running (pid {current.info.pid}) on ws://{current.info.address}/")
+        print(f"Gateway running ({_who(current)}) on ws://{current.info.address}/")
         return EXIT_OK
     if current.state == "stale":
         daemon.clear_stale(cfg.state_dir)
@@ -230,6 +242,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_NOT_RUNNING
     print("Gateway is not running.")
     return EXIT_NOT_RUNNING
+
+
+def _who(current) -> str:
+    return f"pid {current.info.pid}" + (", foreground" if current.foreground else "")
 
 
 def cmd_token(args: argparse.Namespace) -> int:
