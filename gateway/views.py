@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+import sys
 
-from gateway import auth, selectors
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+from gateway import auth, outage, selectors
 from gateway.hub import get_hub
 from gateway.protocol.schema import protocol_schema
 
@@ -34,8 +37,11 @@ def _unauthorized() -> JsonResponse:
 
 
 async def health(request: HttpRequest) -> JsonResponse:
-    """Seed 001's ``GET /health`` (public: no client details)."""
-    return JsonResponse(await selectors.health_report(await get_hub()))
+    """Seed 001's ``GET /health`` (public: no client details); 503 when degraded."""
+    report = await selectors.health_report(await get_hub())
+    if report["status"] == "healthy":
+        return JsonResponse(report)
+    return outage.logged(JsonResponse(report, status=503))
 
 
 async def stats(request: HttpRequest) -> JsonResponse:
@@ -46,15 +52,38 @@ async def stats(request: HttpRequest) -> JsonResponse:
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition of this process's figures."""
+    """Prometheus text exposition of this process's figures (without the cluster-wide
+    connection count while Redis is unreachable)."""
     if not _authorized(request):
         return _unauthorized()
     from gateway.metrics import render
 
     hub = await get_hub()
-    entries, _ = await selectors.presence_snapshot(hub)
-    body, content_type = render(hub, cluster_connections=len(entries))
+    try:
+        entries, _ = await selectors.presence_snapshot(hub)
+        cluster: int | None = len(entries)
+    except outage.ERRORS as exc:
+        outage.redis_state.failed(exc, "answering /metrics")
+        cluster = None
+    body, content_type = render(hub, cluster_connections=cluster)
     return HttpResponse(body, content_type=content_type)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: Redis being unreachable is a JSON 503 on every endpoint (logged once
+    per outage, gateway/outage.py); any other error keeps Django's page."""
+    exc = sys.exc_info()[1]
+    if exc is None or not outage.is_outage(exc):
+        return defaults.server_error(request)
+    outage.redis_state.failed(exc, f"serving {request.path}")
+    error = outage.unavailable(exc)
+    # the REST API's error shape under /api/ (gateway/api/exceptions.py), ours elsewhere
+    body = (
+        {"detail": error.message, "code": str(error.code)}
+        if request.path.startswith("/api/")
+        else {"error": error.as_dict()}
+    )
+    return outage.logged(JsonResponse(body, status=503))
 
 
 async def schema(request: HttpRequest) -> JsonResponse:

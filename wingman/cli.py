@@ -157,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except statelock.StateDirLocked as exc:
         print(f"wingman: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    _warn_if_redis_unreachable()
     call_command("migrate", interactive=False, verbosity=0)
     from agents.services.agents import ConfigImportError, bootstrap
 
@@ -174,6 +175,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     return serve(host=cfg.host, port=cfg.port, pid_file=Path(pid_file) if pid_file else None)
+
+
+def _warn_if_redis_unreachable() -> None:
+    """The gateway starts without Redis and serves degraded until it answers (README,
+    "Running it scaled"): say so in one line instead of a "listening" line alone."""
+    from django.conf import settings
+
+    from gateway import outage
+    from wingman.config import ConfigError
+
+    if not settings.REDIS_URL:
+        return
+    try:
+        problem = outage.probe(settings.REDIS_URL)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: {exc}") from exc
+    if problem:
+        print(
+            f"wingman: warning: Redis at {outage.safe_url(settings.REDIS_URL)} is unreachable "
+            f"({problem}); serving degraded until it answers (/health: 503, requests: "
+            "UNAVAILABLE)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -275,15 +300,23 @@ def cmd_health(args: argparse.Namespace) -> int:
     try:
         with urllib.request.urlopen(f"{base}/health", timeout=args.timeout) as resp:  # noqa: S310
             body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # 503: degraded, with the report
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            print(f"unhealthy: {base}/health answered {exc.code}")
+            return EXIT_FAIL
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"unhealthy: cannot reach {base}/health ({reason})")
         return EXIT_FAIL
     status = body.get("status")
     stats = body.get("stats", {})
+    down = "".join(f"; {name} {why}" for name, why in (body.get("down") or {}).items())
     print(
         f"{status}: version {body.get('version')}, uptime {stats.get('uptime', 0) / 1000:.0f}s, "
         f"{stats.get('totalNodes', 0)} connected, {stats.get('messagesProcessed', 0)} messages"
+        f"{down}"
     )
     return EXIT_OK if status == "healthy" else EXIT_FAIL
 

@@ -11,6 +11,10 @@ import secrets
 from pathlib import Path
 
 import environ
+import redis.asyncio.retry
+import redis.exceptions
+import redis.retry
+from redis.backoff import NoBackoff
 
 from wingman import config as wingman_config
 from wingman.database import database_config
@@ -128,12 +132,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # layer's 5 s blocking read) crash consumers under load: design/performance.md.
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_POOL_OPTIONS = {"max_connections": 2000, "socket_timeout": 15, "socket_connect_timeout": 5}
+
+
+def _retry_once(retry_class):
+    """After a Redis restart every pooled connection is stale and fails on first use: retry
+    such a command once on a new connection (design/reliability.md #4). Not a timeout: a
+    paused Redis must turn into UNAVAILABLE after one socket timeout, not two."""
+    return retry_class(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, **REDIS_POOL_OPTIONS}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        **REDIS_POOL_OPTIONS,
+                        "retry": _retry_once(redis.asyncio.retry.Retry),
+                    }
+                ],
                 "prefix": env.str("WINGMAN_CHANNEL_PREFIX", default="wingman"),
                 "capacity": 10_000,
                 "expiry": 60,
@@ -146,7 +165,13 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("WINGMAN_CACHE_PREFIX", default="wingman"),
-            "OPTIONS": dict(REDIS_POOL_OPTIONS),
+            # No blocking reads here (unlike the layer's 5 s BZPOPMIN): a paused Redis turns
+            # into UNAVAILABLE after 5 s, not 15 (gateway/outage.py).
+            "OPTIONS": {
+                **REDIS_POOL_OPTIONS,
+                "socket_timeout": 5,
+                "retry": _retry_once(redis.retry.Retry),
+            },
         }
     }
 else:

@@ -10,3 +10,6 @@ urlpatterns = [
     path("", include("gateway.urls")),
     path("", include("gateway.ui.urls")),
 ]
+
+# Redis unreachable: a JSON 503 from any endpoint, not an HTML 500 (gateway/outage.py).
+handler500 = "gateway.views.server_error"

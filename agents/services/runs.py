@@ -41,7 +41,7 @@ from agents.models import (
 )
 from agents.routing import Route, default_agent, match_binding, session_key
 from agents.services import sessions as session_service
-from gateway import events
+from gateway import events, outage
 from gateway.events import now_ms
 from gateway.hub import Hub, get_hub
 from gateway.protocol.errors import ErrorCode, GatewayError
@@ -423,14 +423,17 @@ def _describe(exc: Exception) -> str:
 
     if isinstance(exc, (ModelError, GatewayError)):
         return str(exc)
+    if outage.is_outage(exc):  # e.g. the session's run lock, in Redis
+        return outage.unavailable(exc).message
     return f"{type(exc).__name__}: {exc}"
 
 
 def _expected(exc: Exception) -> bool:
+    """Not a bug (no traceback): the model's own errors, and Redis being unreachable."""
     from agents.runtime.offline import OfflineModelError
     from agents.runtime.providers import ModelError
 
-    return isinstance(exc, (ModelError, OfflineModelError))
+    return outage.is_outage(exc) or isinstance(exc, (ModelError, OfflineModelError))
 
 
 def _persist_final(run_id: str, status: str, text: str, error: str) -> Run:
