@@ -42,6 +42,8 @@ PRESENCE_COALESCE_SECONDS = 0.2
 #: While Redis is down, presence changes are kept and published again this often.
 PRESENCE_RETRY_SECONDS = 2.0
 GROUP_REFRESH_SECONDS = 30
+#: Longest pause between two attempts to rejoin the groups while Redis is unreachable.
+REJOIN_MAX_SECONDS = 1.0
 _HUB_KEY_TTL = 120
 
 
@@ -335,7 +337,8 @@ class Hub:
             except Exception as exc:
                 if not outage.is_outage(exc):
                     logger.exception("rejoining the channel-layer groups failed")
-                backoff = min(backoff * 2, 5.0)
+                # at most a second: events sent to the groups meanwhile miss this process
+                backoff = min(backoff * 2, REJOIN_MAX_SECONDS)
                 continue
             outage.redis_state.answered()
             return
