@@ -11,6 +11,7 @@ from agents.routing import Peer, Route
 from agents.services import runs
 from agents.services import sessions as session_service
 from agents.services.runs import RunRequest, session_topic
+from gateway import outage
 from gateway.methods.registry import CallContext, registry
 from gateway.protocol.agent import (
     AgentCancelParams,
@@ -76,13 +77,11 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     conn.run_requests[ticket.run_id] = ctx.request_id
 
     async def follow() -> None:
-        await conn.hub.join_topic(conn, session_topic(ticket.session_key))
-        if ticket.final is None:
-            await runs.run_launch(ticket, request)
-            run = await runs.run_wait(ticket.run_id, 86_400)
-            ticket.final = runs.final_result(run) if run else None
-        if ticket.final is not None:
-            await ctx.send_followup(ticket.final)
+        try:
+            await conn.hub.join_topic(conn, session_topic(ticket.session_key))
+        except outage.ERRORS as exc:  # the accepted run still runs, and ends, without events
+            outage.redis_state.failed(exc, "subscribing an agent call to its session")
+        await runs.run_follow(ticket, request, ctx.send_followup)
 
     ctx.after_reply(follow)
     return ticket.ack()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from pydantic import ValidationError
 
-from gateway import auth, ratelimit, selectors
+from gateway import auth, outage, ratelimit, selectors
 from gateway.events import EncodedEvent, now_ms
 from gateway.hub import Hub
 from gateway.methods.registry import CallContext, Method, registry
@@ -98,6 +98,15 @@ def _frame_or_problem(text: str | None, data: bytes | None) -> tuple[Any, str | 
     return frame, None
 
 
+def _handler_error(method: str, exc: Exception) -> GatewayError:
+    """A handler raised: UNAVAILABLE, retryable when Redis is down, else a logged crash."""
+    if outage.is_outage(exc):
+        outage.redis_state.failed(exc, f"running {method}")
+        return outage.unavailable(exc)
+    logger.exception("handler %s crashed", method)
+    return GatewayError(ErrorCode.UNAVAILABLE, f"{method} failed; see gateway log")
+
+
 class Connection:
     """See the module docstring. One instance per socket."""
 
@@ -174,9 +183,23 @@ class Connection:
             if rej.frame is not None:
                 await self._send(rej.frame)
             await self.close(rej.code)
-        except Exception:
+        except Exception as exc:
+            if outage.is_outage(exc) and self.dialect is not None:
+                await self._unavailable(text, data, exc)
+                return
             logger.exception("unexpected error handling a frame on %s", self.conn_id)
             await self.close(CloseCode.POLICY_VIOLATION)
+
+    async def _unavailable(self, text: str | None, data: bytes | None, exc: Exception) -> None:
+        """Redis is down (rate limit, auth lockout, ...): this request gets UNAVAILABLE,
+        retryable, and the socket stays open (gateway/outage.py) - unless it was the
+        handshake of a dialect that allows only one: then close 1013, try again later."""
+        outage.redis_state.failed(exc, "handling a request")
+        self.hub.stats.frames_rejected += 1
+        rid = self.codec.request_id_of(_parse(text, data))  # it parsed once already
+        await self._send(self.codec.encode_error(rid, outage.unavailable(exc)))
+        if not self.established and self.codec.handshake_first:
+            await self.close(CloseCode.TRY_AGAIN_LATER)
 
     async def closed_by_peer(self) -> None:
         """The socket is gone (the ASGI server said so): forget it everywhere, if not yet."""
@@ -385,9 +408,8 @@ class Connection:
         except GatewayError as error:
             await self._send(self.codec.encode_error(call.request_id, error))
             return
-        except Exception:
-            logger.exception("handler %s crashed", call.method)
-            error = GatewayError(ErrorCode.UNAVAILABLE, f"{call.method} failed; see gateway log")
+        except Exception as exc:
+            error = _handler_error(call.method, exc)
             await self._send(self.codec.encode_error(call.request_id, error))
             return
         await self._send(self.codec.encode_result(call.request_id, result))
@@ -397,8 +419,11 @@ class Connection:
     async def _guarded(self, method: str, work) -> None:
         try:
             await work
-        except Exception:
-            logger.exception("follow-up of %s failed", method)
+        except Exception as exc:
+            if outage.is_outage(exc):
+                outage.redis_state.failed(exc, f"following up {method}")
+            else:
+                logger.exception("follow-up of %s failed", method)
 
     async def send_followup(self, request_id: Any, payload: Any) -> None:
         """A second reply to a request (e.g. ``agent``'s final result), if still open."""

@@ -27,7 +27,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
-from gateway import memory, presence
+from gateway import memory, outage, presence
 from gateway.events import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, Outbox, now_ms, topic_group
 from gateway.protocol import events as ev
 from gateway.protocol.dialects.base import dumps
@@ -40,7 +40,11 @@ logger = logging.getLogger(__name__)
 
 #: Presence changes closer together than this share one ``presence`` event.
 PRESENCE_COALESCE_SECONDS = 0.2
+#: While Redis is down, presence changes are kept and published again this often.
+PRESENCE_RETRY_SECONDS = 2.0
 GROUP_REFRESH_SECONDS = 30
+#: Longest pause between two attempts to rejoin the groups while Redis is unreachable.
+REJOIN_MAX_SECONDS = 1.0
 _HUB_KEY_TTL = 120
 
 
@@ -166,8 +170,12 @@ class Hub:
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Join the channel layer and start the timers."""
+        outage.quiet_unretrieved(self.loop)
         self.channel_name = await self.layer.new_channel("gw.hub.")
-        await self._join_groups()
+        try:
+            await self._join_groups()
+        except outage.ERRORS as exc:  # Redis is down: serve anyway; the receive loop rejoins
+            outage.redis_state.failed(exc, "joining the channel layer")
         policy = settings.WINGMAN.policy
         loops = {
             "hub-receive": self._receive_loop(),
@@ -233,6 +241,8 @@ class Hub:
                 await action()
             except asyncio.CancelledError:
                 raise
+            except outage.ERRORS as exc:
+                outage.redis_state.failed(exc, f"running the hub timer {action.__name__}")
             except Exception:
                 logger.exception("hub timer %s failed", getattr(action, "__name__", action))
 
@@ -346,21 +356,19 @@ class Hub:
 
     # delivery --------------------------------------------------------------------------
     async def _receive_loop(self) -> None:
-        backoff = 0.1
         while True:
             try:
                 message = await self.layer.receive(self.channel_name)
-                backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 if self.stopping:
                     return
-                logger.exception("channel layer receive failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                with contextlib.suppress(Exception):
-                    await self._join_groups()
+                if outage.is_outage(exc):
+                    outage.redis_state.failed(exc, "receiving from the channel layer")
+                else:
+                    logger.exception("channel layer receive failed; retrying")
+                await self._rejoin()
                 continue
             if message.get("type") != ENVELOPE_TYPE:
                 logger.warning(
@@ -371,6 +379,23 @@ class Hub:
                 await self._deliver_envelope(message)
             except Exception:
                 logger.exception("event delivery failed")
+
+    async def _rejoin(self) -> None:
+        """Retry (with backoff) until the groups are joined again: a Redis that restarted
+        without persistence has forgotten them (design/reliability.md #4)."""
+        backoff = 0.1
+        while not self.stopping:
+            await asyncio.sleep(backoff)
+            try:
+                await self._join_groups()
+            except Exception as exc:
+                if not outage.is_outage(exc):
+                    logger.exception("rejoining the channel-layer groups failed")
+                # at most a second: events sent to the groups meanwhile miss this process
+                backoff = min(backoff * 2, REJOIN_MAX_SECONDS)
+                continue
+            outage.redis_state.answered()
+            return
 
     async def _deliver_envelope(self, message: dict[str, Any]) -> None:
         if "control" in message:
@@ -472,11 +497,22 @@ class Hub:
         self.spawn(self.flush_presence())
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
-        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        """Run ``coro`` in the background, keeping a reference until it finishes; what it
+        raises is logged here (never "Task exception was never retrieved")."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._spawned_done)
         return task
+
+    def _spawned_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        if outage.is_outage(exc):
+            outage.redis_state.failed(exc, "in a background task")
+        else:
+            logger.error("background task %s failed", task.get_name(), exc_info=exc)
 
     async def flush_presence(self) -> None:
         """Store this process's presence, bump the version, publish the batched delta."""
@@ -488,15 +524,39 @@ class Hub:
             if not changes:
                 return
             # Publish first: clients should not wait for the cache write of the full list.
-            version = await presence.bump_version()
+            try:
+                version = await presence.bump_version()
+            except outage.ERRORS as exc:
+                self._presence_failed(changes, exc)
+                return
+            if outage.redis_state.answered():  # an outage ended: rejoin what it may have lost
+                self.spawn(self._join_groups())
             sv = {"presence": version, "health": presence.HEALTH_VERSION}
             await events.publish(
                 ev.PRESENCE, {"entries": changes, "stateVersion": sv}, state_version=sv
             )
             await presence.store_process(self.id, self.presence_entries)
 
+    def _presence_failed(self, changes: list[dict[str, Any]], exc: BaseException) -> None:
+        """Redis is down: keep the changes (the last one per connection, so they stay
+        bounded) and publish them when it answers again."""
+        outage.redis_state.failed(exc, "publishing presence")
+        latest: dict[Any, dict[str, Any]] = {}
+        for change in [*changes, *self._pending_presence]:
+            latest.pop(change.get("connId"), None)
+            latest[change.get("connId")] = change
+        self._pending_presence = list(latest.values())
+        if self._presence_flush is None and not self.stopping:
+            self._presence_flush = self.loop.call_later(PRESENCE_RETRY_SECONDS, self._spawn_flush)
+
     async def _heartbeat(self) -> None:
         await presence.store_process(self.id, self.presence_entries)
+        if self.shared and await cache.aget(_hub_key(self.id)) is None:
+            # Redis restarted empty (no persistence): our group memberships went with it.
+            logger.info("hub %s: its channel-layer groups are gone; joining them again", self.id)
+            await self._join_groups()
+        if outage.redis_state.answered():
+            await self._join_groups()
 
     async def all_presence(self) -> list[dict[str, Any]]:
         return await presence.list_entries(self.id, self.presence_entries)

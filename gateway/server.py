@@ -78,7 +78,10 @@ def _url_host(host: str) -> str:
 
 
 def _announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
+    from gateway import statelock
+
     url_host = _url_host(host)
+    statelock.record_address(f"{url_host}:{port}")
     print(f"  ASGI server: {server}", flush=True)
     print(f"Wingman gateway listening on ws://{url_host}:{port}/", flush=True)
     print(f"  health: http://{url_host}:{port}/health", flush=True)

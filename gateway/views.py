@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from gateway import auth, selectors
+from gateway import auth, outage, selectors
 from gateway.hub import get_hub
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.schema import protocol_schema
@@ -57,8 +57,11 @@ def _locked_out(locked: auth.LockedOut) -> JsonResponse:
 
 
 async def health(request: HttpRequest) -> JsonResponse:
-    """Seed 001's ``GET /health`` (public: no client details)."""
-    return JsonResponse(await selectors.health_report(await get_hub()))
+    """Seed 001's ``GET /health`` (public: no client details); 503 when degraded."""
+    report = await selectors.health_report(await get_hub())
+    if report["status"] == "healthy":
+        return JsonResponse(report)
+    return outage.logged(JsonResponse(report, status=503))
 
 
 async def stats(request: HttpRequest) -> JsonResponse:
@@ -69,14 +72,20 @@ async def stats(request: HttpRequest) -> JsonResponse:
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition of this process's figures."""
+    """Prometheus text exposition of this process's figures (without the cluster-wide
+    connection count while Redis is unreachable)."""
     if (refusal := await _refusal(request)) is not None:
         return refusal
     from gateway.metrics import render
 
     hub = await get_hub()
-    entries, _ = await selectors.presence_snapshot(hub)
-    body, content_type = render(hub, cluster_connections=len(entries))
+    try:
+        entries, _ = await selectors.presence_snapshot(hub)
+        cluster: int | None = len(entries)
+    except outage.ERRORS as exc:
+        outage.redis_state.failed(exc, "answering /metrics")
+        cluster = None
+    body, content_type = render(hub, cluster_connections=cluster)
     return HttpResponse(body, content_type=content_type)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -189,6 +190,30 @@ def _env_int(env: dict[str, str], name: str) -> int | None:
         return int(value)
     except ValueError as exc:
         raise ConfigError(f"{name}: expected an integer, got {value!r}") from exc
+
+
+def log_level(value: str) -> str:
+    """``WINGMAN_LOG_LEVEL`` in any case (``debug``, ``INFO``) as logging's level name."""
+    name = value.strip().upper()
+    if name not in logging.getLevelNamesMapping():
+        raise ConfigError(
+            f"WINGMAN_LOG_LEVEL: expected debug, info, warning, error or critical, got {value!r}"
+        )
+    return name
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state dir (and its ``logs``) or say in one line why it cannot be used."""
+    where = f"state dir {state_dir} (WINGMAN_STATE_DIR / gateway.stateDir)"
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"{where}: not a directory")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create it: {exc.strerror or exc}") from exc
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: not writable")
 
 
 def default_state_dir(env: dict[str, str] | None = None) -> Path:

@@ -44,7 +44,7 @@ from agents.models import (
 from agents.routing import Route, default_agent, match_binding, session_key
 from agents.services import sessions as session_service
 from agents.services.run_stream import RunStream, session_topic
-from gateway import events
+from gateway import events, outage
 from gateway.hub import Hub, get_hub
 from gateway.protocol.errors import ErrorCode, GatewayError
 
@@ -58,6 +58,8 @@ _CONTROL_CANCEL = "run.cancel"
 _CONTROL_REPLAY = "run.replay"
 #: How long a follower waits for another process's replay of the run it owns.
 REPLAY_WAIT_SECONDS = 2.0
+#: On shutdown, cancelled runs get this long to settle (within gateway/server.py's drain).
+SHUTDOWN_RUNS_SECONDS = 2.0
 
 
 @dataclass
@@ -115,6 +117,10 @@ class _Active:
     done: asyncio.Event
     session_key: str
     stream: RunStream
+    #: Called with the final result before the run counts as ended (``agent``'s second
+    #: reply, :func:`run_follow`): shutdown waits for the runs, so these go out before it.
+    answer: list[Callable[[dict[str, Any]], Awaitable[None]]] = field(default_factory=list)
+    answered: bool = False
 
 
 # submit ------------------------------------------------------------------------------------
@@ -391,14 +397,17 @@ def _describe(exc: Exception) -> str:
 
     if isinstance(exc, (ModelError, GatewayError)):
         return str(exc)
+    if outage.is_outage(exc):  # e.g. the session's run lock, in Redis
+        return outage.unavailable(exc).message
     return f"{type(exc).__name__}: {exc}"
 
 
 def _expected(exc: Exception) -> bool:
+    """Not a bug (no traceback): the model's own errors, and Redis being unreachable."""
     from agents.runtime.offline import OfflineModelError
     from agents.runtime.providers import ModelError
 
-    return isinstance(exc, (ModelError, OfflineModelError))
+    return outage.is_outage(exc) or isinstance(exc, (ModelError, OfflineModelError))
 
 
 def _persist_final(run_id: str, status: str, text: str, error: str) -> Run:
@@ -425,6 +434,22 @@ async def _finish(ticket: RunTicket, stream: RunStream, status: str, error: str,
         await stream.emit(step)
     except Exception:
         logger.exception("could not publish the end of run %s", ticket.run_id)
+    await _answer(ticket)
+
+
+async def _answer(ticket: RunTicket) -> None:
+    """Send the final result to the run's followers (after its terminal event)."""
+    active = _registry(await get_hub()).get(ticket.run_id)
+    if active is None:
+        return
+    active.answered = True
+    if ticket.final is None:
+        return
+    for send in active.answer:
+        try:
+            await send(ticket.final)
+        except Exception:
+            logger.warning("could not send the final result of run %s", ticket.run_id)
 
 
 def final_result(run: Run) -> dict[str, Any]:
@@ -443,7 +468,28 @@ def final_result(run: Run) -> dict[str, Any]:
     return out
 
 
-# wait / cancel -----------------------------------------------------------------------------
+# follow / wait / cancel --------------------------------------------------------------------
+async def run_follow(
+    ticket: RunTicket, req: RunRequest, send: Callable[[dict[str, Any]], Awaitable[None]]
+) -> None:
+    """Launch an accepted run, then ``send`` its final result once it has ended.
+
+    A run executing in this process calls ``send`` itself, right after its terminal event
+    and before it counts as ended: shutdown waits for the runs, so even a run cancelled by
+    SIGTERM answers its requester before the ``shutdown`` event and the close.
+    """
+    if ticket.final is None:
+        await run_launch(ticket, req)
+        active = _registry(await get_hub()).get(ticket.run_id)
+        if active is not None and not active.answered:
+            active.answer.append(send)
+            return
+        run = await run_wait(ticket.run_id, 86_400)
+        ticket.final = final_result(run) if run else None
+    if ticket.final is not None:
+        await send(ticket.final)
+
+
 def _load(run_id: str) -> Run | None:
     return Run.objects.select_related("session").filter(pk=run_id).first()
 
@@ -538,13 +584,19 @@ def _early_cancels(hub: Hub) -> set[str]:
 
 
 async def _cancel_all() -> None:
-    """Shutdown: cancel this process's runs and let them persist and publish their end."""
+    """Shutdown: cancel this process's runs and let them persist, publish their end and
+    answer their requesters (bounded, so the drain still tells every client in time)."""
     hub = await get_hub()
     active = list(_registry(hub).values())
     for item in active:
         item.task.cancel()
     if active:
-        await asyncio.wait([a.task for a in active], timeout=5)
+        # ``done`` (not the task): a run cancelled before its first step settles in a
+        # second task (run_launch's on_done).
+        ended = [asyncio.ensure_future(a.done.wait()) for a in active]
+        _, late = await asyncio.wait(ended, timeout=SHUTDOWN_RUNS_SECONDS)
+        for waiter in late:
+            waiter.cancel()
 
 
 def active_session_count() -> int:
@@ -578,6 +630,7 @@ __all__ = [
     "RunRequest",
     "RunTicket",
     "run_cancel",
+    "run_follow",
     "run_launch",
     "run_replay",
     "run_submit",

@@ -13,7 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway import selectors
+from gateway import outage, selectors
 from gateway.hub import get_hub
 
 
@@ -33,8 +33,11 @@ class HealthApi(APIView):
 
     @extend_schema(tags=["gateway"], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        """``{status, version, stats: {uptime, totalNodes, ...}, timestamp}``."""
-        return Response(async_to_sync(_health)())
+        """``{status, version, stats: {uptime, totalNodes, ...}, timestamp}``; 503 degraded."""
+        report = async_to_sync(_health)()
+        if report["status"] == "healthy":
+            return Response(report)
+        return outage.logged(Response(report, status=503))
 
 
 class StatsApi(APIView):
