@@ -16,8 +16,9 @@ import hmac
 import logging
 
 from django.conf import settings
+from django.core.cache.backends.locmem import LocMemCache
 
-from gateway import shared
+from gateway import outage, shared
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.webauth import BrowserCredentials
 
@@ -60,20 +61,31 @@ def _failure_key(ip: str | None) -> str:
     return f"gw:authfail:{ip or 'unknown'}"
 
 
+#: Where attempts are counted while the shared cache is unreachable (gateway/outage.py):
+#: this process's own memory, so the lockout still holds per process and operators can
+#: still read /metrics and /stats during a Redis outage.
+_OUTAGE_COUNTS = LocMemCache("wingman-auth-outage", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+
+
+def _count(ip: str | None, **kwargs) -> shared.Count:
+    key = _failure_key(ip)
+    if outage.redis_state.down:  # known to be down: do not wait for another timeout
+        return shared.incr(key, timeout=lockout_seconds(), backend=_OUTAGE_COUNTS, **kwargs)
+    try:
+        return shared.incr(key, timeout=lockout_seconds(), **kwargs)
+    except Exception as exc:
+        if not outage.is_outage(exc):
+            raise
+        outage.redis_state.failed(exc, "counting authentication attempts (counted per process)")
+        return shared.incr(key, timeout=lockout_seconds(), backend=_OUTAGE_COUNTS, **kwargs)
+
+
 def reserve_attempt(ip: str | None) -> None:
     """Count an attempt from ``ip`` before checking it; raise :class:`LockedOut` when the IP
     already used up its failures. Follow with :func:`release_attempt` unless it failed.
 
-    When the shared cache cannot be reached nothing is checked: UNAVAILABLE (retryable)."""
-    try:
-        count = shared.incr(_failure_key(ip), timeout=lockout_seconds(), refresh_at=MAX_FAILURES)
-    except Exception as exc:
-        logger.warning("auth attempt from %s refused: the cache is unreachable (%r)", ip, exc)
-        raise GatewayError(
-            ErrorCode.UNAVAILABLE,
-            "authentication is unavailable: the shared cache cannot be reached; retry",
-            retryable=True,
-        ) from exc
+    While the shared cache is unreachable the attempt is counted in this process only."""
+    count = _count(ip, refresh_at=MAX_FAILURES)
     if count.value > MAX_FAILURES:
         raise LockedOut(count.ttl_ms)
 
@@ -82,7 +94,7 @@ def release_attempt(ip: str | None) -> None:
     """The reserved attempt was not a failure (right credentials, or an error of ours).
     Best effort: if the cache is gone meanwhile, the count expires on its own."""
     try:
-        shared.incr(_failure_key(ip), timeout=lockout_seconds(), delta=-1)
+        _count(ip, delta=-1)
     except Exception as exc:
         logger.warning("could not uncount an auth attempt from %s: %r", ip, exc)
 

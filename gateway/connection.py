@@ -133,6 +133,8 @@ class Connection:
         self.seq = 0
         self.connected_at = now_ms()
         self.closed = False
+        #: The handshake's reply (hello-ok) was sent.
+        self.greeted = False
         #: Unregistered from the hub (done once, on the first close path).
         self._forgotten = False
         self._auth_failures = 0
@@ -198,7 +200,7 @@ class Connection:
         self.hub.stats.frames_rejected += 1
         rid = self.codec.request_id_of(_parse(text, data))  # it parsed once already
         await self._send(self.codec.encode_error(rid, outage.unavailable(exc)))
-        if not self.established and self.codec.handshake_first:
+        if not self.greeted and self.codec.handshake_first:
             await self.close(CloseCode.TRY_AGAIN_LATER)
 
     async def closed_by_peer(self) -> None:
@@ -340,6 +342,7 @@ class Connection:
             return
         await self._establish(hello.client)
         await self._send(await selectors.hello_ok_frame(self, protocol, hello.request_id))
+        self.greeted = True
         await self._release_early_events()
 
     async def _release_early_events(self) -> None:

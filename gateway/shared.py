@@ -68,18 +68,21 @@ return {n, ttl}
 _local_lock = threading.Lock()
 
 
-def incr(key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0) -> Count:
+def incr(
+    key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0, backend=None
+) -> Count:
     """Add ``delta`` to the counter ``key`` in one atomic step and return it.
 
     A new counter expires ``timeout`` seconds after its first increment; an increment that
     brings it to exactly ``refresh_at`` (> 0) restarts that clock (a lockout from the Nth
     failure). A counter that falls to 0 or below is deleted. Atomic across processes on
     Redis (one Lua script); on any other cache (local memory) within this process.
+    ``backend``: another cache than the default (e.g. a process-local fallback).
     """
-    from django.core.cache import cache, caches
+    from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 
-    backend = caches["default"]
+    backend = backend if backend is not None else caches["default"]
     ttl_ms = max(1, int(timeout * 1000))
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(key)
@@ -88,15 +91,15 @@ def incr(key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0) -> Co
         return Count(int(value), int(ttl))
     with _local_lock:
         now = time.time()
-        value, deadline = cache.get(key) or (0, now + timeout)
+        value, deadline = backend.get(key) or (0, now + timeout)
         value += delta
         if value <= 0:
-            cache.delete(key)
+            backend.delete(key)
             return Count(0, 0)
         if delta > 0 and value == refresh_at:
             deadline = now + timeout
         remaining = max(deadline - now, 0.001)
-        cache.set(key, (value, deadline), timeout=remaining)
+        backend.set(key, (value, deadline), timeout=remaining)
         return Count(value, max(1, int(remaining * 1000)))
 
 
