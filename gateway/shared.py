@@ -68,9 +68,7 @@ return {n, ttl}
 _local_lock = threading.Lock()
 
 
-def incr(
-    key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0, backend=None
-) -> Count:
+def incr(key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0, backend=None) -> Count:
     """Add ``delta`` to the counter ``key`` in one atomic step and return it.
 
     A new counter expires ``timeout`` seconds after its first increment; an increment that

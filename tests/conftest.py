@@ -12,7 +12,7 @@ from channels.layers import channel_layers
 from django.core.cache import cache
 
 import gateway.hub
-from gateway import ratelimit
+from gateway import outage, ratelimit
 
 REDIS_URL = os.environ.get("WINGMAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -38,6 +38,7 @@ def require_redis() -> None:
 def _isolated_state():
     """Fresh cache, channel layer and hub for every test."""
     cache.clear()
+    outage.redis_state.down_since = None  # one test's dead Redis is not the next one's
     ratelimit.reset_local()
     channel_layers.backends.clear()
     gateway.hub._hub = None
