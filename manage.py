@@ -10,11 +10,14 @@ def main() -> None:
     from django.core.management import execute_from_command_line
 
     from wingman.config import ConfigError
+    from wingman.database import check_driver
 
     try:
+        check_driver()
         execute_from_command_line(sys.argv)
     except ConfigError as exc:
-        sys.exit(f"wingman: config error: {exc}")
+        print(f"wingman: config error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from gateway.protocol.agent import (
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.system import NoParams
 from gateway.rpc import CallContext, registry
+from gateway.state import outage
 
 db = database_sync_to_async
 
@@ -75,13 +76,11 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     ctx.bind(ticket.run_id)
 
     async def follow() -> None:
-        await ctx.join_topic(session_topic(ticket.session_key))
-        if ticket.final is None:
-            await runs.run_launch(ticket, request)
-            run = await runs.run_wait(ticket.run_id, 86_400)
-            ticket.final = runs.final_result(run) if run else None
-        if ticket.final is not None:
-            await ctx.send_followup(ticket.final)
+        try:
+            await ctx.join_topic(session_topic(ticket.session_key))
+        except outage.ERRORS as exc:  # the accepted run still runs, and ends, without events
+            outage.redis_state.failed(exc, "subscribing an agent call to its session")
+        await runs.run_follow(ticket, request, ctx.send_followup)
 
     ctx.after_reply(follow)
     return ticket.ack()

@@ -172,6 +172,22 @@ def terminal_step(*, status: str, text: str, error: str, code: str | None) -> di
     return {"type": "agent-error", "error": error, "code": str(code or "AGENT_ERROR")}
 
 
+def run_start_event(run: Run) -> dict[str, Any]:
+    """A started run's ``agent-start`` event (``seq`` 1), rebuilt from the database, marked
+    ``replay``."""
+    return {
+        "runId": run.id,
+        "sessionKey": run.session.key,
+        "agentId": run.session.agent_id,
+        "seq": 1,
+        "timestamp": _ms(run.started_at),
+        "type": "agent-start",
+        "agent": run.session.agent_id,
+        "prompt": run.prompt,
+        "replay": True,
+    }
+
+
 def run_terminal_event(run: Run) -> dict[str, Any]:
     """A finished run's terminal ``agent`` event, rebuilt from the database (the run service
     publishes the same through ``terminal_step``), without ``seq``."""

@@ -9,6 +9,8 @@ here (``handler400`` ... in wingman/urls.py, ``CSRF_FAILURE_VIEW``) answer JSON 
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -16,6 +18,7 @@ from django.utils.deprecation import MiddlewareMixin
 from django.views import csrf, defaults
 
 from gateway.protocol.errors import ErrorCode
+from gateway.state import outage
 
 API_PREFIX = "/api/"
 
@@ -63,10 +66,26 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """``handler500`` (the traceback is in the gateway log, not in the answer)."""
+    """``handler500`` (the traceback is in the gateway log, not in the answer). Redis being
+    unreachable is a JSON 503 on every endpoint, logged once per outage (state/outage.py)."""
+    exc = sys.exc_info()[1]
+    if exc is not None and outage.is_outage(exc):
+        return _unavailable(request, exc)
     if wants_json(request):
         return error_json(500, "internal error; see the gateway log", "server_error")
     return defaults.server_error(request)
+
+
+def _unavailable(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    outage.redis_state.failed(exc, f"serving {request.path}")
+    error = outage.unavailable(exc)
+    # the REST API's error shape under /api/ (gateway/api/exceptions.py), ours elsewhere
+    body = (
+        {"detail": error.message, "code": str(error.code)}
+        if request.path.startswith("/api/")
+        else {"error": error.as_dict()}
+    )
+    return outage.logged(JsonResponse(body, status=503))
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -10,7 +10,7 @@ from gateway.delivery.hub import Hub
 
 
 class _HubCollector:
-    def __init__(self, hub: Hub, cluster_connections: int) -> None:
+    def __init__(self, hub: Hub, cluster_connections: int | None) -> None:
         self.hub = hub
         self.cluster_connections = cluster_connections
 
@@ -32,11 +32,12 @@ class _HubCollector:
         yield GaugeMetricFamily(
             "wingman_sockets", "Open sockets on this process (any state)", len(self.hub.connections)
         )
-        yield GaugeMetricFamily(
-            "wingman_cluster_connections",
-            "Authenticated connections on all processes",
-            self.cluster_connections,
-        )
+        if self.cluster_connections is not None:  # None: Redis is unreachable
+            yield GaugeMetricFamily(
+                "wingman_cluster_connections",
+                "Authenticated connections on all processes",
+                self.cluster_connections,
+            )
         yield CounterMetricFamily(
             "wingman_messages_processed", "Inbound frames processed", s.messages_processed
         )
@@ -68,7 +69,7 @@ class _HubCollector:
         )
 
 
-def render(hub: Hub, *, cluster_connections: int) -> tuple[bytes, str]:
+def render(hub: Hub, *, cluster_connections: int | None) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_HubCollector(hub, cluster_connections))
     return generate_latest(registry), CONTENT_TYPE_LATEST

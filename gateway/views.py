@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from gateway.delivery.hub import get_hub
+from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.rpc import hello as selectors
 from gateway.rpc.schema import protocol_schema
 from gateway.security import auth
+from gateway.state import outage
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -15,9 +17,24 @@ def _bearer(request: HttpRequest) -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-def _authorized(request: HttpRequest) -> bool:
+async def _refusal(request: HttpRequest) -> JsonResponse | None:
+    """None when the request may see the gateway's details, else the 401 or 429 answer.
+
+    A presented secret counts towards the per-IP auth lockout (gateway/security/auth.py)."""
+    if auth.credentials_valid(token=None, password=None):  # auth mode none
+        return None
     secret = _bearer(request)
-    return auth.credentials_valid(token=secret, password=secret)
+    if not secret:
+        return _unauthorized()
+    try:
+        await auth.authenticate(token=secret, password=secret, ip=request.META.get("REMOTE_ADDR"))
+    except auth.LockedOut as locked:
+        return _locked_out(locked)
+    except GatewayError as error:
+        if error.code == ErrorCode.UNAVAILABLE:  # the shared cache is down
+            return JsonResponse({"error": error.as_dict()}, status=503)
+        return _unauthorized()
+    return None
 
 
 def _unauthorized() -> JsonResponse:
@@ -34,27 +51,43 @@ def _unauthorized() -> JsonResponse:
     return response
 
 
+def _locked_out(locked: auth.LockedOut) -> JsonResponse:
+    error = locked.for_http()
+    response = JsonResponse({"error": error.as_dict()}, status=429)
+    response["Retry-After"] = str(locked.retry_after_seconds)
+    return response
+
+
 async def health(request: HttpRequest) -> JsonResponse:
-    """Seed 001's ``GET /health`` (public: no client details)."""
-    return JsonResponse(await selectors.health_report(await get_hub()))
+    """Seed 001's ``GET /health`` (public: no client details); 503 when degraded."""
+    report = await selectors.health_report(await get_hub())
+    if report["status"] == "healthy":
+        return JsonResponse(report)
+    return outage.logged(JsonResponse(report, status=503))
 
 
 async def stats(request: HttpRequest) -> JsonResponse:
     """Seed 001's ``GET /stats`` (needs the gateway credentials unless auth is off)."""
-    if not _authorized(request):
-        return _unauthorized()
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
     return JsonResponse(await selectors.stats_report(await get_hub()))
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition of this process's figures."""
-    if not _authorized(request):
-        return _unauthorized()
+    """Prometheus text exposition of this process's figures (without the cluster-wide
+    connection count while Redis is unreachable)."""
+    if (refusal := await _refusal(request)) is not None:
+        return refusal
     from gateway.metrics import render
 
     hub = await get_hub()
-    entries, _ = await selectors.presence_snapshot(hub)
-    body, content_type = render(hub, cluster_connections=len(entries))
+    try:
+        entries, _ = await selectors.presence_snapshot(hub)
+        cluster: int | None = len(entries)
+    except outage.ERRORS as exc:
+        outage.redis_state.failed(exc, "answering /metrics")
+        cluster = None
+    body, content_type = render(hub, cluster_connections=cluster)
     return HttpResponse(body, content_type=content_type)
 
 

@@ -13,6 +13,8 @@ from django.core.cache import cache
 
 import gateway.delivery.hub
 import gateway.delivery.seat
+from gateway.security import ratelimit
+from gateway.state import outage
 
 REDIS_URL = os.environ.get("WINGMAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -38,6 +40,8 @@ def require_redis() -> None:
 def _isolated_state():
     """Fresh cache, channel layer and hub for every test."""
     cache.clear()
+    outage.redis_state.down_since = None  # one test's dead Redis is not the next one's
+    ratelimit.reset_local()
     channel_layers.backends.clear()
     gateway.delivery.hub._hub = None
     gateway.delivery.seat._seat = None

@@ -18,6 +18,8 @@ from collections.abc import Callable
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_NOT_RUNNING = 3
+#: Another gateway holds the state dir (``gateway run`` / ``start``).
+EXIT_ALREADY_RUNNING = 4
 
 #: flag dest → environment variable it sets.
 _FLAG_ENV = {
@@ -87,14 +89,14 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     _server_flags(p)
     p.set_defaults(func=cmd_start)
 
-    p = sub.add_parser("stop", help="stop the background gateway (graceful drain)")
+    p = sub.add_parser("stop", help="stop the gateway of this state dir (graceful drain)")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("restart", help="stop, then start the background gateway")
     _server_flags(p)
     p.set_defaults(func=cmd_restart)
 
-    p = sub.add_parser("status", help="is the background gateway running? (exit 3 if not)")
+    p = sub.add_parser("status", help="is a gateway running on this state dir? (exit 3 if not)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("token", help="gateway token utilities")
@@ -146,9 +148,16 @@ def _cfg():
 def cmd_run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
+    from gateway.server import statelock
     from gateway.server.serve import serve
 
     cfg = _cfg()
+    try:  # before anything touches the state dir's database (gateway/server/statelock.py)
+        statelock.acquire(cfg.state_dir)
+    except statelock.StateDirLocked as exc:
+        print(f"wingman: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    _warn_if_redis_unreachable()
     call_command("migrate", interactive=False, verbosity=0)
     from agents.services.agents import ConfigImportError, bootstrap
 
@@ -168,14 +177,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     return serve(host=cfg.host, port=cfg.port, pid_file=Path(pid_file) if pid_file else None)
 
 
+def _warn_if_redis_unreachable() -> None:
+    """The gateway starts without Redis and serves degraded until it answers (README,
+    "Running it scaled"): say so in one line instead of a "listening" line alone."""
+    from django.conf import settings
+
+    from gateway.state import outage
+    from wingman.config import ConfigError
+
+    if not settings.REDIS_URL:
+        return
+    try:
+        problem = outage.probe(settings.REDIS_URL)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: {exc}") from exc
+    if problem:
+        print(
+            f"wingman: warning: Redis at {outage.safe_url(settings.REDIS_URL)} is unreachable "
+            f"({problem}); serving degraded until it answers (/health: 503, requests: "
+            "UNAVAILABLE)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     from gateway.server import daemon
 
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
     if current.state == "running":
-        print(f"Gateway already running (pid {current.info.pid}) on {current.info.address}")
-        return EXIT_FAIL
+        print(f"Gateway already running ({_who(current)}) on ws://{current.info.address}/")
+        return EXIT_ALREADY_RUNNING
     if current.state == "stale":
         daemon.clear_stale(cfg.state_dir)
         print("Removed a stale PID file.")
@@ -201,6 +234,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if current.state == "stopped":
         print("Gateway is not running.")
         return EXIT_OK
+    if not (current.info.pid > 0 and daemon.is_gateway_process(current.info.pid)):
+        # e.g. a gateway in another container sharing the state dir: its pid is not ours
+        print(f"wingman: cannot stop the gateway holding {cfg.state_dir} ({_who(current)})")
+        return EXIT_FAIL
     graceful = daemon.stop(current.info.pid)
     daemon.clear_stale(cfg.state_dir)
     print(
@@ -221,7 +258,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = _cfg()
     current = daemon.status(cfg.state_dir)
     if current.state == "running":
-        print(f"Gateway running (pid {current.info.pid}) on ws://{current.info.address}/")
+        print(f"Gateway running ({_who(current)}) on ws://{current.info.address}/")
         return EXIT_OK
     if current.state == "stale":
         daemon.clear_stale(cfg.state_dir)
@@ -230,6 +267,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_NOT_RUNNING
     print("Gateway is not running.")
     return EXIT_NOT_RUNNING
+
+
+def _who(current) -> str:
+    return f"pid {current.info.pid}" + (", foreground" if current.foreground else "")
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -259,15 +300,23 @@ def cmd_health(args: argparse.Namespace) -> int:
     try:
         with urllib.request.urlopen(f"{base}/health", timeout=args.timeout) as resp:  # noqa: S310
             body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # 503: degraded, with the report
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            print(f"unhealthy: {base}/health answered {exc.code}")
+            return EXIT_FAIL
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"unhealthy: cannot reach {base}/health ({reason})")
         return EXIT_FAIL
     status = body.get("status")
     stats = body.get("stats", {})
+    down = "".join(f"; {name} {why}" for name, why in (body.get("down") or {}).items())
     print(
         f"{status}: version {body.get('version')}, uptime {stats.get('uptime', 0) / 1000:.0f}s, "
         f"{stats.get('totalNodes', 0)} connected, {stats.get('messagesProcessed', 0)} messages"
+        f"{down}"
     )
     return EXIT_OK if status == "healthy" else EXIT_FAIL
 
@@ -290,6 +339,9 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wingman.settings")
     import django
 
+    from wingman.database import check_driver
+
+    check_driver()
     django.setup()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,8 @@ class PolicyConfig(_Strict):
     ping_timeout_ms: int = Field(default=30_000, ge=100, alias="pingTimeoutMs")
     rate_limit_per_minute: int = Field(default=100, ge=1, alias="rateLimitPerMinute")
     presence_tick_ms: int = Field(default=5_000, ge=100, alias="presenceTickMs")
+    #: 20 failed auth attempts from one IP lock it out for this long (gateway/security/auth.py).
+    auth_lockout_seconds: int = Field(default=60, ge=1, alias="authLockoutSeconds")
     #: Frames that follow a write to a socket within this many µs leave together at the
     #: end of the window (gateway/ws/writer.py); 0: one ``send`` per frame.
     write_coalesce_us: int = Field(default=500, ge=0, le=1_000_000, alias="writeCoalesceUs")
@@ -189,6 +192,30 @@ def _env_int(env: dict[str, str], name: str) -> int | None:
         raise ConfigError(f"{name}: expected an integer, got {value!r}") from exc
 
 
+def log_level(value: str) -> str:
+    """``WINGMAN_LOG_LEVEL`` in any case (``debug``, ``INFO``) as logging's level name."""
+    name = value.strip().upper()
+    if name not in logging.getLevelNamesMapping():
+        raise ConfigError(
+            f"WINGMAN_LOG_LEVEL: expected debug, info, warning, error or critical, got {value!r}"
+        )
+    return name
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state dir (and its ``logs``) or say in one line why it cannot be used."""
+    where = f"state dir {state_dir} (WINGMAN_STATE_DIR / gateway.stateDir)"
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"{where}: not a directory")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create it: {exc.strerror or exc}") from exc
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: not writable")
+
+
 def default_state_dir(env: dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("WINGMAN_STATE_DIR") or "~/.wingman").expanduser()
@@ -255,6 +282,7 @@ _POLICY_ENV = {
     "max_buffered_bytes": "WINGMAN_MAX_BUFFERED_BYTES",
     "presence_tick_ms": "WINGMAN_PRESENCE_TICK_MS",
     "write_coalesce_us": "WINGMAN_WRITE_COALESCE_US",
+    "auth_lockout_seconds": "WINGMAN_AUTH_LOCKOUT_SECONDS",
 }
 
 

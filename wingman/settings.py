@@ -11,8 +11,13 @@ import secrets
 from pathlib import Path
 
 import environ
+import redis.asyncio.retry
+import redis.exceptions
+import redis.retry
+from redis.backoff import NoBackoff
 
 from wingman import config as wingman_config
+from wingman.database import database_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,8 +28,7 @@ if _dotenv.is_file():
 
 WINGMAN = wingman_config.load()
 STATE_DIR: Path = WINGMAN.state_dir
-STATE_DIR.mkdir(parents=True, exist_ok=True)
-(STATE_DIR / "logs").mkdir(exist_ok=True)
+wingman_config.prepare_state_dir(STATE_DIR)
 
 
 def _secret_key() -> str:
@@ -114,8 +118,9 @@ SQLITE_OPTIONS = {
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
+# A bad URL or a missing driver is a one-line config error (wingman/database.py).
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'wingman.sqlite3'}")
+    "default": database_config(env.str("DATABASE_URL", default=""), STATE_DIR / "wingman.sqlite3")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
@@ -131,12 +136,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # layer's 5 s blocking read) crash consumers under load: design/performance.md.
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_POOL_OPTIONS = {"max_connections": 2000, "socket_timeout": 15, "socket_connect_timeout": 5}
+
+
+def _retry_once(retry_class):
+    """After a Redis restart every pooled connection is stale and fails on first use: retry
+    such a command once on a new connection (design/reliability.md #4). Not a timeout: a
+    paused Redis must turn into UNAVAILABLE after one socket timeout, not two."""
+    return retry_class(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, **REDIS_POOL_OPTIONS}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        **REDIS_POOL_OPTIONS,
+                        "retry": _retry_once(redis.asyncio.retry.Retry),
+                    }
+                ],
                 "prefix": env.str("WINGMAN_CHANNEL_PREFIX", default="wingman"),
                 "capacity": 10_000,
                 "expiry": 60,
@@ -149,7 +169,13 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("WINGMAN_CACHE_PREFIX", default="wingman"),
-            "OPTIONS": dict(REDIS_POOL_OPTIONS),
+            # No blocking reads here (unlike the layer's 5 s BZPOPMIN): a paused Redis turns
+            # into UNAVAILABLE after 5 s, not 15 (gateway/state/outage.py).
+            "OPTIONS": {
+                **REDIS_POOL_OPTIONS,
+                "socket_timeout": 5,
+                "retry": _retry_once(redis.retry.Retry),
+            },
         }
     }
 else:
@@ -240,12 +266,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = STATE_DIR / "static"
 
 # LOGGING -------------------------------------------------------------------------------
+LOG_LEVEL = wingman_config.log_level(env.str("WINGMAN_LOG_LEVEL", default="INFO"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["stdout"], "level": env.str("WINGMAN_LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "daphne": {"level": "WARNING"},
         # uvicorn logs every WebSocket accept at INFO

@@ -39,6 +39,7 @@ from gateway.api.sse import MEDIA_TYPE as SSE_MEDIA_TYPE
 from gateway.api.sse import EventStreamRenderer
 from gateway.protocol.agent import RunParams
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.ws.writer import SOCKET_SCOPE_KEY
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -314,7 +315,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 description=(
                     "Server-Sent Events: `event: agent-start|agent-stream|tool-start|tool-end|"
                     "agent-complete|agent-error|agent-cancelled`, `data: <agent event JSON>`; "
-                    "ends after the one terminal event (at once for a finished run)"
+                    "a live run is replayed from its start first (`replay: true`); ends after "
+                    "the one terminal event (at once for a finished run), or with `event: "
+                    "error` (code SLOW_CONSUMER) for a follower too far behind"
                 ),
             )
         }
@@ -323,7 +326,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def events(self, request, pk=None):
         """Stream the run's events as Server-Sent Events."""
         run = self.get_object()
-        response = StreamingHttpResponse(run_events(run), content_type=SSE_MEDIA_TYPE)
+        socket = (getattr(request, "scope", None) or {}).get(SOCKET_SCOPE_KEY)
+        response = StreamingHttpResponse(run_events(run, socket), content_type=SSE_MEDIA_TYPE)
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
         return response

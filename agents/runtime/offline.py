@@ -81,7 +81,7 @@ class OfflineChatModel(BaseChatModel):
         if m := _FAIL.match(prompt):
             raise OfflineModelError(m.group(1) or "offline model failure requested")
         if m := _STREAM.match(prompt):
-            return [f"t{i} " for i in range(int(m.group(1)))], None
+            return _Numbered(int(m.group(1))), None
         if m := _BENCH.match(prompt):
             return _Stamped(int(m.group(1))), None
         if m := _TOOL.match(prompt):
@@ -138,6 +138,19 @@ class OfflineChatModel(BaseChatModel):
             yield chunk
         if call:
             yield _tool_chunk(call)
+
+
+class _Numbered:
+    """``t0 t1 ...``, made as they are iterated (a long stream is not built up front)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __iter__(self):
+        return (f"t{i} " for i in range(self.count))
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class _Stamped:

@@ -353,8 +353,12 @@ def bootstrap(config: dict[str, Any]) -> str:
     agent exists, and settle runs left behind by a process that is gone."""
     from agents.services.runs import runs_recover
     from gateway.delivery.seat import seat_alive
+    from gateway.state import outage
 
     result = agents_import(config, update_existing=False)
     agent = ensure_default_agent()
-    recovered = runs_recover(seat_alive)
-    return f"agents: {result}; default agent {agent.id!r}; {recovered} interrupted run(s) settled"
+    try:
+        recovered = f"{runs_recover(seat_alive)} interrupted run(s) settled"
+    except outage.ERRORS:  # which gateways are alive is in Redis: settle nothing blindly
+        recovered = "interrupted runs not settled (Redis unreachable)"
+    return f"agents: {result}; default agent {agent.id!r}; {recovered}"

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import os
+import secrets
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,11 +44,12 @@ from agents.models import (
 )
 from agents.routing import Route, default_agent, match_binding, session_key
 from agents.services import sessions as session_service
+from agents.services.run_stream import RunStream, session_topic
 from gateway.delivery import publish as events
 from gateway.delivery.extensions import Extension
 from gateway.delivery.hub import Hub, get_hub
-from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state import outage
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +58,11 @@ HISTORY_LIMIT = int(os.environ.get("WINGMAN_HISTORY_LIMIT", "50"))
 _POLL_SECONDS = 0.05
 _REMOTE_POLL_SECONDS = 0.2
 _CONTROL_CANCEL = "run.cancel"
-
-
-def session_topic(key: str) -> str:
-    """The event topic of a session: run events and ``session.message`` go there."""
-    return f"session:{key}"
+_CONTROL_REPLAY = "run.replay"
+#: How long a follower waits for another process's replay of the run it owns.
+REPLAY_WAIT_SECONDS = 2.0
+#: On shutdown, cancelled runs get this long to settle (within gateway/server/serve.py's drain).
+SHUTDOWN_RUNS_SECONDS = 2.0
 
 
 @dataclass
@@ -116,6 +119,11 @@ class _Active:
     task: asyncio.Task
     done: asyncio.Event
     session_key: str
+    stream: RunStream
+    #: Called with the final result before the run counts as ended (``agent``'s second
+    #: reply, :func:`run_follow`): shutdown waits for the runs, so these go out before it.
+    answer: list[Callable[[dict[str, Any]], Awaitable[None]]] = field(default_factory=list)
+    answered: bool = False
 
 
 # submit ------------------------------------------------------------------------------------
@@ -246,13 +254,14 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
     hub = await get_hub()
     active = _registry(hub)
     done = asyncio.Event()
+    stream = RunStream(ticket, req.observer)
     # A fresh context: the run outlives whoever asked, and a request's context ties
     # thread-sensitive database calls to an executor that ends with that request (a REST
     # call through async_to_sync, a routine's task).
     task = hub.loop.create_task(
-        _execute(ticket, req), name=f"run-{ticket.run_id}", context=contextvars.Context()
+        _execute(ticket, req, stream), name=f"run-{ticket.run_id}", context=contextvars.Context()
     )
-    active[ticket.run_id] = _Active(task, done, ticket.session_key)
+    active[ticket.run_id] = _Active(task, done, ticket.session_key, stream)
 
     def ended(_t: asyncio.Task | None = None) -> None:
         done.set()
@@ -265,7 +274,7 @@ async def run_launch(ticket: RunTicket, req: RunRequest) -> None:
             return
         # Cancelled before its first step: _execute never ran, so settle the run here.
         settle = hub.loop.create_task(
-            _finish(ticket, _Stream(ticket), RunStatus.CANCELLED, "cancelled", None),
+            _finish(ticket, stream, RunStatus.CANCELLED, "cancelled", None),
             context=contextvars.Context(),
         )
         settle.add_done_callback(ended)
@@ -312,35 +321,7 @@ def _registry(hub: Hub | None = None) -> dict[str, _Active]:
 
 
 # execute -----------------------------------------------------------------------------------
-class _Stream:
-    """Numbers and publishes one run's step events; collects its text."""
-
-    def __init__(self, ticket: RunTicket, observer=None) -> None:
-        self.ticket = ticket
-        self.observer = observer
-        self.topic = session_topic(ticket.session_key)
-        self.seq = 0
-        self.text: list[str] = []
-
-    async def emit(self, step: dict[str, Any]) -> None:
-        self.seq += 1
-        if step.get("type") == "agent-stream" and step.get("text"):
-            self.text.append(step["text"])
-        payload = {
-            "runId": self.ticket.run_id,
-            "sessionKey": self.ticket.session_key,
-            "agentId": self.ticket.agent_id,
-            "seq": self.seq,
-            "timestamp": now_ms(),
-            **step,
-        }
-        await events.publish_topic(self.topic, "agent", payload, key=self.ticket.run_id)
-        if self.observer is not None:
-            await self.observer(payload)
-
-
-async def _execute(ticket: RunTicket, req: RunRequest) -> None:
-    stream = _Stream(ticket, req.observer)
+async def _execute(ticket: RunTicket, req: RunRequest, stream: RunStream) -> None:
     timeout = req.timeout or DEFAULT_TIMEOUT_SECONDS
     status, error, code = RunStatus.OK, "", None
     holding = False
@@ -351,8 +332,7 @@ async def _execute(ticket: RunTicket, req: RunRequest) -> None:
             await stream.emit(
                 {"type": "agent-start", "agent": ticket.agent_id, "prompt": req.message}
             )
-            text = await _turn(ticket, req, stream)
-            stream.text = [text]
+            await _turn(ticket, req, stream)
     except asyncio.CancelledError:
         status, error = RunStatus.CANCELLED, "cancelled"
     except TimeoutError:
@@ -372,7 +352,7 @@ async def _execute(ticket: RunTicket, req: RunRequest) -> None:
                 await _release_turn(ticket)
 
 
-async def _turn(ticket: RunTicket, req: RunRequest, stream: _Stream) -> str:
+async def _turn(ticket: RunTicket, req: RunRequest, stream: RunStream) -> str:
     from pathlib import Path
 
     from agents.runtime.runner import AgentSpec, run_turn
@@ -437,14 +417,17 @@ def _describe(exc: Exception) -> str:
 
     if isinstance(exc, (ModelError, GatewayError)):
         return str(exc)
+    if outage.is_outage(exc):  # e.g. the session's run lock, in Redis
+        return outage.unavailable(exc).message
     return f"{type(exc).__name__}: {exc}"
 
 
 def _expected(exc: Exception) -> bool:
+    """Not a bug (no traceback): the model's own errors, and Redis being unreachable."""
     from agents.runtime.offline import OfflineModelError
     from agents.runtime.providers import ModelError
 
-    return isinstance(exc, (ModelError, OfflineModelError))
+    return outage.is_outage(exc) or isinstance(exc, (ModelError, OfflineModelError))
 
 
 def _persist_final(run_id: str, status: str, text: str, error: str) -> Run:
@@ -458,9 +441,9 @@ def _persist_final(run_id: str, status: str, text: str, error: str) -> Run:
     return run
 
 
-async def _finish(ticket: RunTicket, stream: _Stream, status: str, error: str, code) -> None:
+async def _finish(ticket: RunTicket, stream: RunStream, status: str, error: str, code) -> None:
     """Persist the final state, then publish the one terminal event."""
-    text = "".join(stream.text)
+    text = stream.text()
     try:
         run = await database_sync_to_async(_persist_final)(ticket.run_id, status, text, error)
         ticket.final = final_result(run)
@@ -471,6 +454,22 @@ async def _finish(ticket: RunTicket, stream: _Stream, status: str, error: str, c
         await stream.emit(step)
     except Exception:
         logger.exception("could not publish the end of run %s", ticket.run_id)
+    await _answer(ticket)
+
+
+async def _answer(ticket: RunTicket) -> None:
+    """Send the final result to the run's followers (after its terminal event)."""
+    active = _registry(await get_hub()).get(ticket.run_id)
+    if active is None:
+        return
+    active.answered = True
+    if ticket.final is None:
+        return
+    for send in active.answer:
+        try:
+            await send(ticket.final)
+        except Exception:
+            logger.warning("could not send the final result of run %s", ticket.run_id)
 
 
 def final_result(run: Run) -> dict[str, Any]:
@@ -489,7 +488,28 @@ def final_result(run: Run) -> dict[str, Any]:
     return out
 
 
-# wait / cancel -----------------------------------------------------------------------------
+# follow / wait / cancel --------------------------------------------------------------------
+async def run_follow(
+    ticket: RunTicket, req: RunRequest, send: Callable[[dict[str, Any]], Awaitable[None]]
+) -> None:
+    """Launch an accepted run, then ``send`` its final result once it has ended.
+
+    A run executing in this process calls ``send`` itself, right after its terminal event
+    and before it counts as ended: shutdown waits for the runs, so even a run cancelled by
+    SIGTERM answers its requester before the ``shutdown`` event and the close.
+    """
+    if ticket.final is None:
+        await run_launch(ticket, req)
+        active = _registry(await get_hub()).get(ticket.run_id)
+        if active is not None and not active.answered:
+            active.answer.append(send)
+            return
+        run = await run_wait(ticket.run_id, 86_400)
+        ticket.final = final_result(run) if run else None
+    if ticket.final is not None:
+        await send(ticket.final)
+
+
 def _load(run_id: str) -> Run | None:
     return Run.objects.select_related("session").filter(pk=run_id).first()
 
@@ -546,18 +566,57 @@ async def _on_cancel_control(data: dict[str, Any]) -> None:
         _early_cancels(hub).add(run_id)
 
 
+async def run_replay(run: Run) -> dict[str, Any] | None:
+    """The run so far (:meth:`RunStream.snapshot`: ``{seq, events}``) from the process that
+    runs it, this one or another (through its hub); None when no process has it: not
+    launched yet, already ended, or its owner did not answer within REPLAY_WAIT_SECONDS."""
+    hub = await get_hub()
+    active = _registry(hub).get(run.id)
+    if active is not None:
+        return active.stream.snapshot()
+    if run.owner == hub.id or not hub.seat.shared:
+        return None
+    reply_topic = f"run-replay:{secrets.token_hex(8)}"
+    listener = await hub.listen(reply_topic)
+    try:
+        data = {"runId": run.id, "replyTo": reply_topic}
+        if not await hub.seat.send_control(run.owner, _CONTROL_REPLAY, data):
+            return None
+        async with asyncio.timeout(REPLAY_WAIT_SECONDS):
+            reply = json.loads((await anext(listener)).payload_json)
+        return reply or None
+    except TimeoutError:
+        logger.warning("no replay of run %s from its process %s", run.id, run.owner)
+        return None
+    finally:
+        await hub.unlisten(listener)
+
+
+async def _on_replay_control(data: dict[str, Any]) -> None:
+    hub = await get_hub()
+    active = _registry(hub).get(str(data.get("runId")))
+    snapshot = active.stream.snapshot() if active is not None else {}
+    await events.publish_topic(str(data["replyTo"]), "run.replay", snapshot)
+
+
 def _early_cancels(hub: Hub | None = None) -> set[str]:
     return _local().cancelled_early
 
 
 async def _cancel_all() -> None:
-    """Shutdown: cancel this process's runs and let them persist and publish their end."""
+    """Shutdown: cancel this process's runs and let them persist, publish their end and
+    answer their requesters (bounded, so the drain still tells every client in time)."""
     hub = await get_hub()
     active = list(_registry(hub).values())
     for item in active:
         item.task.cancel()
     if active:
-        await asyncio.wait([a.task for a in active], timeout=5)
+        # ``done`` (not the task): a run cancelled before its first step settles in a
+        # second task (run_launch's on_done).
+        ended = [asyncio.ensure_future(a.done.wait()) for a in active]
+        _, late = await asyncio.wait(ended, timeout=SHUTDOWN_RUNS_SECONDS)
+        for waiter in late:
+            waiter.cancel()
 
 
 def active_session_count() -> int:
@@ -597,7 +656,7 @@ def local_stats() -> dict[str, int]:
 
 EXTENSION = Extension(
     name="agents",
-    control={_CONTROL_CANCEL: _on_cancel_control},
+    control={_CONTROL_CANCEL: _on_cancel_control, _CONTROL_REPLAY: _on_replay_control},
     on_shutdown=_cancel_all,
     stats=local_stats,
     stored=selectors.stored_counts,
@@ -609,7 +668,9 @@ __all__ = [
     "RunRequest",
     "RunTicket",
     "run_cancel",
+    "run_follow",
     "run_launch",
+    "run_replay",
     "run_submit",
     "run_wait",
 ]

@@ -4,7 +4,8 @@ In order (settings ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``):
 
 1. ``Authorization: Bearer <secret>``: a per-user API token (``gateway.models.ApiToken``,
    created in the admin) acts as its user; the gateway token (or password, in password
-   mode) acts as the operator.
+   mode) acts as the operator. Both count towards the per-IP auth lockout the WebSocket
+   uses (``gateway/security/auth.py``): a locked-out client gets 429 with ``Retry-After``.
 2. The browser's login session (the Control UI), with CSRF on unsafe methods: a Django
    user, or a session that logged in with the gateway secret (``gateway/security/webauth.py``).
 3. Auth mode ``none`` (allowed on loopback only): a request without credentials is the
@@ -19,6 +20,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import DisallowedHost
 from rest_framework import authentication, exceptions
 
+from gateway.protocol.errors import GatewayError
 from gateway.security import auth, tokens, webauth
 
 
@@ -55,12 +57,35 @@ class BearerAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("send Authorization: Bearer <token>")
         secret = header[1].decode("latin-1")
+        ip = request.META.get("REMOTE_ADDR")
+        try:
+            auth.reserve_attempt(ip)
+        except GatewayError as error:  # locked out (429), or the cache is down (503)
+            # imported here: gateway.api.exceptions imports rest_framework.views, which
+            # imports the authentication classes (this module) from the settings
+            from gateway.api.exceptions import GatewayAPIError
+
+            if isinstance(error, auth.LockedOut):
+                error = error.for_http()
+            raise GatewayAPIError(error) from None
+        try:
+            found = self._lookup(secret)
+        except BaseException:
+            auth.release_attempt(ip)  # our failure, not a wrong secret
+            raise
+        if found is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked token")
+        auth.release_attempt(ip)
+        return found
+
+    @staticmethod
+    def _lookup(secret: str):
         token = tokens.api_token_lookup(secret=secret)
         if token is not None:
             return token.user, token
         if auth.credentials_valid(token=secret, password=secret):
             return GatewayOperator(), None
-        raise exceptions.AuthenticationFailed("invalid or revoked token")
+        return None
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="wingman"'

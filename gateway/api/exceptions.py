@@ -3,11 +3,13 @@
 - Django's ``ValidationError`` (services raise it keyed by model field) → 400 with
   ``{field: [messages]}``; a view may rename fields to its API names (``api_field_names``).
 - ``GatewayError`` (the run and session services share it with the WebSocket methods) →
-  the status of its code, body ``{"detail": message, "code": CODE}``.
+  the status of its code, body ``{"detail": message, "code": CODE}`` (plus
+  ``retryAfterMs`` and a ``Retry-After`` header when it says when to retry).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -37,6 +39,9 @@ class GatewayAPIError(exceptions.APIException):
     def __init__(self, error: GatewayError) -> None:
         super().__init__(detail=error.message, code=str(error.code))
         self.status_code = STATUS_OF_CODE.get(error.code, status.HTTP_400_BAD_REQUEST)
+        self.retry_after_ms = error.retry_after_ms
+        if error.retry_after_ms is not None:
+            self.wait = math.ceil(error.retry_after_ms / 1000)  # DRF's Retry-After header
 
 
 def validation_detail(exc: DjangoValidationError, names: dict[str, str] | None = None) -> Any:
@@ -86,4 +91,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]):
         codes = exc.get_codes()
         if isinstance(codes, str):
             response.data["code"] = codes
+        if getattr(exc, "retry_after_ms", None) is not None:
+            response.data["retryAfterMs"] = exc.retry_after_ms
     return response

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from gateway.delivery.hub import get_hub
 from gateway.rpc import hello as selectors
+from gateway.state import outage
 
 
 async def _health() -> dict:
@@ -33,8 +34,11 @@ class HealthApi(APIView):
 
     @extend_schema(tags=["gateway"], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        """``{status, version, stats: {uptime, totalNodes, ...}, timestamp}``."""
-        return Response(async_to_sync(_health)())
+        """``{status, version, stats: {uptime, totalNodes, ...}, timestamp}``; 503 degraded."""
+        report = async_to_sync(_health)()
+        if report["status"] == "healthy":
+            return Response(report)
+        return outage.logged(Response(report, status=503))
 
 
 class StatsApi(APIView):

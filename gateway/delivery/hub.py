@@ -33,6 +33,7 @@ from gateway.delivery.listeners import TopicListener
 from gateway.protocol import events as ev
 from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import CloseCode
+from gateway.state import outage
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,14 @@ class Hub:
         self.id = self.seat.id
         self.loop = self.seat.loop
         self.connections: dict[str, Socket] = {}
+        #: Sockets the ASGI server has not yet reported gone (what the drain waits for).
+        self._sockets: set[str] = set()
         self.topics: dict[str, set[str]] = {}
         #: topic → its non-socket subscribers (Hub.listen); empty on the fan-out hot path.
         self.listeners: dict[str, set[TopicListener]] = {}
-        self.presence = presence.Tracker(self.id, self._publish_presence)
+        self.presence = presence.Tracker(
+            self.id, self._publish_presence, on_recovered=lambda: self.spawn(self.seat.refresh())
+        )
         self.stats = Stats()
         #: Collects closed connections' and ended runs' cyclic garbage (delivery/memory.py).
         self.collector = memory.Collector(self.loop)
@@ -92,13 +97,14 @@ class Hub:
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Take the seat and start the timers."""
+        outage.quiet_unretrieved(self.loop)
         await self.seat.start()
         seats.install(self.seat)
         policy = settings.WINGMAN.policy
         timers: list[tuple[float, Callable[[], Awaitable[Any]]]] = [
             (policy.tick_interval_ms / 1000, self._tick),
             (policy.presence_tick_ms / 1000, self._presence_tick),
-            (presence.HEARTBEAT_SECONDS, self.presence.heartbeat),
+            (presence.HEARTBEAT_SECONDS, self._heartbeat),
             (memory.CHECK_SECONDS, self._collect_garbage),
         ]
         # Each in an empty context (as runs are): they outlive whoever started the hub, and a
@@ -153,6 +159,8 @@ class Hub:
                 await action()
             except asyncio.CancelledError:
                 raise
+            except outage.ERRORS as exc:
+                outage.redis_state.failed(exc, f"running the hub timer {action.__name__}")
             except Exception:
                 logger.exception("hub timer %s failed", getattr(action, "__name__", action))
 
@@ -160,11 +168,22 @@ class Hub:
         self.collector.check()
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
-        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        """Run ``coro`` in the background, keeping a reference until it finishes; what it
+        raises is logged here (never "Task exception was never retrieved")."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._spawned_done)
         return task
+
+    def _spawned_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        if outage.is_outage(exc):
+            outage.redis_state.failed(exc, "in a background task")
+        else:
+            logger.error("background task %s failed", task.get_name(), exc_info=exc)
 
     # connections -----------------------------------------------------------------------
     def new_conn_id(self) -> str:
@@ -173,22 +192,35 @@ class Hub:
     def add(self, conn: Socket) -> None:
         """A socket opened (not yet authenticated)."""
         self.connections[conn.conn_id] = conn
+        self._sockets.add(conn.conn_id)
         self._drained.clear()
         self.stats.connections_total += 1
 
+    def socket_closed(self, conn: Socket) -> None:
+        """The ASGI server reported the socket gone (the shutdown drain waits for this)."""
+        self._sockets.discard(conn.conn_id)
+        if not self._sockets:
+            self._drained.set()
+
     def established(self, conn: Socket, entry: dict[str, Any]) -> None:
-        """A connection finished its handshake: it is now present."""
-        self.presence.add(conn.conn_id, entry)
+        """A connection finished its handshake: it is now present (unless already closed)."""
+        if conn.conn_id in self.connections:
+            self.presence.add(conn.conn_id, entry)
 
     async def unregister(self, conn: Socket) -> None:
-        """A socket closed: drop it, its topics and its presence."""
+        """A connection closed: drop it, its presence and its topics. The presence goes
+        first and every topic is left even when one fails (Redis down): nothing of a
+        closed connection may stay listed."""
         if self.connections.pop(conn.conn_id, None) is not None:
             self.collector.ended()
-        if not self.connections:
-            self._drained.set()
-        for topic in list(conn.topics):
-            await self.leave_topic(conn, topic)
         self.presence.remove(conn.conn_id, now_ms())
+        for topic in list(conn.topics):
+            try:
+                await self.leave_topic(conn, topic)
+            except Exception as exc:
+                # Only the channel-layer group is left behind: events for the topic may
+                # still reach this hub, which has no socket for them.
+                logger.warning("%s left %s, but not its group: %r", conn.conn_id, topic, exc)
 
     @property
     def established_count(self) -> int:
@@ -196,11 +228,16 @@ class Hub:
 
     # topics ----------------------------------------------------------------------------
     async def join_topic(self, conn: Socket, topic: str) -> None:
+        if conn.conn_id not in self.connections:
+            return  # closed meanwhile (e.g. a run's follow-up after the socket went)
         members = self.topics.setdefault(topic, set())
-        if not members and topic not in self.listeners:
-            await self.seat.join(topic)
+        first = not members and topic not in self.listeners
+        # Recorded before the await, so closing meanwhile leaves the topic again (and a
+        # failed group_add is retried by the seat's refresh).
         members.add(conn.conn_id)
         conn.topics.add(topic)
+        if first:
+            await self.seat.join(topic)
 
     async def leave_topic(self, conn: Socket, topic: str) -> None:
         conn.topics.discard(topic)
@@ -213,9 +250,12 @@ class Hub:
             if topic not in self.listeners:
                 await self.seat.leave(topic)
 
-    async def listen(self, topic: str) -> TopicListener:
-        """Subscribe a :class:`TopicListener` to ``topic``; always :meth:`unlisten` it."""
-        listener = TopicListener(topic)
+    async def listen(
+        self, topic: str, *, key: str | None = None, max_bytes: int | None = None
+    ) -> TopicListener:
+        """Subscribe a :class:`TopicListener` to ``topic`` (its events with ``key``, at most
+        ``max_bytes`` of them unread); always :meth:`unlisten` it."""
+        listener = TopicListener(topic, key, max_bytes)
         first = topic not in self.topics and topic not in self.listeners
         # Registered before the await, so a socket leaving the topic meanwhile keeps the group.
         self.listeners.setdefault(topic, set()).add(listener)
@@ -236,7 +276,7 @@ class Hub:
 
     def _notify(self, topic: str, event: EncodedEvent) -> None:
         for listener in self.listeners.get(topic, ()):
-            listener.put(event)
+            listener.offer(event)
 
     # delivery --------------------------------------------------------------------------
     async def _deliver_envelope(self, message: dict[str, Any]) -> None:
@@ -282,6 +322,10 @@ class Hub:
         return sent
 
     # presence --------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        await self.presence.heartbeat()
+        await self.seat.ensure_joined()
+
     async def _publish_presence(self, payload: dict[str, Any]) -> None:
         sv = payload["stateVersion"]
         await self.deliver(EncodedEvent.build(ev.PRESENCE, payload, sv))

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from typing import Any
 
+from gateway.state import outage
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,12 +39,19 @@ class Outbox:
                     await self.layer.send(target, envelope)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception(
-                    "channel layer send to %s failed; event lost for other processes", target
-                )
+            except Exception as exc:
+                self._failed(target, exc)
             finally:
                 self.queue.task_done()
+
+    @staticmethod
+    def _failed(target: str, exc: Exception) -> None:
+        if outage.is_outage(exc):  # logged once per outage, not once per event
+            outage.redis_state.failed(exc, "sending events to the other processes")
+        else:
+            logger.exception(
+                "channel layer send to %s failed; event lost for other processes", target
+            )
 
     async def drain(self) -> None:
         """Wait (at most two seconds) until everything queued was handed to the layer."""

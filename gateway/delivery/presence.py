@@ -21,6 +21,7 @@ from django.core.cache import cache
 
 from gateway.protocol.dialects.base import dumps
 from gateway.state import cache as shared
+from gateway.state import outage
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +150,19 @@ class Tracker:
     ``COALESCE_SECONDS`` shares one ``presence`` event."""
 
     COALESCE_SECONDS = 0.2
+    #: While Redis is down, changes are kept and published again this often.
+    RETRY_SECONDS = 2.0
 
-    def __init__(self, process_id: str, publish: Callable[[dict[str, Any]], Awaitable[None]]):
+    def __init__(
+        self,
+        process_id: str,
+        publish: Callable[[dict[str, Any]], Awaitable[None]],
+        on_recovered: Callable[[], Any] = lambda: None,
+    ):
         self.process_id = process_id
+        #: Called when a flush finds Redis answering again after an outage.
+        self.on_recovered = on_recovered
+        self.closing = False
         self.entries: dict[str, dict[str, Any]] = {}
         #: The same entries serialised once each, for the hello-ok snapshot.
         self.entries_json: dict[str, str] = {}
@@ -181,7 +192,9 @@ class Tracker:
         if self._timer is not None:
             return
         since = time.monotonic() - self._last_flush
-        delay = max(0.0, self.COALESCE_SECONDS - since)
+        self._schedule(max(0.0, self.COALESCE_SECONDS - since))
+
+    def _schedule(self, delay: float) -> None:
         self._timer = asyncio.get_running_loop().call_later(delay, self._flush_soon)
 
     def _flush_soon(self) -> None:
@@ -192,7 +205,10 @@ class Tracker:
         try:
             await self.flush()
         except Exception as exc:
-            logger.warning("presence update not shared (%s); the next heartbeat retries", exc)
+            if outage.is_outage(exc):
+                outage.redis_state.failed(exc, "storing presence")
+            else:
+                logger.exception("presence update not shared")
 
     async def flush(self) -> None:
         """Store this process's presence, bump the version, publish the batched delta."""
@@ -202,10 +218,28 @@ class Tracker:
             if not changes:
                 return
             # Publish first: clients should not wait for the cache write of the full list.
-            version = await bump_version()
+            try:
+                version = await bump_version()
+            except outage.ERRORS as exc:
+                self._keep(changes, exc)
+                return
+            if outage.redis_state.answered():  # an outage ended: rejoin what it may have lost
+                self.on_recovered()
             sv = {"presence": version, "health": HEALTH_VERSION}
             await self._publish({"entries": changes, "stateVersion": sv})
             await store_process(self.process_id, self.entries)
+
+    def _keep(self, changes: list[dict[str, Any]], exc: BaseException) -> None:
+        """Redis is down: keep the changes (the last one per connection, so they stay
+        bounded) and publish them when it answers again."""
+        outage.redis_state.failed(exc, "publishing presence")
+        latest: dict[Any, dict[str, Any]] = {}
+        for change in [*changes, *self._pending]:
+            latest.pop(change.get("connId"), None)
+            latest[change.get("connId")] = change
+        self._pending = list(latest.values())
+        if self._timer is None and not self.closing:
+            self._schedule(self.RETRY_SECONDS)
 
     async def heartbeat(self) -> None:
         await store_process(self.process_id, self.entries)
@@ -219,6 +253,7 @@ class Tracker:
         return await snapshot_json(self.process_id, self.entries, self.entries_json)
 
     async def close(self) -> None:
+        self.closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

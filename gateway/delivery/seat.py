@@ -32,6 +32,7 @@ from django.core.cache import cache
 from gateway.delivery import extensions
 from gateway.delivery.encoded import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, topic_group
 from gateway.delivery.outbox import Outbox
+from gateway.state import outage
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 10
 #: ... and the liveness key outlives a missed refresh or two.
 _KEY_TTL = 60
+#: Longest pause between two attempts to rejoin the groups while Redis is unreachable.
+REJOIN_MAX_SECONDS = 1.0
 
 EnvelopeHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -76,9 +79,13 @@ class Seat:
         self.control_handlers = extensions.control_handlers()
 
     async def start(self) -> None:
-        """Take a channel, join the groups, start receiving and sending."""
+        """Take a channel, join the groups, start receiving and sending (with Redis down,
+        serve anyway: the receive loop joins once it answers)."""
         self.channel_name = await self.layer.new_channel("gw.hub.")
-        await self.refresh()
+        try:
+            await self.refresh()
+        except outage.ERRORS as exc:
+            outage.redis_state.failed(exc, "joining the channel layer")
         # Empty contexts: these outlive whoever started the seat (see Hub.start).
         loops = {
             "seat-receive": self._receive_loop(),
@@ -129,7 +136,19 @@ class Seat:
             try:
                 await self.refresh()
             except Exception as exc:
-                logger.warning("channel layer refresh failed (%s); retrying", exc)
+                if outage.is_outage(exc):
+                    outage.redis_state.failed(exc, "refreshing the channel-layer groups")
+                else:
+                    logger.warning("channel layer refresh failed (%s); retrying", exc)
+
+    async def ensure_joined(self) -> None:
+        """Join again when Redis restarted empty (no persistence: our memberships went with
+        it, design/reliability.md #4) or an outage just ended."""
+        if self.shared and await cache.aget(_seat_key(self.id)) is None:
+            logger.info("seat %s: its channel-layer groups are gone; joining them again", self.id)
+            await self.refresh()
+        elif outage.redis_state.answered():
+            await self.refresh()
 
     # sending -----------------------------------------------------------------------------
     async def deliver(self, event: EncodedEvent, route: dict[str, Any] | None = None) -> None:
@@ -171,23 +190,38 @@ class Seat:
 
     # receiving ---------------------------------------------------------------------------
     async def _receive_loop(self) -> None:
-        backoff = 0.1
         while True:
             try:
                 message = await self.layer.receive(self.channel_name)
-                backoff = 0.1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if self.stopping:
                     return
-                logger.warning("channel layer receive failed (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                with contextlib.suppress(Exception):
-                    await self.refresh()
+                if outage.is_outage(exc):
+                    outage.redis_state.failed(exc, "receiving from the channel layer")
+                else:
+                    logger.exception("channel layer receive failed; retrying")
+                await self._rejoin()
                 continue
             await self._received(message)
+
+    async def _rejoin(self) -> None:
+        """Retry (with backoff) until the groups are joined again: a Redis that restarted
+        without persistence has forgotten them (design/reliability.md #4)."""
+        backoff = 0.1
+        while not self.stopping:
+            await asyncio.sleep(backoff)
+            try:
+                await self.refresh()
+            except Exception as exc:
+                if not outage.is_outage(exc):
+                    logger.exception("rejoining the channel-layer groups failed")
+                # at most a second: events sent to the groups meanwhile miss this process
+                backoff = min(backoff * 2, REJOIN_MAX_SECONDS)
+                continue
+            outage.redis_state.answered()
+            return
 
     async def _received(self, message: dict[str, Any]) -> None:
         if message.get("type") != ENVELOPE_TYPE:

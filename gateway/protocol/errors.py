@@ -60,6 +60,8 @@ class CloseCode:
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     SERVICE_RESTART = 1012
+    #: The handshake met an outage (Redis unreachable): reconnect later.
+    TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
     RATE_LIMITED = 4029
     HANDSHAKE_TIMEOUT = 4408

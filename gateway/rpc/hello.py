@@ -4,6 +4,7 @@ snapshot (the hub and the presence it tracks; the apps add figures through
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,15 @@ from gateway.protocol.dialects.base import ClientIdentity, Dialect, now_ms
 from gateway.protocol.events import EVENTS
 from gateway.protocol.handshake import Features, Health, Policy, dump
 from gateway.rpc.registry import registry
+from gateway.state import outage
 
 if TYPE_CHECKING:
     from gateway.delivery.hub import Hub
+
+
+#: ``/health`` waits this long for Redis before it reports it unreachable (a paused Redis
+#: would otherwise hold the probe for the client's whole socket timeout).
+HEALTH_PROBE_SECONDS = 2.0
 
 
 def channel_layer_name() -> str:
@@ -69,14 +76,26 @@ def gateway_stats(hub: Hub, total_nodes: int) -> dict[str, Any]:
 
 
 async def health_report(hub: Hub) -> dict[str, Any]:
-    """Seed 001's ``GET /health`` body (also ``GET /api/health``)."""
-    entries, _ = await presence_snapshot(hub)
-    return {
-        "status": "healthy",
+    """Seed 001's ``GET /health`` body (also ``GET /api/health``). With Redis unreachable:
+    ``status: "degraded"``, this process's own figures and ``down: {"redis": why}``."""
+    try:
+        entries, _ = await asyncio.wait_for(presence_snapshot(hub), HEALTH_PROBE_SECONDS)
+    except outage.ERRORS as exc:
+        why = outage.reason(exc) if str(exc) else f"no answer within {HEALTH_PROBE_SECONDS:g} s"
+        outage.redis_state.failed(exc, "answering /health")
+        down = {"redis": f"unreachable: {why}"}
+        nodes = hub.established_count
+    else:
+        down, nodes = {}, len(entries)
+    report = {
+        "status": "degraded" if down else "healthy",
         "version": wingman.__version__,
-        "stats": gateway_stats(hub, len(entries)),
+        "stats": gateway_stats(hub, nodes),
         "timestamp": now_ms(),
     }
+    if down:
+        report["down"] = down
+    return report
 
 
 async def stats_report(hub: Hub) -> dict[str, Any]:

@@ -2,22 +2,102 @@
 
 Browsers may instead present the Control UI's session cookie (``gateway/security/webauth.py``),
 which counts only from an allowed Origin.
+
+The lockout is shared by everything that checks the gateway secret or an API token (the
+WebSocket handshake, ``/api/`` Bearer tokens, ``/stats``, ``/metrics``, the Control UI's
+token login), per client IP, in the shared cache. Each attempt is counted *before* its
+credentials are checked (and uncounted when they were right), so concurrent attempts cannot
+all be checked before the first failure is recorded: at most :data:`MAX_FAILURES` are.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.security.webauth import BrowserCredentials
 from gateway.state import cache as shared
+from gateway.state import outage
 
-#: Failed attempts per IP within ``LOCKOUT_SECONDS`` before further attempts are refused.
+logger = logging.getLogger(__name__)
+
+#: Failed attempts per IP within the lockout period before further attempts are refused
+#: (for ``gateway.policy.authLockoutSeconds`` from the last of them, unchecked).
 MAX_FAILURES = 20
-LOCKOUT_SECONDS = 60
+
+
+class LockedOut(GatewayError):
+    """Too many failed attempts from this IP: refused without checking (``retry_after_ms``
+    is the time left)."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        #: Whole seconds to wait (HTTP ``Retry-After``), rounded up.
+        self.retry_after_seconds = max(1, -(-retry_after_ms // 1000))
+        super().__init__(
+            ErrorCode.UNAUTHORIZED,
+            f"too many failed authentication attempts; try again in {self.retry_after_seconds} s",
+            retryable=True,
+            retry_after_ms=retry_after_ms,
+        )
+
+    def for_http(self) -> GatewayError:
+        """The same refusal for an HTTP endpoint: ``RATE_LIMITED`` (429 with Retry-After)."""
+        return GatewayError(
+            ErrorCode.RATE_LIMITED,
+            self.message,
+            retryable=True,
+            retry_after_ms=self.retry_after_ms,
+        )
+
+
+def lockout_seconds() -> int:
+    return settings.WINGMAN.policy.auth_lockout_seconds
+
+
+def _failure_key(ip: str | None) -> str:
+    return f"gw:authfail:{ip or 'unknown'}"
+
+
+#: Where attempts are counted while the shared cache is unreachable (gateway/state/outage.py):
+#: this process's own memory, so the lockout still holds per process and operators can
+#: still read /metrics and /stats during a Redis outage.
+_OUTAGE_COUNTS = LocMemCache("wingman-auth-outage", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+
+
+def _count(ip: str | None, **kwargs) -> shared.Count:
+    key = _failure_key(ip)
+    if outage.redis_state.down:  # known to be down: do not wait for another timeout
+        return shared.incr(key, timeout=lockout_seconds(), backend=_OUTAGE_COUNTS, **kwargs)
+    try:
+        return shared.incr(key, timeout=lockout_seconds(), **kwargs)
+    except Exception as exc:
+        if not outage.is_outage(exc):
+            raise
+        outage.redis_state.failed(exc, "counting authentication attempts (counted per process)")
+        return shared.incr(key, timeout=lockout_seconds(), backend=_OUTAGE_COUNTS, **kwargs)
+
+
+def reserve_attempt(ip: str | None) -> None:
+    """Count an attempt from ``ip`` before checking it; raise :class:`LockedOut` when the IP
+    already used up its failures. Follow with :func:`release_attempt` unless it failed.
+
+    While the shared cache is unreachable the attempt is counted in this process only."""
+    count = _count(ip, refresh_at=MAX_FAILURES)
+    if count.value > MAX_FAILURES:
+        raise LockedOut(count.ttl_ms)
+
+
+def release_attempt(ip: str | None) -> None:
+    """The reserved attempt was not a failure (right credentials, or an error of ours).
+    Best effort: if the cache is gone meanwhile, the count expires on its own."""
+    try:
+        _count(ip, delta=-1)
+    except Exception as exc:
+        logger.warning("could not uncount an auth attempt from %s: %r", ip, exc)
 
 
 def _matches(given: str | None, expected: str | None) -> bool:
@@ -45,32 +125,35 @@ async def authenticate(
     ip: str | None,
     browser: BrowserCredentials | None = None,
 ) -> None:
-    """Raise UNAUTHORIZED unless the credentials are valid; lock out brute force per IP.
+    """Raise UNAUTHORIZED unless the credentials are valid; lock out brute force per IP
+    (:class:`LockedOut`, the credentials not even checked).
 
     With no token and no password, a browser's logged-in session cookie is accepted when
     the Origin is allowed (cross-site WebSocket hijacking is refused)."""
-    key = f"gw:authfail:{ip or 'unknown'}"
-    failures = await shared.run(cache.get, key, 0)
-    if failures >= MAX_FAILURES:
-        raise GatewayError(
-            ErrorCode.UNAUTHORIZED,
-            "too many failed authentication attempts; try again later",
-            retryable=True,
-            retry_after_ms=LOCKOUT_SECONDS * 1000,
-        )
+    await shared.run(reserve_attempt, ip)
+    try:
+        await _check(token=token, password=password, browser=browser)
+    except GatewayError:
+        raise  # a failed attempt: it stays counted
+    except BaseException:
+        await shared.run(release_attempt, ip)
+        raise
+    await shared.run(release_attempt, ip)
+
+
+async def _check(
+    *, token: str | None, password: str | None, browser: BrowserCredentials | None
+) -> None:
     if _foreign_page(browser):
         # Auth mode none trusts whoever reaches the loopback port, but not a web page the
         # user happens to have open: its WebSocket carries that page's Origin.
-        await _count_failure(key)
         raise GatewayError(ErrorCode.UNAUTHORIZED, _cookie_refusal(browser))
     if credentials_valid(token=token, password=password):
         return
     if browser is not None and browser.present and not token and not password:
         if browser.same_origin and await browser.authorized():
             return
-        await _count_failure(key)
         raise GatewayError(ErrorCode.UNAUTHORIZED, _cookie_refusal(browser))
-    await _count_failure(key)
     what = "token" if settings.WINGMAN.auth_mode == "token" else "password"
     given = token if what == "token" else password
     raise GatewayError(
@@ -87,14 +170,6 @@ def _foreign_page(browser: BrowserCredentials | None) -> bool:
         and browser.origin is not None
         and not browser.same_origin
     )
-
-
-async def _count_failure(key: str) -> None:
-    if not await cache.aadd(key, 1, timeout=LOCKOUT_SECONDS):
-        try:
-            await cache.aincr(key)
-        except ValueError:
-            await cache.aset(key, 1, timeout=LOCKOUT_SECONDS)
 
 
 def _cookie_refusal(browser: BrowserCredentials) -> str:

@@ -3,14 +3,18 @@
 A sliding-window approximation over two fixed one-minute windows (the previous window's
 count weighted by how much of it still overlaps). Keyed by the client's identity, not the
 socket, so reconnecting does not reset it.
+
+Every frame counts, so a flood is cheap to refuse: this process also keeps its own counts
+per client (:class:`_LocalCounts`). They are a lower bound of the shared ones, so once they
+alone are over the limit the frame is refused without asking the cache (no thread hop per
+frame of a flood); the frames refused that way are added to the shared count later in one
+step (with the next shared check, or at once when the client is to be closed 4029).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-from django.core.cache import cache
 
 from gateway.state import cache as shared
 
@@ -26,17 +30,20 @@ class Decision:
     excess: int = 0
 
 
-def _count(key: str, now: float) -> tuple[int, int]:
-    """Add one request; (this window's count, previous window's count)."""
-    window = int(now // WINDOW_SECONDS)
-    cur_key = f"gw:rl:{key}:{window}"
-    cache.add(cur_key, 0, timeout=_TTL)
-    try:
-        current = cache.incr(cur_key)
-    except ValueError:  # expired between add and incr
-        cache.set(cur_key, 1, timeout=_TTL)
-        current = 1
-    return current, cache.get(f"gw:rl:{key}:{window - 1}", 0)
+def _window_key(key: str, window: int) -> str:
+    return f"gw:rl:{key}:{window}"
+
+
+def _count(key: str, window: int, unsynced: dict[int, int]) -> tuple[int, int]:
+    """Add this process's not yet shared requests; (this window's count, previous one's)."""
+    current = 0
+    for w, n in unsynced.items():
+        value = shared.incr(_window_key(key, w), timeout=_TTL, delta=n).value
+        if w == window:
+            current = value
+    if window not in unsynced:
+        current = shared.counter(_window_key(key, window))
+    return current, shared.counter(_window_key(key, window - 1))
 
 
 def decide(current: int, previous: int, limit: int, now: float) -> Decision:
@@ -51,8 +58,54 @@ def decide(current: int, previous: int, limit: int, now: float) -> Decision:
     return Decision(False, retry_after_ms=max(1, int(wait * 1000)), excess=int(estimate - limit))
 
 
+class _LocalCounts:
+    """This process's requests per client in the current and previous window (bounded:
+    older windows are forgotten), and those not yet added to the shared count."""
+
+    def __init__(self) -> None:
+        self.window = 0
+        self.current: dict[str, int] = {}
+        self.previous: dict[str, int] = {}
+        self.unsynced: dict[str, dict[int, int]] = {}
+
+    def add(self, key: str, window: int) -> tuple[int, int]:
+        """Count one request locally; (this window's count, previous one's)."""
+        if window != self.window:
+            self.previous = self.current if window == self.window + 1 else {}
+            self.current = {}
+            self.unsynced = {
+                k: kept
+                for k, by_window in self.unsynced.items()
+                if (kept := {w: n for w, n in by_window.items() if w >= window - 1})
+            }
+            self.window = window
+        count = self.current.get(key, 0) + 1
+        self.current[key] = count
+        by_window = self.unsynced.setdefault(key, {})
+        by_window[window] = by_window.get(window, 0) + 1
+        return count, self.previous.get(key, 0)
+
+    def take_unsynced(self, key: str) -> dict[int, int]:
+        return self.unsynced.pop(key, {})
+
+
+_local = _LocalCounts()
+
+
+def reset_local() -> None:
+    """Forget this process's counts (tests: the shared cache is cleared between them)."""
+    global _local
+    _local = _LocalCounts()
+
+
 async def hit(key: str, limit: int, *, now: float | None = None) -> Decision:
     """Count one request for ``key`` and say whether it is within ``limit`` per minute."""
     now = time.time() if now is None else now
-    current, previous = await shared.run(_count, key, now)
+    window = int(now // WINDOW_SECONDS)
+    local = decide(*_local.add(key, window), limit, now)
+    if not local.allowed and local.excess <= limit:
+        return local  # refused on this process's counts alone: shared later
+    current, previous = await shared.run(_count, key, window, _local.take_unsynced(key))
+    if not local.allowed:
+        return local  # sustained abuse (the caller closes 4029): now shared too
     return decide(current, previous, limit, now)

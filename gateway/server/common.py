@@ -28,7 +28,10 @@ def url_host(host: str) -> str:
 
 
 def announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
+    from gateway.server import statelock
+
     shown = url_host(host)
+    statelock.record_address(f"{shown}:{port}")
     print(f"  ASGI server: {server}", flush=True)
     print(f"Wingman gateway listening on ws://{shown}:{port}/", flush=True)
     print(f"  health: http://{shown}:{port}/health", flush=True)

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.server import statelock
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
@@ -56,9 +58,17 @@ def is_gateway_process(pid: int) -> bool:
 class Status:
     state: str  # "running" | "stopped" | "stale"
     info: PidInfo | None = None
+    #: Running, but not as the daemon: a ``wingman gateway run`` in some terminal.
+    foreground: bool = False
 
 
 def status(state_dir: Path) -> Status:
+    """The gateway holding the state dir (gateway/server/statelock.py), else the PID file's."""
+    holder = statelock.holder(state_dir)
+    if holder is not None:
+        daemon = read_pid(state_dir)
+        info = PidInfo(holder.pid or 0, holder.address)
+        return Status("running", info, foreground=daemon is None or daemon.pid != holder.pid)
     info = read_pid(state_dir)
     if info is None:
         if pid_path(state_dir).exists():

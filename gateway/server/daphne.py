@@ -16,7 +16,18 @@ from twisted.internet.defer import Deferred
 from twisted.internet.tcp import Connection as TcpConnection
 
 from gateway.server import common
-from gateway.ws.writer import frame_head
+from gateway.ws.connection import FRAMES_SCOPE_KEY
+from gateway.ws.writer import (
+    SLOW_CONSUMER_ABORT_SECONDS,
+    SOCKET_SCOPE_KEY,
+    TwistedSocket,
+    frame_head,
+)
+
+#: Frames of one socket waiting for the application above which it is not read...
+INBOUND_QUEUE_HIGH = 64
+#: ... and how often a paused socket checks whether the application caught up.
+INBOUND_POLL_SECONDS = 0.002
 
 
 def _quiet_autobahn() -> None:
@@ -38,7 +49,35 @@ def _first_arg(value, *_args, **_kwargs):
 
 
 class GatewayWebSocketProtocol(WebSocketProtocol):
-    """daphne's WebSocket protocol with any close code and direct writes."""
+    """daphne's WebSocket protocol: any close code, direct writes, and a bounded inbound
+    queue."""
+
+    reading_paused = False
+
+    def onMessage(self, payload, isBinary):
+        """Queue the frame for the application; stop reading the socket while it is
+        ``INBOUND_QUEUE_HIGH`` frames behind (daphne's queue is unbounded: a flood would
+        otherwise be read and queued far ahead of the rate limit that closes it)."""
+        super().onMessage(payload, isBinary)
+        queue = getattr(self, "application_queue", None)
+        if (
+            not self.reading_paused
+            and queue is not None
+            and queue.qsize() >= INBOUND_QUEUE_HIGH
+            and self.transport is not None
+        ):
+            self.reading_paused = True
+            self.transport.pauseProducing()
+            reactor.callLater(INBOUND_POLL_SECONDS, self._resume_reading, queue)
+
+    def _resume_reading(self, queue) -> None:
+        if not self.transport.connected:
+            return
+        if queue.qsize() >= INBOUND_QUEUE_HIGH // 2:
+            reactor.callLater(INBOUND_POLL_SECONDS, self._resume_reading, queue)
+            return
+        self.reading_paused = False
+        self.transport.resumeProducing()
 
     def serverClose(self, code=None):
         """Any valid close code (autobahn's ``sendClose`` only allows 1000/3000-4999)."""
@@ -90,6 +129,14 @@ class GatewayServer(Server):
         self.listening: list = []
         self.exit_code = 0
 
+    def create_application(self, protocol, scope):
+        # The slow-consumer rules read the socket's write buffer through these.
+        if scope.get("type") == "websocket":
+            scope[FRAMES_SCOPE_KEY] = TwistedSocket(protocol.transport, protocol)
+        elif getattr(protocol, "channel", None) is not None:  # an HTTP request
+            scope[SOCKET_SCOPE_KEY] = TwistedSocket(protocol.channel.transport)
+        return super().create_application(protocol, scope)
+
     def listen_success(self, port_obj):
         super().listen_success(port_obj)
         self.listening.append(port_obj)
@@ -117,7 +164,12 @@ class GatewayServer(Server):
         """Called by daphne once the reactor runs."""
         _quiet_autobahn()
         self.ws_factory.protocol = GatewayWebSocketProtocol
-        self.ws_factory.setProtocolOptions(failByDrop=False)
+        # A peer that leaves our close frame unanswered (e.g. a slow consumer closed 4008
+        # with data still to read) is dropped after the slow-consumer grace, as on uvicorn,
+        # not after autobahn's default 1 s.
+        self.ws_factory.setProtocolOptions(
+            failByDrop=False, closeHandshakeTimeout=SLOW_CONSUMER_ABORT_SECONDS
+        )
         signals = common.Signals(
             lambda: common.drain(self.stop_listening, reactor.stop), reactor.stop
         )

@@ -16,7 +16,13 @@ same guarantees:
   ``--port 0``), and the PID file when asked;
 - writes never wait for a slow reader: one socket must not stall the hub's fan-out. Instead
   a socket whose unread bytes pass ``maxBufferedBytes`` loses its droppable events and is
-  then closed 4008 (gateway/ws/connection.py; uvicorn only: the transport is in the scope);
+  then closed 4008, and dropped if it still reads nothing (gateway/ws/connection.py; the
+  socket's write buffer is read through the scope: a FrameWriter on uvicorn, a
+  TwistedSocket on daphne);
+- a client cannot queue frames faster than the application takes them: uvicorn stops
+  reading a socket until its last frame was taken, daphne while ``INBOUND_QUEUE_HIGH`` of
+  its frames wait (server/daphne.py). So a flood meets the rate limit (close 4029) at once
+  instead of after every frame already read, and cannot grow the process;
 - writes are not held back by the kernel either: every accepted socket has TCP_NODELAY
   (without it Nagle + the peer's delayed ACK batch a fast stream of small frames into
   ~64 KB bursts every ~10 ms on loopback);

@@ -9,16 +9,32 @@ import contextlib
 from pathlib import Path
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
 from gateway.server import common
 from gateway.ws.connection import FRAMES_SCOPE_KEY
-from gateway.ws.writer import FrameWriter
+from gateway.ws.writer import SOCKET_SCOPE_KEY, AsyncioSocket, FrameWriter
 
 #: Write-buffer high-water mark per socket: above it ``send`` would wait for the reader,
 #: which would stall the fan-out to every other socket.
 _NEVER_PAUSE = 1 << 40
+
+
+class GatewayHttp(H11Protocol):
+    """h11 with the request's socket in its scope (SOCKET_SCOPE_KEY: an SSE response reads
+    how much its client left unread)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        app = self.app
+
+        async def with_socket(scope, receive, send):
+            scope[SOCKET_SCOPE_KEY] = AsyncioSocket(self.transport)
+            return await app(scope, receive, send)
+
+        self.app = with_socket
 
 
 class GatewayWebSocket(WebSocketsSansIOProtocol):
@@ -82,7 +98,7 @@ class GatewayServer(uvicorn.Server):
 def _config(application, policy) -> uvicorn.Config:
     return uvicorn.Config(
         application,
-        http="h11",
+        http=GatewayHttp,
         ws=GatewayWebSocket,
         loop="asyncio",
         lifespan="off",

@@ -59,6 +59,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return redirect(_next_url(request))
     secret_form = GatewaySecretForm(prefix="gw")
     user_form = AuthenticationForm(request, prefix="user")
+    locked: auth.LockedOut | None = None
     if request.method == "POST" and request.POST.get("method") == "secret":
         secret_form = GatewaySecretForm(request.POST, prefix="gw")
         if secret_form.is_valid():
@@ -68,6 +69,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 request.session[SESSION_FLAG] = True
                 return redirect(_next_url(request))
             secret_form.add_error("secret", error.message)
+            locked = error if isinstance(error, auth.LockedOut) else None
     elif request.method == "POST" and request.POST.get("method") == "user":
         user_form = AuthenticationForm(request, data=request.POST, prefix="user")
         if user_form.is_valid():
@@ -81,11 +83,17 @@ def login_view(request: HttpRequest) -> HttpResponse:
         "next": request.POST.get("next") or request.GET.get("next") or "",
         "secret_label": "password" if settings.WINGMAN.auth_mode == "password" else "token",
     }
-    return with_csp(render(request, "ui/login.html", context, status=_status(request)))
+    response = render(request, "ui/login.html", context, status=_status(request, locked))
+    if locked is not None:
+        response["Retry-After"] = str(locked.retry_after_seconds)
+    return with_csp(response)
 
 
-def _status(request: HttpRequest) -> int:
-    """400 for a failed login POST (the page shows why), 200 otherwise."""
+def _status(request: HttpRequest, locked: auth.LockedOut | None) -> int:
+    """429 while locked out, 400 for another failed login POST (the page shows why), else
+    200."""
+    if locked is not None:
+        return 429
     return 400 if request.method == "POST" else 200
 
 

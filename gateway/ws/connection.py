@@ -9,7 +9,6 @@ connection's dialect; nothing here knows which dialect that is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -39,15 +38,16 @@ from gateway.rpc.hello import Greeting, hello_ok_frame
 from gateway.rpc.registry import Method, registry
 from gateway.security import auth, ratelimit
 from gateway.security.webauth import BrowserCredentials
+from gateway.state import outage
+from gateway.ws.writer import SLOW_CONSUMER_ABORT_SECONDS
 
 logger = logging.getLogger(__name__)
 
 #: jsonrpc clients may retry ``auth`` this many times before the socket is closed.
 MAX_AUTH_ATTEMPTS = 5
-#: A slow consumer closed 4008 that still reads nothing is dropped after this long.
-SLOW_CONSUMER_ABORT_SECONDS = 5.0
 #: Scope key under which the ASGI server puts the socket's :class:`~gateway.ws.writer.FrameWriter`
-#: (gateway/server/serve.py): frames, ``buffered_bytes`` and ``abort_later``; absent on daphne.
+#: (uvicorn) or :class:`~gateway.ws.writer.TwistedSocket` (daphne), see gateway/server/serve.py:
+#: frames, ``buffered_bytes`` and ``abort``.
 FRAMES_SCOPE_KEY = "wingman.frames"
 
 
@@ -90,6 +90,26 @@ def _parse(text: str | None, data: bytes | None) -> Any:
         raise ValueError("frame nested too deeply") from exc
 
 
+def _frame_or_problem(text: str | None, data: bytes | None) -> tuple[Any, str | None]:
+    """(the frame's JSON object, None), or (None, why it is not a request object)."""
+    try:
+        frame = _parse(text, data)
+    except ValueError as exc:
+        return None, f"invalid frame: {exc}"
+    if not isinstance(frame, dict):
+        return None, "invalid frame: not a JSON object"
+    return frame, None
+
+
+def _handler_error(method: str, exc: Exception) -> GatewayError:
+    """A handler raised: UNAVAILABLE, retryable when Redis is down, else a logged crash."""
+    if outage.is_outage(exc):
+        outage.redis_state.failed(exc, f"running {method}")
+        return outage.unavailable(exc)
+    logger.exception("handler %s crashed", method)
+    return GatewayError(ErrorCode.UNAVAILABLE, f"{method} failed; see gateway log")
+
+
 class Connection:
     """See the module docstring. One instance per socket."""
 
@@ -116,6 +136,10 @@ class Connection:
         self.seq = 0
         self.connected_at = now_ms()
         self.closed = False
+        #: The handshake's reply (hello-ok) was sent.
+        self.greeted = False
+        #: Unregistered from the hub (done once, on the first close path).
+        self._forgotten = False
         self._auth_failures = 0
         #: Events that arrived between joining presence and sending hello-ok.
         self._early: list[EncodedEvent] | None = []
@@ -143,7 +167,7 @@ class Connection:
             await self.close(CloseCode.SERVICE_RESTART)
             return
         challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
-        await self.transport.send_text(
+        await self._send(
             dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": challenge})
         )
         timeout = settings.WINGMAN.policy.handshake_timeout_ms / 1000
@@ -152,34 +176,71 @@ class Connection:
         )
 
     async def received(self, text: str | None = None, data: bytes | None = None) -> None:
-        """Handle one inbound frame; never raises."""
+        """Handle one inbound frame; never raises. A frame still queued when the socket was
+        closed is dropped: after the close nothing more is processed."""
+        if self.closed:
+            return
         self.hub.stats.messages_processed += 1
         try:
             await self._receive(text, data)
         except _Reject as rej:
             self.hub.stats.frames_rejected += 1
             if rej.frame is not None:
-                await self.transport.send_text(rej.frame)
+                await self._send(rej.frame)
             await self.close(rej.code)
-        except Exception:
+        except Exception as exc:
+            if outage.is_outage(exc) and self.dialect is not None:
+                await self._unavailable(text, data, exc)
+                return
             logger.exception("unexpected error handling a frame on %s", self.conn_id)
             await self.close(CloseCode.POLICY_VIOLATION)
 
+    async def _unavailable(self, text: str | None, data: bytes | None, exc: Exception) -> None:
+        """Redis is down (rate limit, auth lockout, ...): this request gets UNAVAILABLE,
+        retryable, and the socket stays open (gateway/state/outage.py) - unless it was the
+        handshake of a dialect that allows only one: then close 1013, try again later."""
+        outage.redis_state.failed(exc, "handling a request")
+        self.hub.stats.frames_rejected += 1
+        rid = self.codec.request_id_of(_parse(text, data))  # it parsed once already
+        await self._send(self.codec.encode_error(rid, outage.unavailable(exc)))
+        if not self.greeted and self.codec.handshake_first:
+            await self.close(CloseCode.TRY_AGAIN_LATER)
+
     async def closed_by_peer(self) -> None:
-        """The socket is gone: forget it everywhere."""
+        """The socket is gone (the ASGI server said so): forget it everywhere, if not yet."""
         self.closed = True
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
-        await self.hub.unregister(self)
+        self.hub.socket_closed(self)
+        await self._forget()
 
     async def close(self, code: int) -> None:
+        """Close the socket with ``code`` and forget the connection at once: the server may
+        tell the consumer late (daphne waits for the peer's close reply) or never (a
+        consumer that crashed), and its presence must not outlive the close."""
         if self.closed:
             return
         self.closed = True
+        try:
+            await self.transport.close(code)
+        except Exception:
+            logger.debug("close %s of %s failed", code, self.conn_id, exc_info=True)
+        await self._forget()
+
+    async def _forget(self) -> None:
+        """Unregister from the hub exactly once, whichever close path comes first."""
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
-        with contextlib.suppress(Exception):
-            await self.transport.close(code)
+        if self._forgotten:
+            return
+        self._forgotten = True
+        try:
+            await self.hub.unregister(self)
+        except Exception:
+            logger.exception("cleanup of %s failed", self.conn_id)
+
+    async def _send(self, text: str) -> None:
+        """Send a reply unless the socket is closed (then it is dropped)."""
+        if not self.closed:
+            await self.transport.send_text(text)
 
     def _handshake_expired(self) -> None:
         if not self.established and not self.closed:
@@ -192,22 +253,17 @@ class Connection:
         if size > settings.WINGMAN.policy.max_payload:
             raise _Reject(CloseCode.MESSAGE_TOO_BIG)
         first = self.dialect is None
-        try:
-            frame = _parse(text, data)
-        except ValueError as exc:
-            if first:
-                raise _Reject(CloseCode.POLICY_VIOLATION) from None
-            await self._reply_error(None, invalid(None, f"invalid frame: {exc}"))
-            return
-        if not isinstance(frame, dict) and not first:
-            await self._reply_error(None, invalid(None, "invalid frame: not a JSON object"))
-            return
+        frame, problem = _frame_or_problem(text, data)
         if first:
-            self.dialect = detect(frame)
+            self.dialect = detect(frame) if problem is None else None
             if self.dialect is None:
                 raise _Reject(CloseCode.POLICY_VIOLATION)
             self.subscriptions = set(self.dialect.default_events)
+        # Every later frame counts, parseable or not: a flood of garbage costs the same.
         elif not await self._within_rate_limit(frame):
+            return
+        elif problem is not None:
+            await self._reply_error(None, invalid(None, problem))
             return
         try:
             decoded = self.codec.decode(frame, first=first)
@@ -228,7 +284,7 @@ class Connection:
         text = self.codec.encode_error(rid, err.error)
         if err.close is not None:
             raise _Reject(err.close, text)
-        await self.transport.send_text(text)
+        await self._send(text)
 
     async def _within_rate_limit(self, frame: Any) -> bool:
         limit = settings.WINGMAN.policy.rate_limit_per_minute
@@ -245,7 +301,7 @@ class Connection:
         if decision.excess > limit:  # as many refused as allowed: sustained abuse
             raise _Reject(CloseCode.RATE_LIMITED, text)
         self.hub.stats.frames_rejected += 1
-        await self.transport.send_text(text)
+        await self._send(text)
         return False
 
     def _rate_key(self) -> str:
@@ -283,17 +339,14 @@ class Connection:
             text = self.codec.encode_hello_error(hello.request_id, error)
             if fatal or self._auth_failures >= MAX_AUTH_ATTEMPTS:
                 raise _Reject(CloseCode.POLICY_VIOLATION, text) from None
-            await self.transport.send_text(text)
+            await self._send(text)
+            return
+        if self.closed:  # closed while the credentials were checked (handshake timeout)
             return
         await self._establish(hello.client)
-        await self.transport.send_text(
-            await hello_ok_frame(
-                self.hub,
-                Greeting(self.conn_id, self.identity, self.codec),
-                protocol,
-                hello.request_id,
-            )
-        )
+        greeting = Greeting(self.conn_id, self.identity, self.codec)
+        await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))
+        self.greeted = True
         await self._release_early_events()
 
     async def _release_early_events(self) -> None:
@@ -360,28 +413,30 @@ class Connection:
         try:
             result = await method.handler(ctx, params)
         except GatewayError as error:
-            await self.transport.send_text(self.codec.encode_error(call.request_id, error))
+            await self._send(self.codec.encode_error(call.request_id, error))
             return
-        except Exception:
-            logger.exception("handler %s crashed", call.method)
-            error = GatewayError(ErrorCode.UNAVAILABLE, f"{call.method} failed; see gateway log")
-            await self.transport.send_text(self.codec.encode_error(call.request_id, error))
+        except Exception as exc:
+            error = _handler_error(call.method, exc)
+            await self._send(self.codec.encode_error(call.request_id, error))
             return
-        await self.transport.send_text(self.codec.encode_result(call.request_id, result))
+        await self._send(self.codec.encode_result(call.request_id, result))
         for action in ctx.after_reply_actions:
             self.hub.spawn(self._guarded(call.method, action()))
 
     async def _guarded(self, method: str, work) -> None:
         try:
             await work
-        except Exception:
-            logger.exception("follow-up of %s failed", method)
+        except Exception as exc:
+            if outage.is_outage(exc):
+                outage.redis_state.failed(exc, f"following up {method}")
+            else:
+                logger.exception("follow-up of %s failed", method)
 
     async def send_followup(self, request_id: Any, payload: Any) -> None:
         """A second reply to a request (e.g. ``agent``'s final result), if still open."""
         text = self.codec.encode_followup(request_id, payload)
-        if text is not None and not self.closed:
-            await self.transport.send_text(text)
+        if text is not None:
+            await self._send(text)
 
     # the caller interface handlers see (gateway/rpc/context.py) --------------------------
     @property
@@ -427,7 +482,7 @@ class Connection:
     async def send_event(self, text: str) -> None:
         """Send a rendered event; a slow consumer is then closed 4008 (and its TCP connection
         dropped if it still does not read, so its buffer cannot grow without bound)."""
-        await self.transport.send_text(text)
+        await self._send(text)
         if self.slow and not self.closed:
             logger.warning(
                 "closing slow consumer %s (%s bytes unread)",

@@ -8,6 +8,7 @@ implements the transport the connection writes to. Frames are decoded by the con
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -16,7 +17,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from gateway.delivery.hub import get_hub
 from gateway.security.webauth import BrowserCredentials
 from gateway.ws.connection import FRAMES_SCOPE_KEY, Connection
-from gateway.ws.writer import FrameWriter
+from gateway.ws.writer import FrameWriter, TwistedSocket
+
+logger = logging.getLogger(__name__)
 
 
 class GatewayConsumer(AsyncWebsocketConsumer):
@@ -25,9 +28,14 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     # No per-socket channel: events reach sockets through the process hub (hub.py).
     channel_layer_alias = "__no_per_socket_channel__"
 
+    #: We sent the close, or the server refused a send because the socket is going away:
+    #: later frames are dropped instead of raising at the caller.
+    closing = False
+
     connection: Connection | None = None
-    #: The server's frame writer for this socket (uvicorn), or None (daphne, tests).
-    frames: FrameWriter | None = None
+    #: The server's frame writer for this socket (uvicorn; a TwistedSocket on daphne), or
+    #: None (tests on the bare ASGI app).
+    frames: FrameWriter | TwistedSocket | None = None
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch minus ``aclose_old_connections()`` per frame (a thread hop):
@@ -68,11 +76,24 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     # Transport (used by Connection and the hub) -------------------------------------------
     async def send_text(self, text: str) -> None:
-        if self.frames is None or not self.frames.send_text(text):
+        if self.closing:
+            return
+        if self.frames is not None and self.frames.send_text(text):
+            return
+        try:
             await self.base_send({"type": "websocket.send", "text": text})
+        except (OSError, RuntimeError) as exc:
+            # The peer went away before the server told us (uvicorn: ClientDisconnected,
+            # an OSError; daphne/autobahn: Disconnected, a RuntimeError). The disconnect
+            # message follows; the frame could not be delivered anyway.
+            logger.debug("send on a closing socket dropped: %r", exc)
+            self.closing = True
 
     async def close(self, code=None, reason=None) -> None:
         """Send what is queued, then the close frame (AsyncWebsocketConsumer's close)."""
+        if self.closing:
+            return
+        self.closing = True
         if self.frames is not None:
             self.frames.flush()
         await super().close(code, reason)
@@ -82,4 +103,4 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
     def abort_later(self, seconds: float) -> None:
         if self.frames is not None:
-            asyncio.get_running_loop().call_later(seconds, self.frames.transport.abort)
+            asyncio.get_running_loop().call_later(seconds, self.frames.abort)

@@ -1,4 +1,5 @@
-"""Frame writes for one uvicorn WebSocket: straight to the socket, coalesced under a flood.
+"""Frame writes for one uvicorn WebSocket: straight to the socket, coalesced under a flood
+(and :class:`TwistedSocket`, the same interface on daphne).
 
 Every frame the gateway sends to a socket (responses and events alike, so their order is
 kept) goes through :class:`FrameWriter`:
@@ -28,6 +29,14 @@ import struct
 from collections.abc import Callable
 
 OP_TEXT = 0x1
+#: Scope key of an HTTP request's socket, put there by gateway/server/serve.py (``buffered_bytes``
+#: and ``abort``): a long response (Server-Sent Events) must not queue without bound for a
+#: client that stopped reading.
+SOCKET_SCOPE_KEY = "wingman.socket"
+
+
+#: A slow consumer closed 4008 that still reads nothing is dropped after this long.
+SLOW_CONSUMER_ABORT_SECONDS = 5.0
 
 
 def frame_head(opcode: int, length: int) -> bytes:
@@ -99,3 +108,56 @@ class FrameWriter:
     def buffered_bytes(self) -> int:
         """Bytes not yet read by the peer's socket: queued here plus the transport's buffer."""
         return self.pending_bytes + self.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (what is buffered for it is freed)."""
+        self.transport.abort()
+
+
+class TwistedSocket:
+    """The same per-socket interface on daphne (gateway/server/serve.py): frames go through ASGI
+    ``send`` (daphne writes them to Twisted at once, never waiting for the reader), and this
+    reads Twisted's write buffer, so the slow-consumer rule (close 4008, then abort) applies
+    on daphne too. Also an HTTP request's :data:`SOCKET_SCOPE_KEY` there."""
+
+    __slots__ = ("transport", "ws")
+
+    def __init__(self, transport, ws=None) -> None:
+        self.transport = transport
+        #: the autobahn protocol of a WebSocket (its own send queue counts too)
+        self.ws = ws
+
+    def send_text(self, text: str) -> bool:
+        return False  # the caller sends through ASGI
+
+    def flush(self) -> None:
+        """Nothing is held here."""
+
+    def buffered_bytes(self) -> int:
+        """Bytes Twisted holds for the peer (its two write buffers) plus autobahn's queue."""
+        t = self.transport
+        size = len(getattr(t, "dataBuffer", b"")) - getattr(t, "offset", 0)
+        size += getattr(t, "_tempDataLen", 0)
+        if self.ws is not None:
+            size += sum(len(data) for data, _ in self.ws.send_queue)
+        return size
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (what is buffered for it is freed)."""
+        if getattr(self.transport, "connected", False):
+            self.transport.abortConnection()
+
+
+class AsyncioSocket:
+    """An HTTP request's :data:`SOCKET_SCOPE_KEY` on uvicorn: its transport's write buffer."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def buffered_bytes(self) -> int:
+        return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        self.transport.abort()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents.conftest import check_run_events
+from tests.agents.conftest import TERMINAL_TYPES, check_run_events
 from tests.gateway.gateway_process import TOKEN, GatewayProcess
 
 pytestmark = pytest.mark.e2e
@@ -211,3 +212,71 @@ def test_bad_bodies_are_json_errors_and_log_no_error(gateway_factory, each_serve
         assert api.get("/api/runs").json()["count"] == 0
     log = gateway.log()
     assert " ERROR " not in log and "Traceback" not in log, gateway.log_tail(60)
+
+
+def test_a_follower_gets_the_run_from_its_start_whenever_it_connects(api):
+    """One follower connects right after the POST, another when the run is halfway: both
+    get agent-start, the whole text once, and the one terminal event."""
+    assert api.patch("/api/agents/main", json={"model": "wingman:slow"}).status_code == 200
+    run_id = api.post("/api/runs", json={"message": "/stream 40"}).json()["runId"]
+    full = "".join(f"t{i} " for i in range(40))
+
+    with api.stream("GET", f"/api/runs/{run_id}/events") as early_stream:
+        early = []
+        for _, data in sse_events(early_stream):
+            early.append(data)
+            if sum(bool(e.get("text")) for e in early) == 10:
+                with api.stream("GET", f"/api/runs/{run_id}/events") as late_stream:
+                    late = [data for _, data in sse_events(late_stream)]
+    assert early[0]["type"] == "agent-start" and early[0]["seq"] == 1
+    for events in (early, late):
+        assert events[0]["type"] == "agent-start"
+        seqs = [e["seq"] for e in events]
+        assert seqs == sorted(set(seqs)), seqs
+        assert "".join(e.get("text", "") for e in events if e["type"] == "agent-stream") == full
+        assert events[-1]["type"] == "agent-complete" and events[-1]["result"]["text"] == full
+        assert sum(e["type"] in TERMINAL_TYPES for e in events) == 1
+    replayed = late[1]
+    assert replayed["replay"] is True and replayed["text"].startswith("t0 t1 t2 ")
+    assert late[2:] == [e for e in early if e["seq"] > replayed["seq"]]
+
+
+def test_a_follower_that_stops_reading_is_cut_off(gateway_factory, each_server):
+    """Like a slow WebSocket: past maxBufferedBytes unread its stream ends with an
+    ``error`` event (SLOW_CONSUMER), on both servers, and the run is not held up."""
+    gw = gateway_factory(
+        {"WINGMAN_MAX_BUFFERED_BYTES": "65536", "WINGMAN_ASGI_SERVER": each_server}
+    )
+    assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()
+    with httpx.Client(base_url=gw.http_url, headers=AUTH, timeout=TIMEOUT) as api:
+        run_id = api.post("/api/runs", json={"message": "/stream 20000"}).json()["runId"]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        with sock:
+            sock.connect(("127.0.0.1", gw.port))
+            sock.sendall(
+                f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(1)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            # It stops reading until the gateway has cut it off (or the run ended: not cut).
+            deadline = time.monotonic() + 20
+            while "ending the slow event stream" not in gw.log():
+                assert time.monotonic() < deadline, "not cut off in 20 s"
+                if api.get(f"/api/runs/{run_id}").json()["status"] == "ok":
+                    break
+                time.sleep(0.05)
+            body = b""
+            while not body.endswith(b"\r\n0\r\n\r\n"):
+                data = sock.recv(1 << 16)
+                assert data, f"closed before the end of the stream: {body[-300:]!r}"
+                body += data
+        assert wait_finished(api, run_id)["status"] == "ok"
+    assert 0 < body.count(b"event: agent-stream") < 20000
+    tail = body[body.rindex(b"event: ") :]
+    assert tail.startswith(b"event: error\ndata: ") and b'"code":"SLOW_CONSUMER"' in tail, tail
+    assert "ending the slow event stream" in gw.log(), gw.log_tail()

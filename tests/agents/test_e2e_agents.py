@@ -18,17 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
+from tests.agents.test_api_e2e import sse_events
 from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
+    TOKEN,
     GatewayFactory,
     GatewayProcess,
     WsClient,
     connect_params,
     connected,
     openclaw_frames,
+    wait_until,
     ws_client,
 )
 
@@ -284,11 +288,46 @@ async def test_subscriber_on_another_process_sees_the_run_and_cancels_it(cluster
         ]
 
 
-async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(gateway_factory) -> None:
-    """A subscriber that stops reading while a run streams to it: the run finishes for its
-    requester, and the reader, once it reads again, gets what was buffered and then close
-    4008 (the gateway did not buffer without bound)."""
-    gw = gateway_factory({"WINGMAN_MAX_BUFFERED_BYTES": "65536"})
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_an_event_stream_on_another_process_gets_the_run_from_its_start(cluster) -> None:
+    """A run started on process 1, followed from process 2 halfway through: its replay comes
+    from process 1 (through Redis), then the live events, with no gap and no duplicate."""
+    gw1, gw2 = cluster
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with (
+        httpx.Client(base_url=gw1.http_url, headers=auth, timeout=15) as api1,
+        httpx.Client(base_url=gw2.http_url, headers=auth, timeout=15) as api2,
+    ):
+        run_id = api1.post("/api/runs", json={"message": "/stream 40"}).json()["runId"]
+        with api1.stream("GET", f"/api/runs/{run_id}/events") as stream:
+            here = []
+            for _, data in sse_events(stream):
+                here.append(data)
+                if sum(bool(e.get("text")) for e in here) == 10:
+                    with api2.stream("GET", f"/api/runs/{run_id}/events") as elsewhere:
+                        there = [data for _, data in sse_events(elsewhere)]
+    full = "".join(f"t{i} " for i in range(40))
+    assert there[0]["type"] == "agent-start" and there[0]["seq"] == 1
+    replayed = there[1]
+    assert replayed["replay"] is True and replayed["text"].startswith("t0 t1 t2 t3 t4 ")
+    assert there[2:] == [e for e in here if e["seq"] > replayed["seq"]]
+    assert "".join(e.get("text", "") for e in there if e["type"] == "agent-stream") == full
+    assert there[-1]["type"] == "agent-complete" and there[-1]["result"]["text"] == full
+    assert "no replay of run" not in gw2.log(), gw2.log_tail()
+
+
+async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(
+    gateway_factory, each_server
+) -> None:
+    """A subscriber that stops reading while a run streams to it, on both ASGI servers: the
+    run finishes for its requester, and the reader is closed 4008 once ``maxBufferedBytes``
+    are unread (the gateway did not buffer without bound); reading again, it gets what was
+    buffered and then the close frame."""
+    gw = gateway_factory(
+        {"WINGMAN_MAX_BUFFERED_BYTES": "65536", "WINGMAN_ASGI_SERVER": each_server}
+    )
+    assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()
     async with connected(gw, name="requester") as fast:
         _, warm, _ = await run_agent(fast, {"message": "the session exists after a run"})
         assert warm["status"] == "ok"
@@ -310,15 +349,25 @@ async def test_slow_consumer_is_closed_4008_and_the_run_is_not_held_up(gateway_f
                 pass
             assert reply["ok"] is True, reply
 
-            _, final, events = await run_agent(fast, {"message": "/stream 20000"})
-            assert final["status"] == "ok" and events[-1]["type"] == "agent-complete"
+            run = asyncio.create_task(run_agent(fast, {"message": "/stream 20000"}))
 
-            frames = 0
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                while True:
+            async def closed_slow_consumer() -> bool:
+                return run.done() or "closing slow consumer" in gw.log()
+
+            await wait_until(closed_slow_consumer, timeout=RUN_TIMEOUT, what="4008 logged")
+            # Read again at once (daphne drops a peer that leaves its close unanswered 1 s).
+            frames, closed = 0, None
+            while closed is None:
+                try:
                     await asyncio.wait_for(slow.recv(), timeout=5)
                     frames += 1
-    assert closed.value.rcvd is not None, f"no close frame after {frames} frames"
-    assert closed.value.rcvd.code == 4008, closed.value
+                except websockets.ConnectionClosed as exc:
+                    closed = exc
+                except TimeoutError:
+                    pytest.fail(f"still open after {frames} frames and 5 s of silence")
+            _, final, events = await run
+            assert final["status"] == "ok" and events[-1]["type"] == "agent-complete"
+    assert closed.rcvd is not None, f"no close frame after {frames} frames"
+    assert closed.rcvd.code == 4008, closed
     assert 0 < frames < 20000, frames
     assert "closing slow consumer" in gw.log(), gw.log_tail()

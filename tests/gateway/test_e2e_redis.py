@@ -15,14 +15,19 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from gateway.security import auth
 from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
+    TOKEN,
     GatewayFactory,
     GatewayProcess,
+    ahttp_get,
+    connect_params,
     connected,
     scenario_handshake_and_system_methods,
     scenario_presence_between,
     scenario_ticks,
+    ws_client,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -128,3 +133,27 @@ async def test_two_processes_share_the_rate_limit(redis_gateway: RedisGateway) -
         assert err["retryAfterMs"] > 0, err
     async with connected(gw2, name="other", instance_id=f"other-{uuid.uuid4()}") as c3:
         await c3.ping_ok()
+
+
+async def test_two_processes_share_the_auth_lockout(redis_gateway: RedisGateway) -> None:
+    """200 concurrent wrong secrets (WebSocket and /api/, on both processes): at most
+    MAX_FAILURES of them are checked; then even the right token is refused on both."""
+    gw1, gw2 = redis_gateway(), redis_gateway()
+
+    async def ws_attempt(gw: GatewayProcess, token: str) -> str:
+        async with ws_client(gw.url) as c:
+            reply = await c.call("connect", connect_params(token=token))
+            return "ok" if reply["ok"] else reply["error"]["message"]
+
+    async def http_attempt(gw: GatewayProcess) -> int:
+        headers = {"Authorization": "Bearer wrong"}
+        return (await ahttp_get(f"{gw.http_url}/api/agents", headers=headers))[0]
+
+    attempts = [ws_attempt(gw, "wrong") for gw in (gw1, gw2) * 50]
+    attempts += [http_attempt(gw) for gw in (gw1, gw2) * 50]
+    results = await asyncio.gather(*attempts)
+    checked = sum(1 for r in results if r == 401 or (isinstance(r, str) and "mismatch" in r))
+    refused = sum(1 for r in results if r == 429 or (isinstance(r, str) and "too many" in r))
+    assert (checked, refused) == (auth.MAX_FAILURES, 200 - auth.MAX_FAILURES), results
+    for gw in (gw1, gw2):
+        assert "too many" in await ws_attempt(gw, TOKEN)

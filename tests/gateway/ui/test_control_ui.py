@@ -98,8 +98,10 @@ def test_login_locks_out_after_repeated_failures(client: Client) -> None:
     for _ in range(auth.MAX_FAILURES):
         client.post("/login/", {"method": "secret", "gw-secret": "nope"})
     response = client.post("/login/", {"method": "secret", "gw-secret": TOKEN})
-    assert response.status_code == 400, "even the right token waits out the lockout"
+    assert response.status_code == 429, "even the right token waits out the lockout"
     assert "too many failed authentication attempts" in response.content.decode()
+    assert 1 <= int(response["Retry-After"]) <= auth.lockout_seconds()
+    assert SESSION_FLAG not in client.session
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])

@@ -1,0 +1,79 @@
+"""Every inbound frame counts against the rate limit, parseable or not (issue 9, item 2),
+and a flood is refused on this process's own counts without a cache trip per frame.
+
+On the embedded default and on real Redis; the flood against real servers (uvicorn and
+daphne) is in tests/gateway/test_e2e_abuse.py.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from gateway.protocol.errors import CloseCode
+from gateway.security import ratelimit
+from gateway.state import cache as shared
+
+LIMIT = 3
+#: Frames a client may send that are not a request object: each gets INVALID_REQUEST.
+GARBAGE: dict[str, str | bytes] = {
+    "not-json": "this is not json",
+    "empty": "",
+    "binary-not-utf8": b"\xff\xfe\x00",
+    "binary-json-not-object": b"[1]",
+    "array": "[1, 2]",
+    "number": "42",
+    "truncated": '{"type": "req", "id": "x"',
+}
+
+
+@pytest.mark.parametrize("kind", list(GARBAGE))
+async def test_unparseable_frames_count_against_the_rate_limit(clients, wingman_policy, kind):
+    wingman_policy(rate_limit_per_minute=LIMIT)
+    c = clients()
+    await c.handshake()
+    for _ in range(LIMIT):
+        await c.send(GARBAGE[kind])
+        assert (await c.recv_res())["error"]["code"] == "INVALID_REQUEST"
+    await c.send(GARBAGE[kind])
+    refused = (await c.recv_res())["error"]
+    assert refused["code"] == "RATE_LIMITED", f"{kind} frames were not counted: {refused}"
+    assert refused["retryAfterMs"] > 0
+    assert (await c.call("ping"))["error"]["code"] == "RATE_LIMITED"
+    for _ in range(2 * LIMIT):  # sustained: closed 4029 as for valid frames
+        await c.send(GARBAGE[kind])
+    assert await c.expect_close() == CloseCode.RATE_LIMITED
+
+
+def _shared_count(key: str, now: float) -> int:
+    window = int(now // ratelimit.WINDOW_SECONDS)
+    return shared.counter(f"gw:rl:{key}:{window}")
+
+
+async def test_locally_refused_frames_are_shared_when_the_client_is_closed(backend):
+    key, limit = f"client-{uuid.uuid4().hex}", 5
+    now = (time.time() // 60) * 60 + 1  # early in a window: the previous one weighs ~nothing
+    for _ in range(limit):
+        assert (await ratelimit.hit(key, limit, now=now)).allowed
+    assert _shared_count(key, now) == limit
+    for _ in range(limit):
+        decision = await ratelimit.hit(key, limit, now=now)
+        assert not decision.allowed and decision.excess <= limit
+    # refused on this process's own counts: the shared cache was not written per frame
+    assert _shared_count(key, now) == limit
+    abuse = await ratelimit.hit(key, limit, now=now)
+    assert abuse.excess > limit, abuse  # the caller closes 4029 ...
+    assert _shared_count(key, now) == 2 * limit + 1  # ... and every frame is shared now
+    ratelimit.reset_local()  # another process: no local counts, the shared ones refuse
+    assert not (await ratelimit.hit(key, limit, now=now)).allowed
+
+
+async def test_local_counts_keep_only_two_windows(backend):
+    now = (time.time() // 60) * 60 + 1
+    for i in range(500):
+        await ratelimit.hit(f"many-{i}", 100, now=now)
+    await ratelimit.hit("later", 100, now=now + 2 * ratelimit.WINDOW_SECONDS)
+    local = ratelimit._local
+    assert len(local.current) + len(local.previous) + len(local.unsynced) <= 2
