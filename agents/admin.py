@@ -238,9 +238,16 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request, queryset):
-        open_runs = queryset.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
-        cancelled = sum(async_to_sync(run_service.run_cancel)(run.id) for run in open_runs)
-        self.message_user(request, f"{cancelled} run(s) cancelled.")
+        """Cancel open runs wherever they execute; a run whose process is gone is ended
+        as lost (EXECUTOR_LOST) instead."""
+        ids = list(queryset.filter(status__in=OPEN).values_list("id", flat=True))
+        cancelled = sum(async_to_sync(run_service.run_cancel)(run_id) for run_id in ids)
+        lost = Run.objects.filter(pk__in=ids, error_code=run_service.EXECUTOR_LOST).count()
+        note = f"; {lost} ended as lost (their process was gone)" if lost else ""
+        self.message_user(request, f"{cancelled} run(s) cancelled{note}.")
+
+
+OPEN = [RunStatus.QUEUED, RunStatus.RUNNING]
 
 
 @admin.register(Message)

@@ -7,17 +7,16 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from agents import selectors
-from agents.routing import Peer, Route
+from agents.routing import Route
 from agents.services import runs
 from agents.services import sessions as session_service
-from agents.services.runs import RunRequest, session_topic
+from agents.services.runs import RunRequest, RunTicket, session_topic
 from gateway.protocol.agent import (
     AgentCancelParams,
     AgentParams,
     AgentWaitParams,
     ChatAbortParams,
     ChatHistoryParams,
-    RoutingParams,
     RunParams,
     SessionKeyParams,
     SessionsCreateParams,
@@ -33,19 +32,6 @@ from gateway.state import outage
 db = database_sync_to_async
 
 
-def _route(routing: RoutingParams | None) -> Route | None:
-    if routing is None:
-        return None
-    return Route(
-        channel=routing.channel,
-        account_id=routing.account_id or "",
-        guild_id=routing.guild_id or "",
-        team_id=routing.team_id or "",
-        peer=Peer(routing.peer.kind, routing.peer.id) if routing.peer else None,
-        thread_id=routing.thread_id or "",
-    )
-
-
 def run_request(params: RunParams, **fields: Any) -> RunRequest:
     """The run service's request for validated run params (WebSocket ``agent`` and REST);
     ``fields`` are the caller's own (``source``, ``requester``, a header's idempotency key)."""
@@ -53,7 +39,7 @@ def run_request(params: RunParams, **fields: Any) -> RunRequest:
         "message": params.message,
         "agent_id": params.agent_id,
         "session_key": params.session_key,
-        "route": _route(params.routing),
+        "route": Route.from_wire(params.routing),
         "idempotency_key": params.idempotency_key,
         "queue": params.queue,
         "timeout": params.timeout,
@@ -71,16 +57,21 @@ async def agents_list(ctx: CallContext, params: NoParams) -> dict[str, Any]:
 @registry.method("agent", AgentParams)
 async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     """Ack now (``status: accepted``); the final result follows as a second reply."""
-    request = run_request(params, requester=ctx.conn_id)
-    ticket = await runs.run_submit(request)
-    ctx.bind(ticket.run_id)
 
-    async def follow() -> None:
+    async def subscribe(ticket: RunTicket) -> None:
         try:
             await ctx.join_topic(session_topic(ticket.session_key))
         except outage.ERRORS as exc:  # the accepted run still runs, and ends, without events
             outage.redis_state.failed(exc, "subscribing an agent call to its session")
-        await runs.run_follow(ticket, request, ctx.send_followup)
+
+    request = run_request(params, requester=ctx.conn_id, before_start=subscribe)
+    ticket = await runs.run_start(request=request)
+    ctx.bind(ticket.run_id)
+
+    async def follow() -> None:
+        if ticket.duplicate:  # a retry: follow the run it already started
+            await subscribe(ticket)
+        await runs.run_follow(ticket, ctx.send_followup)
 
     ctx.after_reply(follow)
     return ticket.ack()
@@ -155,15 +146,10 @@ async def sessions_create(ctx: CallContext, params: SessionsCreateParams) -> dic
 
 
 def _create(params: SessionsCreateParams) -> dict[str, Any]:
-    from agents.models import Agent
-    from agents.routing import default_agent
-
     if params.agent_id:
         agent = session_service.agent_get(params.agent_id)
     else:
-        agent = default_agent(Agent.objects.filter(enabled=True))
-        if agent is None:
-            raise GatewayError(ErrorCode.NOT_FOUND, "no agent is configured")
+        agent = session_service.agent_default()
     session = session_service.session_create(agent=agent, name=params.name or "")
     if params.working_folder:
         session = session_service.session_set_folder(key=session.key, folder=params.working_folder)

@@ -132,13 +132,27 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     # NULL (not "") for "no key": the unique constraint must not treat keyless runs as equal.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
-    owner = models.CharField(max_length=32, blank=True, help_text="gateway process running it")
+    #: What the caller asked for, so any process can execute the run from its id alone.
+    timeout = models.FloatField(null=True, blank=True, help_text="seconds; empty: the default")
+    extra_system_prompt = models.TextField(blank=True)
+    #: Where it executes: this gateway's event loop ("local") or a Celery worker ("celery").
+    executor = models.CharField(max_length=10, default="local")
+    #: The executing process: its seat id (control messages reach it), host and pid; empty
+    #: while a Celery run waits for a worker to claim it.
+    owner = models.CharField(max_length=32, blank=True, help_text="process executing it")
+    owner_host = models.CharField(max_length=255, blank=True)
+    owner_pid = models.PositiveIntegerField(null=True, blank=True)
+    #: Refreshed by the executing process; a run whose owner stopped refreshing is lost.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    #: The protocol error code of a failed run (AGENT_ERROR, AGENT_TIMEOUT, EXECUTOR_LOST).
+    error_code = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["session", "status"], name="run_session_status")]
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "idempotency_key"],

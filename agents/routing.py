@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agents.models import Agent, Binding
+from gateway.protocol.agent import RoutingParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,20 @@ class Route:
     team_id: str = ""
     peer: Peer | None = None
     thread_id: str = ""
+
+    @classmethod
+    def from_wire(cls, routing: RoutingParams | None) -> Route | None:
+        """The route of a request's ``routing`` params (every entry point: WebSocket, REST)."""
+        if routing is None:
+            return None
+        return cls(
+            channel=routing.channel,
+            account_id=routing.account_id or "",
+            guild_id=routing.guild_id or "",
+            team_id=routing.team_id or "",
+            peer=Peer(routing.peer.kind, routing.peer.id) if routing.peer else None,
+            thread_id=routing.thread_id or "",
+        )
 
 
 def _tier(binding: Binding) -> int:

@@ -188,10 +188,18 @@ def run_start_event(run: Run) -> dict[str, Any]:
     }
 
 
+def run_error_code(run: Run) -> str:
+    """The protocol code of a failed run (``AGENT_ERROR`` unless it says otherwise:
+    ``AGENT_TIMEOUT``, ``EXECUTOR_LOST``)."""
+    if run.error_code:
+        return run.error_code
+    return "AGENT_TIMEOUT" if run.status == RunStatus.TIMEOUT else "AGENT_ERROR"
+
+
 def run_terminal_event(run: Run) -> dict[str, Any]:
     """A finished run's terminal ``agent`` event, rebuilt from the database (the run service
     publishes the same through ``terminal_step``), without ``seq``."""
-    code = "AGENT_TIMEOUT" if run.status == RunStatus.TIMEOUT else "AGENT_ERROR"
+    code = run_error_code(run)
     return {
         "runId": run.id,
         "sessionKey": run.session.key,

@@ -7,5 +7,7 @@ class GatewayConfig(AppConfig):
     verbose_name = "Gateway"
 
     def ready(self) -> None:
-        # Registers the system methods on the method registry.
+        # Registers the system methods on the method registry, and connects the Celery
+        # worker signals that start a worker process's runtime (loop, seat) with it.
         from gateway.rpc import system  # noqa: F401
+        from gateway.server import worker  # noqa: F401

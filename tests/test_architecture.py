@@ -38,6 +38,15 @@ def test_import_contracts_hold():
     assert "0 broken" in result.stdout
 
 
+def test_modules_stay_small():
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in _sources()
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (make them packages): {long}"
+
+
 def test_functions_stay_short():
     long = []
     for path in _sources():

@@ -201,11 +201,10 @@ async def _run_local(args: argparse.Namespace, printer: _Printer) -> int:
         observer=observe,
     )
     try:
-        ticket = await runs.run_submit(request)
+        ticket = await runs.run_start(request=request)
     except Exception as exc:
         print(f"wingman: {exc}", file=sys.stderr)
         return EXIT_FAIL
-    await runs.run_launch(ticket, request)
     watcher = asyncio.create_task(_on_interrupt(lambda: runs.run_cancel(ticket.run_id)))
     try:
         await runs.run_wait(ticket.run_id, 86_400)

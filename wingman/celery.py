@@ -1,4 +1,9 @@
-"""The Celery application (broker from settings; tasks are discovered in the apps)."""
+"""The Celery application (broker from settings; tasks are discovered in the apps).
+
+Workers execute agent runs in the scaled setup (``WINGMAN_RUN_EXECUTOR=celery``); the
+gateway app connects the signals that give each worker process its own event loop and
+channel-layer seat when it starts (``gateway/server/worker.py``).
+"""
 
 import os
 

@@ -199,6 +199,7 @@ def _warn_if_redis_unreachable() -> None:
             file=sys.stderr,
             flush=True,
         )
+        outage.redis_state.known_down(problem)  # said once here; not again by the hub
 
 
 def cmd_start(args: argparse.Namespace) -> int:

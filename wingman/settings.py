@@ -200,6 +200,28 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or env.str("CELERY_BROKER_URL", default=""))
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Runs are long: a worker takes one task at a time per slot, acknowledges it when done, and
+# a task whose worker died is delivered again (the run service claims a run once).
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+
+# RUNS ----------------------------------------------------------------------------------
+# Where agent runs execute: "local" (the gateway process's event loop; the embedded
+# default) or "celery" (Celery workers; the default with REDIS_URL). A run whose executing
+# process died is ended EXECUTOR_LOST and its session freed within this many seconds.
+WINGMAN_RUN_EXECUTOR = env.str("WINGMAN_RUN_EXECUTOR", default="celery" if REDIS_URL else "local")
+if WINGMAN_RUN_EXECUTOR not in ("local", "celery"):
+    raise wingman_config.ConfigError(
+        f"WINGMAN_RUN_EXECUTOR: expected local or celery, not {WINGMAN_RUN_EXECUTOR!r}"
+    )
+if WINGMAN_RUN_EXECUTOR == "celery" and CELERY_TASK_ALWAYS_EAGER:
+    raise wingman_config.ConfigError(
+        "WINGMAN_RUN_EXECUTOR=celery needs a broker the workers share: set REDIS_URL"
+    )
+WINGMAN_EXECUTOR_LOST_SECONDS = env.float("WINGMAN_EXECUTOR_LOST_SECONDS", default=30.0)
 
 # REST FRAMEWORK ------------------------------------------------------------------------
 # /api/: Bearer gateway token or per-user API token (gateway/api/authentication.py), or the

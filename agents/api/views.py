@@ -29,7 +29,6 @@ from agents.api import serializers as s
 from agents.api.streams import run_events
 from agents.methods import run_request
 from agents.models import Agent, Binding, RunSource, Session
-from agents.routing import default_agent
 from agents.services import agents as agent_service
 from agents.services import runs
 from agents.services import sessions as session_service
@@ -200,7 +199,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """A new, separate conversation with an agent (the default agent if none given)."""
         data = s.SessionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        agent = data.validated_data.get("agentId") or _default_agent()
+        agent = data.validated_data.get("agentId") or session_service.agent_default()
         session = session_service.session_create(agent=agent, name=data.validated_data["name"])
         return Response(s.SessionOutput(session).data, status=status.HTTP_201_CREATED)
 
@@ -235,13 +234,6 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         session = self.get_object()
         page = self.paginate_queryset(selectors.message_queryset(session=session))
         return self.get_paginated_response(s.MessageOutput(page, many=True).data)
-
-
-def _default_agent() -> Agent:
-    agent = default_agent(Agent.objects.filter(enabled=True))
-    if agent is None:
-        raise serializers.ValidationError({"agentId": ["no enabled agent; name one"]})
-    return agent
 
 
 # runs ------------------------------------------------------------------------------------
@@ -345,8 +337,5 @@ def _idempotency_key(request, field: str | None) -> str | None:
 
 
 async def _start(req: RunRequest) -> RunTicket:
-    """Accept the run and launch it on this (the server's) event loop."""
-    ticket = await runs.run_submit(req)
-    if ticket.final is None:
-        await runs.run_launch(ticket, req)
-    return ticket
+    """Accept the run; its executor runs it (the request only accepts it)."""
+    return await runs.run_start(request=req)

@@ -349,16 +349,9 @@ def binding_delete(*, binding: Binding) -> None:
 
 
 def bootstrap(config: dict[str, Any]) -> str:
-    """On gateway start: import the config's agents (without overwriting), make sure an
-    agent exists, and settle runs left behind by a process that is gone."""
-    from agents.services.runs import runs_recover
-    from gateway.delivery.seat import seat_alive
-    from gateway.state import outage
-
+    """On gateway start: import the config's agents (without overwriting) and make sure an
+    agent exists. (Runs left behind by a process that is gone are ended by the run
+    service's sweeper, which every gateway and worker starts with the process.)"""
     result = agents_import(config, update_existing=False)
     agent = ensure_default_agent()
-    try:
-        recovered = f"{runs_recover(seat_alive)} interrupted run(s) settled"
-    except outage.ERRORS:  # which gateways are alive is in Redis: settle nothing blindly
-        recovered = "interrupted runs not settled (Redis unreachable)"
-    return f"agents: {result}; default agent {agent.id!r}; {recovered}"
+    return f"agents: {result}; default agent {agent.id!r}"

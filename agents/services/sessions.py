@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, Session
-from agents.routing import Route, agent_of_session_key, session_key
+from agents.routing import Route, agent_of_session_key, default_agent, session_key
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 
@@ -23,6 +23,14 @@ def agent_get(agent_id: str) -> Agent:
         raise _not_found(f"no agent {agent_id!r}")
     if not agent.enabled:
         raise GatewayError(ErrorCode.FORBIDDEN, f"agent {agent_id!r} is disabled")
+    return agent
+
+
+def agent_default() -> Agent:
+    """The default enabled agent (``default: true``, else the first), or NOT_FOUND."""
+    agent = default_agent(Agent.objects.filter(enabled=True))
+    if agent is None:
+        raise _not_found("no enabled agent: create an agent or enable one")
     return agent
 
 

@@ -86,8 +86,7 @@ class Hub:
             self.id, self._publish_presence, on_recovered=lambda: self.spawn(self.seat.refresh())
         )
         self.stats = Stats()
-        #: Collects closed connections' and ended runs' cyclic garbage (delivery/memory.py).
-        self.collector = memory.Collector(self.loop)
+        self.collector = self.seat.collector
         self.shutting_down = False
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()

@@ -10,7 +10,7 @@ executes runs (a seat without sockets). The seat owns:
 - control messages: ``send_control(seat_id, name, data)`` reaches the handlers that the
   apps registered (``gateway/delivery/extensions.py``), e.g. the run service's
   ``run.cancel``;
-- a liveness key (``seat_alive``) that maps the seat id to its channel.
+- a key that maps the seat id to its channel (refreshed; how control messages find it).
 
 What arrives for the process (event envelopes) goes to ``on_envelope``: the hub's fan-out in
 a gateway, nothing in a worker.
@@ -29,7 +29,7 @@ from typing import Any
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.cache import cache
 
-from gateway.delivery import extensions
+from gateway.delivery import extensions, memory
 from gateway.delivery.encoded import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, topic_group
 from gateway.delivery.outbox import Outbox
 from gateway.state import outage
@@ -48,11 +48,6 @@ EnvelopeHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 def _seat_key(seat_id: str) -> str:
     return f"gw:hub:{seat_id}"
-
-
-def seat_alive(seat_id: str) -> bool:
-    """Is the process with this seat id still running? (its key is refreshed)"""
-    return bool(seat_id) and cache.get(_seat_key(seat_id)) is not None
 
 
 async def _ignore(_message: dict[str, Any]) -> None:
@@ -77,6 +72,8 @@ class Seat:
         self._groups: set[str] = {ALL_GROUP}
         self._tasks: list[asyncio.Task] = []
         self.control_handlers = extensions.control_handlers()
+        #: Collects closed sockets' and ended runs' cyclic garbage (delivery/memory.py).
+        self.collector = memory.Collector(self.loop)
 
     async def start(self) -> None:
         """Take a channel, join the groups, start receiving and sending (with Redis down,

@@ -70,6 +70,18 @@ def cannot_listen(host: str, port: int, reason: str) -> int:
     return 1
 
 
+async def process_started() -> None:
+    """What this process does is registered at start, not on first use: its hub (the seat
+    on the channel layer, with the apps' control handlers) and the apps' background work
+    (e.g. the run service's sweeper of lost runs)."""
+    from gateway.delivery import extensions
+    from gateway.delivery.hub import get_hub
+
+    hub = await get_hub()
+    for work in extensions.background():
+        hub.spawn(work())
+
+
 def tune_gc() -> None:
     """Everything imported so far lives as long as the process: keep it out of the cyclic
     GC's scans (``freeze``), whose full passes otherwise set the fan-out p99 with 1000

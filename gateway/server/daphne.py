@@ -16,8 +16,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.tcp import Connection as TcpConnection
 
 from gateway.server import common
-from gateway.ws.connection import FRAMES_SCOPE_KEY
 from gateway.ws.writer import (
+    FRAMES_SCOPE_KEY,
     SLOW_CONSUMER_ABORT_SECONDS,
     SOCKET_SCOPE_KEY,
     TwistedSocket,
@@ -174,6 +174,9 @@ class GatewayServer(Server):
             lambda: common.drain(self.stop_listening, reactor.stop), reactor.stop
         )
         signals.install(reactor._asyncioEventloop)
+        reactor.callWhenRunning(
+            lambda: asyncio.ensure_future(common.process_started(), loop=reactor._asyncioEventloop)
+        )
 
 
 def serve(*, host: str, port: int, pid_file: Path | None) -> int:

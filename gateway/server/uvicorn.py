@@ -14,8 +14,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from gateway.server import common
-from gateway.ws.connection import FRAMES_SCOPE_KEY
-from gateway.ws.writer import SOCKET_SCOPE_KEY, AsyncioSocket, FrameWriter
+from gateway.ws.writer import FRAMES_SCOPE_KEY, SOCKET_SCOPE_KEY, AsyncioSocket, FrameWriter
 
 #: Write-buffer high-water mark per socket: above it ``send`` would wait for the reader,
 #: which would stall the fan-out to every other socket.
@@ -78,6 +77,7 @@ class GatewayServer(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
+            await common.process_started()
             bound = self.servers[0].sockets[0].getsockname()
             common.announce("uvicorn", bound[0], bound[1], self.pid_file)
             for extra in self.servers[1:]:

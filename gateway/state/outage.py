@@ -130,6 +130,12 @@ class Tracker:
         else:
             logger.debug("Redis still unreachable while %s: %s", doing, self.last_reason)
 
+    def known_down(self, why: str) -> None:
+        """Redis is down and that was already said (e.g. at start-up): record it quietly."""
+        self.last_reason = why
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+
     def answered(self) -> bool:
         """A Redis call succeeded; True when that ends an outage."""
         if self.down_since is None:

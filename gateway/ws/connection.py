@@ -9,17 +9,15 @@ connection's dialect; nothing here knows which dialect that is.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
-from typing import Any, Protocol
+from typing import Any
 
 from django.conf import settings
 from pydantic import ValidationError
 
 from gateway.delivery.encoded import EncodedEvent
 from gateway.delivery.hub import Hub
-from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
 from gateway.protocol import events as ev
 from gateway.protocol.dialects import detect
 from gateway.protocol.dialects.base import (
@@ -39,75 +37,20 @@ from gateway.rpc.registry import Method, registry
 from gateway.security import auth, ratelimit
 from gateway.security.webauth import BrowserCredentials
 from gateway.state import outage
-from gateway.ws.writer import SLOW_CONSUMER_ABORT_SECONDS
+from gateway.ws.inbound import (
+    Reject,
+    frame_or_problem,
+    handler_error,
+    negotiate,
+    parse,
+    presence_entry,
+)
+from gateway.ws.writer import SLOW_CONSUMER_ABORT_SECONDS, Transport
 
 logger = logging.getLogger(__name__)
 
 #: jsonrpc clients may retry ``auth`` this many times before the socket is closed.
 MAX_AUTH_ATTEMPTS = 5
-#: Scope key under which the ASGI server puts the socket's :class:`~gateway.ws.writer.FrameWriter`
-#: (uvicorn) or :class:`~gateway.ws.writer.TwistedSocket` (daphne), see gateway/server/serve.py:
-#: frames, ``buffered_bytes`` and ``abort``.
-FRAMES_SCOPE_KEY = "wingman.frames"
-
-
-class Transport(Protocol):
-    """What the connection needs from the socket (the consumer implements it)."""
-
-    async def send_text(self, text: str) -> None: ...
-
-    async def close(self, code: int) -> None: ...
-
-    def buffered_bytes(self) -> int:
-        """Bytes written but not yet taken by the peer (0 when the server cannot tell)."""
-        ...
-
-    def abort_later(self, seconds: float) -> None:
-        """Drop the TCP connection if it is still there after ``seconds``."""
-        ...
-
-
-class _Reject(Exception):
-    """Close the socket now, optionally after sending one last frame."""
-
-    def __init__(self, code: int, frame: str | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.frame = frame
-
-
-def _parse(text: str | None, data: bytes | None) -> Any:
-    """The frame's JSON value; raises ValueError for binary non-UTF-8, empty or non-JSON."""
-    if text is None:
-        if data is None:
-            raise ValueError("empty frame")
-        text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    if not text.strip():
-        raise ValueError("empty frame")
-    try:
-        return json.loads(text)
-    except RecursionError as exc:
-        raise ValueError("frame nested too deeply") from exc
-
-
-def _frame_or_problem(text: str | None, data: bytes | None) -> tuple[Any, str | None]:
-    """(the frame's JSON object, None), or (None, why it is not a request object)."""
-    try:
-        frame = _parse(text, data)
-    except ValueError as exc:
-        return None, f"invalid frame: {exc}"
-    if not isinstance(frame, dict):
-        return None, "invalid frame: not a JSON object"
-    return frame, None
-
-
-def _handler_error(method: str, exc: Exception) -> GatewayError:
-    """A handler raised: UNAVAILABLE, retryable when Redis is down, else a logged crash."""
-    if outage.is_outage(exc):
-        outage.redis_state.failed(exc, f"running {method}")
-        return outage.unavailable(exc)
-    logger.exception("handler %s crashed", method)
-    return GatewayError(ErrorCode.UNAVAILABLE, f"{method} failed; see gateway log")
 
 
 class Connection:
@@ -183,7 +126,7 @@ class Connection:
         self.hub.stats.messages_processed += 1
         try:
             await self._receive(text, data)
-        except _Reject as rej:
+        except Reject as rej:
             self.hub.stats.frames_rejected += 1
             if rej.frame is not None:
                 await self._send(rej.frame)
@@ -201,7 +144,7 @@ class Connection:
         handshake of a dialect that allows only one: then close 1013, try again later."""
         outage.redis_state.failed(exc, "handling a request")
         self.hub.stats.frames_rejected += 1
-        rid = self.codec.request_id_of(_parse(text, data))  # it parsed once already
+        rid = self.codec.request_id_of(parse(text, data))  # it parsed once already
         await self._send(self.codec.encode_error(rid, outage.unavailable(exc)))
         if not self.greeted and self.codec.handshake_first:
             await self.close(CloseCode.TRY_AGAIN_LATER)
@@ -251,13 +194,13 @@ class Connection:
     async def _receive(self, text: str | None, data: bytes | None) -> None:
         size = len(text.encode("utf-8")) if text is not None else len(data or b"")
         if size > settings.WINGMAN.policy.max_payload:
-            raise _Reject(CloseCode.MESSAGE_TOO_BIG)
+            raise Reject(CloseCode.MESSAGE_TOO_BIG)
         first = self.dialect is None
-        frame, problem = _frame_or_problem(text, data)
+        frame, problem = frame_or_problem(text, data)
         if first:
             self.dialect = detect(frame) if problem is None else None
             if self.dialect is None:
-                raise _Reject(CloseCode.POLICY_VIOLATION)
+                raise Reject(CloseCode.POLICY_VIOLATION)
             self.subscriptions = set(self.dialect.default_events)
         # Every later frame counts, parseable or not: a flood of garbage costs the same.
         elif not await self._within_rate_limit(frame):
@@ -279,11 +222,11 @@ class Connection:
     async def _reply_error(self, frame: Any, err: FrameError) -> None:
         self.hub.stats.frames_rejected += 1
         if self.dialect is None:
-            raise _Reject(err.close or CloseCode.POLICY_VIOLATION)
+            raise Reject(err.close or CloseCode.POLICY_VIOLATION)
         rid = err.request_id if err.request_id is not None else self.codec.request_id_of(frame)
         text = self.codec.encode_error(rid, err.error)
         if err.close is not None:
-            raise _Reject(err.close, text)
+            raise Reject(err.close, text)
         await self._send(text)
 
     async def _within_rate_limit(self, frame: Any) -> bool:
@@ -299,7 +242,7 @@ class Connection:
         )
         text = self.codec.encode_error(self.codec.request_id_of(frame), error)
         if decision.excess > limit:  # as many refused as allowed: sustained abuse
-            raise _Reject(CloseCode.RATE_LIMITED, text)
+            raise Reject(CloseCode.RATE_LIMITED, text)
         self.hub.stats.frames_rejected += 1
         await self._send(text)
         return False
@@ -316,20 +259,7 @@ class Connection:
             raise FrameError(
                 hello.request_id, GatewayError(ErrorCode.INVALID_REQUEST, "already authenticated")
             )
-        protocol = PROTOCOL_MAX
-        if hello.min_protocol is not None and hello.max_protocol is not None:
-            protocol = min(hello.max_protocol, PROTOCOL_MAX)
-            if protocol < max(hello.min_protocol, PROTOCOL_MIN):
-                error = GatewayError(
-                    ErrorCode.INVALID_REQUEST,
-                    f"protocol mismatch: server speaks {PROTOCOL_MIN}..{PROTOCOL_MAX}, "
-                    f"client {hello.min_protocol}..{hello.max_protocol}",
-                    details={"expectedProtocol": {"min": PROTOCOL_MIN, "max": PROTOCOL_MAX}},
-                )
-                raise _Reject(
-                    CloseCode.PROTOCOL_ERROR,
-                    self.codec.encode_hello_error(hello.request_id, error),
-                )
+        protocol = negotiate(hello, self.codec)
         try:
             await auth.authenticate(
                 token=hello.token, password=hello.password, ip=self.client_ip, browser=self.browser
@@ -338,7 +268,7 @@ class Connection:
             self._auth_failures += 1
             text = self.codec.encode_hello_error(hello.request_id, error)
             if fatal or self._auth_failures >= MAX_AUTH_ATTEMPTS:
-                raise _Reject(CloseCode.POLICY_VIOLATION, text) from None
+                raise Reject(CloseCode.POLICY_VIOLATION, text) from None
             await self._send(text)
             return
         if self.closed:  # closed while the credentials were checked (handshake timeout)
@@ -361,23 +291,15 @@ class Connection:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         self.identity = client
-        now = now_ms()
-        entry = {
-            "connId": self.conn_id,
-            "host": client.display_name or client.client_id,
-            "ip": self.client_ip,
-            "version": client.version,
-            "mode": client.mode,
-            "role": client.role,
-            "clientId": client.client_id,
-            "instanceId": client.instance_id,
-            "displayName": client.display_name,
-            "platform": client.platform,
-            "dialect": self.codec.name,
-            "connectedAt": self.connected_at,
-            "ts": now,
-        }
-        self.hub.established(self, {k: v for k, v in entry.items() if v is not None})
+        entry = presence_entry(
+            self.conn_id,
+            client,
+            ip=self.client_ip,
+            dialect=self.codec.name,
+            connected_at=self.connected_at,
+            ts=now_ms(),
+        )
+        self.hub.established(self, entry)
 
     async def _call_before_auth(self, call: Call) -> None:
         """jsonrpc before ``auth``: with auth off the first call establishes the connection."""
@@ -416,7 +338,7 @@ class Connection:
             await self._send(self.codec.encode_error(call.request_id, error))
             return
         except Exception as exc:
-            error = _handler_error(call.method, exc)
+            error = handler_error(call.method, exc)
             await self._send(self.codec.encode_error(call.request_id, error))
             return
         await self._send(self.codec.encode_result(call.request_id, result))

@@ -16,8 +16,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from gateway.delivery.hub import get_hub
 from gateway.security.webauth import BrowserCredentials
-from gateway.ws.connection import FRAMES_SCOPE_KEY, Connection
-from gateway.ws.writer import FrameWriter, TwistedSocket
+from gateway.ws.connection import Connection
+from gateway.ws.writer import FRAMES_SCOPE_KEY, FrameWriter, TwistedSocket
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 OP_TEXT = 0x1
 #: Scope key of an HTTP request's socket, put there by gateway/server/serve.py (``buffered_bytes``
@@ -37,6 +38,10 @@ SOCKET_SCOPE_KEY = "wingman.socket"
 
 #: A slow consumer closed 4008 that still reads nothing is dropped after this long.
 SLOW_CONSUMER_ABORT_SECONDS = 5.0
+#: Scope key under which the ASGI server puts the socket's :class:`~gateway.ws.writer.FrameWriter`
+#: (uvicorn) or :class:`~gateway.ws.writer.TwistedSocket` (daphne), see gateway/server/serve.py:
+#: frames, ``buffered_bytes`` and ``abort``.
+FRAMES_SCOPE_KEY = "wingman.frames"
 
 
 def frame_head(opcode: int, length: int) -> bytes:
@@ -161,3 +166,19 @@ class AsyncioSocket:
 
     def abort(self) -> None:
         self.transport.abort()
+
+
+class Transport(Protocol):
+    """What the connection needs from the socket (the consumer implements it)."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int) -> None: ...
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the peer (0 when the server cannot tell)."""
+        ...
+
+    def abort_later(self, seconds: float) -> None:
+        """Drop the TCP connection if it is still there after ``seconds``."""
+        ...

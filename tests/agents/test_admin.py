@@ -126,7 +126,7 @@ def test_rename_sessions_action_asks_then_renames(admin_client, data):
 
 
 def test_cancel_action_settles_an_orphaned_run(admin_client, data):
-    """A queued run whose process is gone is cancelled by the run service itself."""
+    """A queued run whose process is gone is ended by the run service itself, as lost."""
     orphan = Run.objects.create(
         session=data["session"], prompt="x", status=RunStatus.QUEUED, owner="gone"
     )
@@ -137,7 +137,8 @@ def test_cancel_action_settles_an_orphaned_run(admin_client, data):
     assert res.status_code == 302
     orphan.refresh_from_db()
     data["run"].refresh_from_db()
-    assert orphan.status == RunStatus.CANCELLED and orphan.ended_at is not None
+    assert (orphan.status, orphan.error_code) == (RunStatus.ERROR, "EXECUTOR_LOST")
+    assert orphan.ended_at is not None
     assert data["run"].status == RunStatus.OK
 
 

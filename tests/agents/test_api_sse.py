@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -15,6 +16,7 @@ from django.utils import timezone
 from agents.models import Run, RunSource, RunStatus
 from agents.services import runs
 from agents.services.runs import RunRequest, session_topic
+from agents.services.runs.accept import accept
 from gateway.delivery.hub import get_hub
 from gateway.delivery.publish import publish_topic
 from gateway.protocol.events import AGENT_TERMINAL
@@ -55,8 +57,7 @@ async def test_client_disconnect_unsubscribes_the_stream(hub_cleanup, wingman_au
     wingman_auth("token", token=TOKEN)
     await acreate_agent("main", model="wingman:slow", is_default=True)
     request = RunRequest(message="/stream 200", source=RunSource.API, agent_id="main")
-    ticket = await runs.run_submit(request)
-    await runs.run_launch(ticket, request)
+    ticket = await runs.run_start(request=request)
     hub = await get_hub()
     topic = session_topic(ticket.session_key)
 
@@ -165,10 +166,16 @@ async def test_a_follower_joining_a_live_run_gets_it_from_its_start(hub_cleanup,
     wingman_auth("token", token=TOKEN)
     await acreate_agent("main", model="wingman:slow", is_default=True)
     hub = await get_hub()
-    request = RunRequest(message="/stream 30", source=RunSource.API, agent_id="main")
-    ticket = await runs.run_submit(request)
-    watch = await hub.listen(session_topic(ticket.session_key))
-    await runs.run_launch(ticket, request)
+    watching = []
+
+    async def watch_it(ticket):  # subscribed before the run can start
+        watching.append(await hub.listen(session_topic(ticket.session_key)))
+
+    request = RunRequest(
+        message="/stream 30", source=RunSource.API, agent_id="main", before_start=watch_it
+    )
+    ticket = await runs.run_start(request=request)
+    [watch] = watching
     texts = 0
     while texts < 5:  # the run is well under way
         event = await asyncio.wait_for(anext(watch), 10)
@@ -201,7 +208,7 @@ async def test_a_run_whose_process_cannot_replay_it_falls_back_to_the_database(
     hub_cleanup, wingman_auth, monkeypatch
 ):
     """Running in a process that is gone: agent-start from the database, and the end the
-    database records (no process will publish it) once it is there."""
+    database records once it is there (here: the cancel finds the run lost)."""
     from agents.api import streams
     from wingman.asgi import application
 
@@ -209,9 +216,10 @@ async def test_a_run_whose_process_cannot_replay_it_falls_back_to_the_database(
     wingman_auth("token", token=TOKEN)
     await acreate_agent("main", is_default=True)
     request = RunRequest(message="/stream 5", source=RunSource.API, agent_id="main")
-    ticket = await runs.run_submit(request)  # accepted, never launched here
+    ticket, _ = await database_sync_to_async(accept)(request, executor="local", owner=None)
+    long_ago = timezone.now() - timedelta(hours=1)  # accepted, never launched here
     await database_sync_to_async(Run.objects.filter(pk=ticket.run_id).update)(
-        status=RunStatus.RUNNING, owner="gone", started_at=timezone.now()
+        status=RunStatus.RUNNING, owner="gone", started_at=long_ago, heartbeat_at=long_ago
     )
 
     comm = ApplicationCommunicator(application, _request(f"/api/runs/{ticket.run_id}/events"))
@@ -222,7 +230,7 @@ async def test_a_run_whose_process_cannot_replay_it_falls_back_to_the_database(
     assert start["type"] == "agent-start" and start["seq"] == 1 and start["replay"] is True
     assert start["prompt"] == "/stream 5" and start["runId"] == ticket.run_id
 
-    assert await runs.run_cancel(ticket.run_id)  # its process is gone: settled here
+    assert await runs.run_cancel(ticket.run_id) is False  # its process is gone: lost
     events = await _sse_events_after_start(comm)
-    assert [e["type"] for e in events] == ["agent-cancelled"]
+    assert [(e["type"], e.get("code")) for e in events] == [("agent-error", "EXECUTOR_LOST")]
     await comm.wait(5)

@@ -301,10 +301,7 @@ def test_ensure_default_agent_keeps_existing_agents():
     assert not Agent.objects.filter(pk="main").exists()
 
 
-def test_bootstrap_imports_then_ensures_a_default(monkeypatch):
-    import gateway.delivery.seat
-
-    monkeypatch.setattr(gateway.delivery.seat, "seat_alive", lambda seat_id: True)
+def test_bootstrap_imports_then_ensures_a_default():
     summary = bootstrap(SEED_EXAMPLE)
     assert "2 agent(s) created" in summary and "default agent 'main'" in summary
     assert bootstrap(SEED_EXAMPLE).startswith("agents: 0 agent(s) created, 0 updated, 0 binding(s)")

@@ -208,6 +208,9 @@ def cluster(gateway_factory: GatewayFactory, shared_database: str, tmp_path: Pat
         "WINGMAN_CHANNEL_PREFIX": f"{prefix}-ch",
         "WINGMAN_CACHE_PREFIX": f"{prefix}-cache",
         "DATABASE_URL": shared_database,
+        # runs execute in the gateway that accepted them (the Celery executor has its own
+        # cluster tests: tests/agents/test_e2e_scaled.py)
+        "WINGMAN_RUN_EXECUTOR": "local",
     }
     agents = [{"id": "main", "default": True, "model": "wingman:slow"}]
     gateways = []

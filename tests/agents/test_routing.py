@@ -7,6 +7,7 @@ ties by ``order`` then id. Explicit ``agentId`` / ``sessionKey`` go through the 
 from __future__ import annotations
 
 import pytest
+from channels.db import database_sync_to_async
 
 from agents.models import Agent, Binding, Run, Session
 from agents.routing import (
@@ -19,7 +20,8 @@ from agents.routing import (
     session_key,
     webhook_session_key,
 )
-from agents.services.runs import RunRequest, run_submit
+from agents.services.runs import RunRequest
+from agents.services.runs.accept import accept
 from gateway.protocol.errors import ErrorCode, GatewayError
 from tests.agents.conftest import acreate_agent
 
@@ -271,7 +273,10 @@ async def seed_agents(hub_cleanup):
 
 
 async def submit(message: str = "hi", **fields):
-    return await run_submit(RunRequest(message=message, **fields))
+    """Accept (route and persist) a run the way run_start does, without executing it."""
+    request = RunRequest(message=message, **fields)
+    ticket, _ = await database_sync_to_async(accept)(request, executor="local", owner=None)
+    return ticket
 
 
 @pytestmark_db

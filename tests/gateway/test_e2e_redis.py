@@ -66,6 +66,7 @@ def redis_gateway(gateway_factory: GatewayFactory, redis_prefix: str) -> Iterato
         "REDIS_URL": E2E_REDIS_URL,
         "WINGMAN_CHANNEL_PREFIX": f"{redis_prefix}-ch",
         "WINGMAN_CACHE_PREFIX": f"{redis_prefix}-cache",
+        "WINGMAN_RUN_EXECUTOR": "local",  # no worker here: the gateways execute their runs
     }
     made: list[GatewayProcess] = []
 

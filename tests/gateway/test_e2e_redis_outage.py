@@ -207,7 +207,7 @@ async def test_redis_outage_answers_unavailable_keeps_sockets_and_recovers(
     gateway_factory: GatewayFactory, private_redis: PrivateRedis, fault: str
 ) -> None:
     private_redis.start()
-    env = {"REDIS_URL": private_redis.url}
+    env = {"REDIS_URL": private_redis.url, "WINGMAN_RUN_EXECUTOR": "local"}
     gw1, gw2 = gateway_factory(env, start=False), gateway_factory(env, start=False)
     await asyncio.gather(gw1.astart(), gw2.astart())
     leaver = f"leaver-{uuid.uuid4()}"
@@ -243,7 +243,7 @@ async def test_gateway_started_without_redis_serves_degraded_until_it_answers(
 ) -> None:
     private_redis.password = "hunter2"
     url = f"redis://:hunter2@127.0.0.1:{private_redis.port}/0"  # nothing listens there yet
-    gw = gateway_factory({"REDIS_URL": url})
+    gw = gateway_factory({"REDIS_URL": url, "WINGMAN_RUN_EXECUTOR": "local"})
     warnings = [line for line in gw.log().splitlines() if "Redis" in line]
     assert len(warnings) == 1, gw.log_tail()
     assert warnings[0].startswith("wingman: warning: Redis at redis://:***@127.0.0.1:"), warnings

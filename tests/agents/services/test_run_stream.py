@@ -1,4 +1,4 @@
-"""A run's replay (agents/services/run_stream.py): what a follower that joins a live run is
+"""A run's replay (agents/services/runs/stream.py): what a follower that joins a live run is
 given, and that it stays the size of the text, not of the events."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agents.runtime.text import TextBuffer
-from agents.services.run_stream import RunStream
 from agents.services.runs import RunTicket
+from agents.services.runs.stream import RunStream
 
 
 def _ticket() -> RunTicket:

@@ -1,0 +1,146 @@
+"""One run, start to end, in the process that executes it: wait for the session's turn,
+stream the agent, then persist the final state and publish exactly one terminal event
+(``agent-complete`` | ``agent-error`` | ``agent-cancelled``), even on cancel, timeout, crash
+or shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from django import db
+
+from agents import selectors
+from agents.models import RunStatus
+from agents.services.runs import transitions
+from agents.services.runs.requests import HISTORY_LIMIT, RunPlan, RunTicket
+from agents.services.runs.stream import RunStream
+from agents.services.runs.transitions import Turn
+from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state import outage
+
+logger = logging.getLogger(__name__)
+
+#: How often a queued run asks the database whether it is its turn.
+TURN_POLL_SECONDS = 0.05
+#: ... and at most this often while the database is unreachable (it rides out the outage).
+TURN_RETRY_MAX_SECONDS = 1.0
+
+
+class Gone(Exception):
+    """The run ended elsewhere before it could start (cancelled while queued, or lost)."""
+
+
+async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: str) -> None:
+    """The body of a run's task; ``ticket.final`` is the answer once it returns."""
+    status, error, code = RunStatus.OK, "", ""
+    try:
+        async with asyncio.timeout(plan.timeout):
+            await _wait_turn(plan.run_id)
+            await stream.emit(
+                {"type": "agent-start", "agent": plan.agent_id, "prompt": plan.prompt}
+            )
+            await _turn(plan, stream)
+    except Gone:
+        return
+    except asyncio.CancelledError:
+        status, error = RunStatus.CANCELLED, "cancelled"
+    except TimeoutError:
+        status, code = RunStatus.TIMEOUT, str(ErrorCode.AGENT_TIMEOUT)
+        error = f"the run timed out after {plan.timeout:g} s"
+    except Exception as exc:
+        status, error = RunStatus.ERROR, _describe(exc)
+        if not _expected(exc):
+            logger.exception("run %s failed", plan.run_id)
+    # Persist and publish the end before the next queued run may start: it must see this
+    # answer in its history and start after this run's terminal event.
+    await asyncio.shield(finish(ticket, stream, status, error, code, owner=owner))
+
+
+async def _wait_turn(run_id: str) -> None:
+    """Wait (cancellable; bounded by the run's timeout) for the session's turn. The run ahead
+    may execute in another process: the database says whose turn it is."""
+    take = database_sync_to_async(transitions.turn_take)
+    pause = TURN_POLL_SECONDS
+    while True:
+        try:
+            turn = await take(run_id)
+        except db.Error as exc:  # e.g. PostgreSQL restarting: wait, do not fail the run
+            logger.warning("run %s waits for its turn: %s", run_id, exc)
+            pause = min(pause * 2, TURN_RETRY_MAX_SECONDS)
+            await asyncio.sleep(pause)
+            continue
+        if turn is Turn.STARTED:
+            return
+        if turn is Turn.GONE:
+            raise Gone(run_id)
+        pause = TURN_POLL_SECONDS
+        await asyncio.sleep(pause)
+
+
+async def _turn(plan: RunPlan, stream: RunStream) -> str:
+    from agents.runtime.runner import AgentSpec, run_turn
+
+    history = await database_sync_to_async(selectors.model_history)(
+        plan.session_id, before=plan.position, limit=HISTORY_LIMIT, run_id=plan.run_id
+    )
+    spec = AgentSpec(
+        agent_id=plan.agent_id,
+        model=plan.model,
+        system_prompt=plan.system_prompt,
+        tools=list(plan.tools),
+    )
+    return await run_turn(
+        spec,
+        history=history,
+        prompt=plan.prompt,
+        working_folder=plan.working_folder,
+        emit=stream.emit,
+        extra_system_prompt=plan.extra_system_prompt,
+    )
+
+
+async def finish(
+    ticket: RunTicket, stream: RunStream, status: str, error: str, code: str, *, owner: str
+) -> None:
+    """Persist the final state, then publish the one terminal event (unless another process
+    ended the run meanwhile: then it published it)."""
+    from agents.services.runs.requests import final_result
+
+    text = stream.text()
+    try:
+        run = await database_sync_to_async(transitions.finish)(
+            ticket.run_id, status, text, error, code, owner=owner
+        )
+    except Exception:
+        logger.exception("could not persist the end of run %s", ticket.run_id)
+        run = None
+    else:
+        if run is None:
+            logger.warning("run %s had already been ended elsewhere", ticket.run_id)
+            return
+        ticket.final = final_result(run)
+    step = selectors.terminal_step(status=status, text=text, error=error, code=code or None)
+    try:
+        await stream.emit(step)
+    except Exception:
+        logger.exception("could not publish the end of run %s", ticket.run_id)
+
+
+def _describe(exc: Exception) -> str:
+    from agents.runtime.providers import ModelError
+
+    if isinstance(exc, (ModelError, GatewayError)):
+        return str(exc)
+    if outage.is_outage(exc):
+        return outage.unavailable(exc).message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _expected(exc: Exception) -> bool:
+    """Not a bug (no traceback): the model's own errors, and Redis being unreachable."""
+    from agents.runtime.offline import OfflineModelError
+    from agents.runtime.providers import ModelError
+
+    return outage.is_outage(exc) or isinstance(exc, (ModelError, OfflineModelError))
