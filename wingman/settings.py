@@ -207,6 +207,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# The queue the gateways send runs to and the workers take them from (one per deployment,
+# or per test cluster sharing a Redis).
+CELERY_TASK_DEFAULT_QUEUE = env.str("WINGMAN_CELERY_QUEUE", default="wingman")
 
 # RUNS ----------------------------------------------------------------------------------
 # Where agent runs execute: "local" (the gateway process's event loop; the embedded

@@ -54,7 +54,7 @@ async def _settle_if_lost(run: Run) -> Run:
     seat = await this_seat()
     if run.finished or liveness.owner_alive(run, seat.id):
         return run
-    ended = await database_sync_to_async(liveness.end_lost)(run, "its executor stopped")
+    ended = await database_sync_to_async(liveness.end_lost)(run)
     if ended is not None:
         await liveness.publish_end(ended)
     return await run_get(run.id)

@@ -72,14 +72,15 @@ def owner_alive(run: Run, me: str) -> bool:
     return run.heartbeat_at is not None and run.heartbeat_at > stale
 
 
-def end_lost(run: Run, why: str) -> Run | None:
+def end_lost(run: Run, why: str | None = None) -> Run | None:
     """End a run whose executor is gone (None if it ended meanwhile)."""
+    why = why or lost_reason(run)
     logger.warning("run %s lost: %s", run.id, why)
     return finish(run.id, RunStatus.ERROR, "", why, EXECUTOR_LOST, owner=run.owner)
 
 
-def _lost_reason(run: Run) -> str:
-    where = f"{run.owner_host} pid {run.owner_pid}" if run.owner_pid else run.owner
+def lost_reason(run: Run) -> str:
+    where = f"{run.owner_host} pid {run.owner_pid}" if run.owner_pid else f"seat {run.owner}"
     return f"the process executing the run ({where}) stopped before the run ended"
 
 
@@ -89,7 +90,7 @@ def sweep(me: str) -> tuple[list[Run], list[str]]:
     now = timezone.now()
     for run in Run.objects.filter(status__in=OPEN_STATUSES).select_related("session"):
         if run.owner:
-            if not owner_alive(run, me) and (done := end_lost(run, _lost_reason(run))):
+            if not owner_alive(run, me) and (done := end_lost(run)):
                 ended.append(done)
             continue
         waited = (now - (run.heartbeat_at or run.created_at)).total_seconds()

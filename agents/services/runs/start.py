@@ -84,6 +84,6 @@ async def _claimed_elsewhere(run_id: str, me: str) -> None:
     run = await Run.objects.select_related("session").filter(pk=run_id).afirst()
     if run is None or run.finished or liveness.owner_alive(run, me):
         return
-    ended = await database_sync_to_async(liveness.end_lost)(run, "its worker stopped")
+    ended = await database_sync_to_async(liveness.end_lost)(run)
     if ended is not None:
         await liveness.publish_end(ended)
