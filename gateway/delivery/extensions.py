@@ -44,10 +44,6 @@ def register(extension: Extension) -> None:
     _registered[extension.name] = extension
 
 
-def registered() -> list[Extension]:
-    return list(_registered.values())
-
-
 def control_handlers() -> dict[str, ControlHandler]:
     handlers: dict[str, ControlHandler] = {}
     for ext in _registered.values():

@@ -119,13 +119,6 @@ async def snapshot_json(
     return "[" + ",".join([text for _, text in pairs]) + "]", sv
 
 
-async def list_entries(
-    local_id: str | None = None, local_entries: dict[str, dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    """Every connected client; this process's own entries are taken live, not from cache."""
-    return (await snapshot(local_id, local_entries))[0]
-
-
 def _bump() -> int:
     cache.add(_VERSION, 0, timeout=None)
     try:

@@ -19,6 +19,10 @@ class ErrorCode(StrEnum):
     NOT_PAIRED = "NOT_PAIRED"
     AGENT_TIMEOUT = "AGENT_TIMEOUT"
     UNAVAILABLE = "UNAVAILABLE"
+    #: A run's ``agent-error`` codes (not request errors): the model or a tool failed, or
+    #: the process executing the run died.
+    AGENT_ERROR = "AGENT_ERROR"
+    EXECUTOR_LOST = "EXECUTOR_LOST"
 
 
 class GatewayError(Exception):

@@ -37,11 +37,12 @@ from agents.services.runs.accept import OPEN_STATUSES, Owner
 from agents.services.runs.requests import DEFAULT_TIMEOUT_SECONDS
 from agents.services.runs.transitions import finish
 from gateway.delivery import publish
+from gateway.protocol.errors import ErrorCode
 from gateway.state import outage
 
 logger = logging.getLogger(__name__)
 
-EXECUTOR_LOST = "EXECUTOR_LOST"
+EXECUTOR_LOST = str(ErrorCode.EXECUTOR_LOST)
 HOST = socket.gethostname()
 
 
