@@ -25,6 +25,7 @@ from agents.services.runs.requests import RunTicket, final_result
 from agents.services.runs.start import this_seat
 from agents.services.runs.stream import session_topic
 from gateway.delivery.hub import get_hub
+from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.events import AGENT_TERMINAL
 
@@ -78,7 +79,12 @@ async def run_wait(run_id: str, wait_seconds: float) -> Run | None:
 
 async def _wait_elsewhere(run: Run) -> None:
     """Until the run's terminal event arrives, or the database (or its executor's death)
-    says it ended."""
+    says it ended. A worker (no sockets, no hub) asks the database only."""
+    seat = current_seat()
+    if seat is not None and seat.headless:
+        while not (await _settle_if_lost(await run_get(run.id))).finished:  # noqa: ASYNC110
+            await asyncio.sleep(DB_POLL_SECONDS)
+        return
     hub = await get_hub()
     listener = await hub.listen(session_topic(run.session.key), key=run.id)
     try:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
 from asgiref.sync import sync_to_async
@@ -43,6 +44,19 @@ def _send(run_id: str) -> None:
     from wingman.celery import app
 
     app.send_task(RUN_TASK, args=(run_id,))
+
+
+#: Dispatches in flight, referenced until they end (the loop keeps only weak references).
+_in_flight: set[asyncio.Task] = set()
+
+
+def send_soon(run_id: str) -> None:
+    """Dispatch in the background (the caller has answered already)."""
+    task = asyncio.get_running_loop().create_task(
+        send_to_worker(run_id), context=contextvars.Context()
+    )
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
 
 
 async def send_to_worker(run_id: str) -> bool:

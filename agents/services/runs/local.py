@@ -111,9 +111,19 @@ def launch(plan: RunPlan, seat: Seat, observer: Observer | None = None) -> Activ
     return active
 
 
+#: Tasks started from callbacks, referenced until they end (the loop keeps only weak ones).
+_settling: set[asyncio.Task] = set()
+
+
+def _background(seat: Seat, coro) -> None:
+    task = seat.loop.create_task(coro, context=contextvars.Context())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
 def _ended(runs: LocalRuns, active: Active, seat: Seat, task: asyncio.Task) -> None:
     if not task.cancelled():
-        seat.loop.create_task(_answer(runs, active, seat), context=contextvars.Context())
+        _background(seat, _answer(runs, active, seat))
         return
     # Cancelled before its first step: execute never ran, so settle the run here.
     ticket = active.ticket
@@ -123,14 +133,31 @@ def _ended(runs: LocalRuns, active: Active, seat: Seat, task: asyncio.Task) -> N
         await settle
         await _answer(runs, active, seat)
 
-    seat.loop.create_task(settled(), context=contextvars.Context())
+    _background(seat, settled())
+
+
+async def _final(active: Active) -> dict[str, Any] | None:
+    """The run's final result: from its end here, or from the database when it was ended
+    elsewhere (cancelled while queued, declared lost)."""
+    from agents.models import Run
+    from agents.services.runs.requests import final_result
+
+    if active.ticket.final is None:
+        run = await Run.objects.filter(pk=active.ticket.run_id).afirst()
+        if run is not None and run.finished:
+            active.ticket.final = final_result(run)
+    return active.ticket.final
 
 
 async def _answer(runs: LocalRuns, active: Active, seat: Seat) -> None:
     """Send the final result to the run's followers (after its terminal event), then let
     the run count as ended."""
     active.answered = True
-    final = active.ticket.final
+    try:
+        final = await _final(active)
+    except Exception:
+        logger.exception("could not read the end of run %s", active.ticket.run_id)
+        final = None
     for send in active.answers if final is not None else ():
         try:
             await send(final)

@@ -4,7 +4,6 @@ webhooks, rooms), in any process; and what a Celery worker does with a run it is
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 
 from channels.db import database_sync_to_async
@@ -48,7 +47,7 @@ async def run_start(*, request: RunRequest, executor: str | None = None) -> RunT
     if kind == "local":
         local.launch(plan, seat, request.observer)
     else:
-        seat.loop.create_task(dispatch.send_to_worker(plan.run_id), context=contextvars.Context())
+        dispatch.send_soon(plan.run_id)
     await _announce(ticket, request)
     return ticket
 
