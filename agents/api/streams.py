@@ -146,7 +146,10 @@ async def _live(listener: TopicListener, after: int, cutoff: _Cutoff) -> AsyncIt
             yield cutoff.frame()
             return
         payload = json.loads(event.payload_json)
-        if payload.get("seq", 0) <= after:
+        # No seq: a terminal event published by a process that did not execute the run
+        # (its executor died, or no worker had claimed it), which cannot know the last
+        # seq. It is never part of the replay.
+        if payload.get("seq") is not None and payload["seq"] <= after:
             continue  # already in the replay
         yield sse_frame(payload["type"], event.payload_json, payload.get("seq"))
         if payload["type"] in AGENT_TERMINAL:

@@ -18,6 +18,7 @@ from tests.gateway.conftest import (  # noqa: F401
     gateway,
     gateway_factory,
     pytest_runtest_makereport,
+    worker_factory,
 )
 
 

@@ -7,19 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.gateway_process import ASGI_SERVERS, GatewayFactory, GatewayProcess
+from tests.gateway.gateway_process import (
+    ASGI_SERVERS,
+    GatewayFactory,
+    GatewayProcess,
+    WorkerFactory,
+    WorkerProcess,
+)
 
 _GATEWAYS = pytest.StashKey[list[GatewayProcess]]()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Attach every gateway's log to a failed test's report."""
+    """Attach every gateway's (and worker's) log to a failed test's report."""
     outcome = yield
     report = outcome.get_result()
     if report.failed:
         for gw in item.stash.get(_GATEWAYS, []):
-            title = f"gateway log: {gw.name} (port {gw.port}, state dir {gw.state_dir})"
+            if isinstance(gw, WorkerProcess):
+                title = f"worker log: {gw.name} (state dir {gw.state_dir})"
+            else:
+                title = f"gateway log: {gw.name} (port {gw.port}, state dir {gw.state_dir})"
             report.sections.append((title, gw.log() or "(no output)"))
 
 
@@ -31,7 +40,7 @@ def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     stopped (SIGTERM, then SIGKILL) when the test ends.
     """
     made: list[GatewayProcess] = []
-    request.node.stash[_GATEWAYS] = made
+    reported = request.node.stash.setdefault(_GATEWAYS, [])
 
     def make(
         env: dict[str, str | None] | None = None,
@@ -44,6 +53,7 @@ def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         name = name or f"gw{len(made) + 1}"
         gw = GatewayProcess(state_dir or tmp_path / name, env=env, args=args, name=name)
         made.append(gw)
+        reported.append(gw)
         if start:
             gw.start()
         return gw
@@ -51,6 +61,37 @@ def gateway_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     yield make
     for gw in made:
         gw.stop()
+
+
+@pytest.fixture
+def worker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """``make(env=None, *, name=None, state_dir=None, concurrency=4, start=True)`` → a
+    Celery worker process; its log joins the gateways' in a failure report, and it is
+    stopped (SIGTERM, then SIGKILL) when the test ends, before the gateways."""
+    made: list[WorkerProcess] = []
+    reported = request.node.stash.setdefault(_GATEWAYS, [])
+
+    def make(
+        env: dict[str, str | None] | None = None,
+        *,
+        name: str | None = None,
+        state_dir: Path | None = None,
+        concurrency: int = 4,
+        start: bool = True,
+    ) -> WorkerProcess:
+        name = name or f"worker{len(made) + 1}"
+        worker = WorkerProcess(
+            state_dir or tmp_path / name, env=env, concurrency=concurrency, name=name
+        )
+        made.append(worker)
+        reported.append(worker)
+        if start:
+            worker.start()
+        return worker
+
+    yield make
+    for worker in made:
+        worker.stop()
 
 
 @pytest.fixture

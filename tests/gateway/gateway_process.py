@@ -3,6 +3,8 @@
 - :class:`GatewayProcess` starts ``python -m wingman gateway run --port 0`` with its own
   state dir and environment, reads the port from the ``listening`` line (bounded wait),
   keeps the whole server log for failure messages, and stops it (SIGTERM, then SIGKILL).
+- :class:`WorkerProcess` does the same for a Celery worker (``celery -A wingman worker -P
+  threads``) that executes runs in the scaled setup; ready once Celery says ``ready.``.
 - :class:`WsClient` wraps a ``websockets`` connection: every frame it receives is validated
   against the protocol models in ``gateway/protocol/`` and every event's ``seq`` is checked
   to grow by exactly 1 on that connection.
@@ -132,8 +134,25 @@ class GatewayProcess:
     # start / stop ---------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> GatewayProcess:
         cmd = [sys.executable, "-m", "wingman", "gateway", "run", "--host", HOST, "--port", "0"]
+        self._spawn([*cmd, *self.args])
+        self._await_line(self._listening, "'listening' line", "listening", timeout)
+        return self
+
+    def _listening(self, line: str) -> bool:
+        """Read the ports from the start lines; True once all are known."""
+        match = LISTEN_RE.search(line)
+        if match:
+            self.port = int(match.group(1))
+            if self.env.get("WINGMAN_CONTROL_UI", "true") == "false":
+                return True
+        match = UI_LISTEN_RE.search(line)
+        if match:
+            self.ui_port = int(match.group(1))
+        return self.port is not None and self.ui_port is not None
+
+    def _spawn(self, argv: list[str]) -> None:
         self.proc = subprocess.Popen(
-            [*cmd, *self.args],
+            argv,
             cwd=REPO,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -146,13 +165,18 @@ class GatewayProcess:
         )
         self._reader = threading.Thread(target=self._pump, name=f"{self.name}-log", daemon=True)
         self._reader.start()
+
+    def _await_line(
+        self, done: Callable[[str], bool], what: str, state: str, timeout: float
+    ) -> None:
+        """Read the log until ``done(line)``; stop the process and fail after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stop()
                 raise GatewayStartError(
-                    f"{self.name}: no 'listening' line within {timeout:.0f}s\n{self.log()}"
+                    f"{self.name}: no {what} within {timeout:.0f}s\n{self.log()}"
                 )
             try:
                 line = self._queue.get(timeout=min(remaining, 0.5))
@@ -161,18 +185,10 @@ class GatewayProcess:
             if line is None:
                 code = self.wait(5)
                 raise GatewayStartError(
-                    f"{self.name}: exited with code {code} before listening\n{self.log()}"
+                    f"{self.name}: exited with code {code} before {state}\n{self.log()}"
                 )
-            match = LISTEN_RE.search(line)
-            if match:
-                self.port = int(match.group(1))
-                if self.env.get("WINGMAN_CONTROL_UI", "true") == "false":
-                    return self
-            match = UI_LISTEN_RE.search(line)
-            if match:
-                self.ui_port = int(match.group(1))
-            if self.port is not None and self.ui_port is not None:
-                return self
+            if done(line):
+                return
 
     async def astart(self, timeout: float = START_TIMEOUT) -> GatewayProcess:
         return await asyncio.to_thread(self.start, timeout)
@@ -188,6 +204,11 @@ class GatewayProcess:
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash (no drain, no warm shutdown; its runs are left as they were)."""
+        self.signal(signal.SIGKILL)
+        assert self.wait(10) is not None, f"{self.name} survived SIGKILL"
 
     def wait(self, timeout: float) -> int | None:
         """The exit code, or None if still running after ``timeout`` seconds."""
@@ -226,6 +247,11 @@ class GatewayProcess:
         return self.proc.returncode
 
     @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} not started"
+        return self.proc.pid
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -256,6 +282,52 @@ class GatewayProcess:
 #: The ``gateway_factory`` fixture: ``make(env=None, *, args=(), name=None, state_dir=None,
 #: start=True)`` → a :class:`GatewayProcess`.
 GatewayFactory = Callable[..., GatewayProcess]
+
+
+WORKER_READY_RE = re.compile(r"@\S+ ready\.")
+WORKER_SEAT_RE = re.compile(r"worker runtime started \(seat (\w+)\)")
+
+
+class WorkerProcess(GatewayProcess):
+    """One Celery worker (``celery -A wingman worker -P threads``) executing runs, with the
+    environment a gateway gets (its own state dir; pass the gateways' REDIS_URL,
+    DATABASE_URL, prefixes and WINGMAN_CELERY_QUEUE). Ready once Celery logs ``ready.``;
+    ``seat`` is its runtime's seat id (the owner of the runs it executes)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        env: dict[str, str | None] | None = None,
+        concurrency: int = 4,
+        name: str = "worker",
+    ) -> None:
+        super().__init__(state_dir, env=env, name=name)
+        self.concurrency = concurrency
+        self.seat: str | None = None
+
+    def start(self, timeout: float = START_TIMEOUT) -> WorkerProcess:
+        cmd = [sys.executable, "-m", "celery", "-A", "wingman", "worker", "-P", "threads"]
+        # no mingle/gossip/heartbeat: one worker per queue here, and it starts a second sooner
+        options = ["-c", str(self.concurrency), "--loglevel", "INFO", "-n", f"{self.name}@%h"]
+        quiet = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        self._spawn([*cmd, *options, *quiet])
+        self._await_line(self._ready, "'ready.' line", "ready", timeout)
+        assert self.seat, f"{self.name}: ready without a runtime seat\n{self.log()}"
+        return self
+
+    def _ready(self, line: str) -> bool:
+        if match := WORKER_SEAT_RE.search(line):
+            self.seat = match.group(1)
+        return WORKER_READY_RE.search(line) is not None
+
+    async def astart(self, timeout: float = START_TIMEOUT) -> WorkerProcess:
+        return await asyncio.to_thread(self.start, timeout)
+
+
+#: The ``worker_factory`` fixture: ``make(env=None, *, name=None, state_dir=None,
+#: concurrency=4, start=True)`` → a :class:`WorkerProcess`.
+WorkerFactory = Callable[..., WorkerProcess]
 
 
 # --------------------------------------------------------------------------------------
