@@ -85,7 +85,11 @@ async def agent_wait(ctx: CallContext, params: AgentWaitParams) -> dict[str, Any
     if run is None:
         current = await runs.run_get(params.run_id)
         return {"runId": params.run_id, "status": "timeout", **_times(current)}
-    return {"runId": run.id, "status": runs.final_result(run)["status"], **_times(run)}
+    final = runs.final_result(run)
+    answer = {"runId": run.id, "status": final["status"], **_times(run)}
+    if "error" in final:  # e.g. {code: "EXECUTOR_LOST", message: ...}
+        answer["error"] = final["error"]
+    return answer
 
 
 def _times(run) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def api_run_end(gw: GatewayProcess, run_id: str) -> dict[str, Any]:
 async def assert_lost(gw: GatewayProcess, c: WsClient, run_id: str, pid: int) -> None:
     """Every way to ask says the run ended EXECUTOR_LOST because process ``pid`` died."""
     waited = await c.ok("agent.wait", {"runId": run_id, "timeoutMs": 5000})
-    assert waited["status"] == "error", waited
+    assert (waited["status"], waited["error"]["code"]) == ("error", "EXECUTOR_LOST"), waited
     stored = await asyncio.to_thread(api_run, gw, run_id)
     assert stored["status"] == "error" and f"pid {pid}" in stored["error"], stored
     end = await asyncio.to_thread(api_run_end, gw, run_id)
@@ -204,7 +204,7 @@ async def test_runs_of_a_killed_gateway_are_lost_within_seconds_and_every_call_s
         cancel = await b.ok("agent.cancel", {"runId": run3["runId"]})
         assert cancel["cancelled"] is False, cancel
         waited = await b.ok("agent.wait", {"runId": run3["runId"], "timeoutMs": 5000})
-        assert waited["status"] == "error", waited
+        assert (waited["status"], waited["error"]["code"]) == ("error", "EXECUTOR_LOST"), waited
         waited = await w.response(waiting["id"], timeout=LOST_SECONDS + 10)
         assert waited["payload"]["status"] == "error", waited
         assert time.monotonic() - killed <= LOST_SECONDS, "the wait saw the death late"

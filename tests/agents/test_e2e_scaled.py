@@ -314,7 +314,7 @@ async def test_a_worker_killed_mid_run_ends_it_executor_lost_and_frees_the_sessi
         final = (await a.response(rid, timeout=RUN_TIMEOUT))["payload"]
         assert (final["status"], final["error"]["code"]) == ("error", "EXECUTOR_LOST"), final
         waited = await b.ok("agent.wait", {"runId": ack["runId"], "timeoutMs": 5000})
-        assert waited["status"] == "error", waited
+        assert (waited["status"], waited["error"]["code"]) == ("error", "EXECUTOR_LOST"), waited
         row = run_row(scaled.database, ack["runId"])
         assert (row["status"], row["error_code"]) == ("error", "EXECUTOR_LOST"), row
         await asyncio.wait_for(following, timeout=30)
