@@ -7,21 +7,71 @@ import contextlib
 import logging
 from typing import Any
 
+from gateway.delivery.encoded import ENVELOPE_TYPE
 from gateway.state import outage
 
 logger = logging.getLogger(__name__)
+
+#: At most this many envelopes travel in one channel-layer message.
+MAX_BATCH = 256
+#: A headless publisher (a worker's run) waits above ``HIGH_WATER`` queued envelopes until
+#: the sender is down to ``LOW_WATER``.
+HIGH_WATER = 2048
+LOW_WATER = 256
+
+Item = tuple[str, str, dict[str, Any]]
+
+
+def batch_envelope(envelopes: list[dict[str, Any]]) -> dict[str, Any]:
+    """One channel-layer message carrying ``envelopes`` in order (a single one as itself)."""
+    if len(envelopes) == 1:
+        return envelopes[0]
+    return {"type": ENVELOPE_TYPE, "batch": envelopes}
+
+
+def unbatch(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The envelopes a channel-layer message carries, in order."""
+    batch = message.get("batch")
+    return batch if isinstance(batch, list) else [message]
+
+
+def _runs(items: list[Item]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """Consecutive items for the same target, merged (the order of sends is kept)."""
+    runs: list[tuple[str, str, list[dict[str, Any]]]] = []
+    for kind, target, envelope in items:
+        if runs and runs[-1][0] == kind and runs[-1][1] == target:
+            runs[-1][2].append(envelope)
+        else:
+            runs.append((kind, target, [envelope]))
+    return runs
 
 
 class Outbox:
     """Ordered delivery of envelopes to the other gateway processes.
 
     The hub delivers to its own sockets first, then queues the envelope here; one task
-    sends them in order, so a slow channel layer never delays local clients.
+    sends them in order, so a slow channel layer never delays local clients. What queued
+    up while a send was in flight leaves together: consecutive envelopes for one target
+    travel as one channel-layer message (``batch``), so a run streaming faster than one
+    Redis round trip per event (a Celery worker's run, watched on a gateway) keeps up
+    instead of falling behind by seconds.
     """
 
     def __init__(self, layer) -> None:
         self.layer = layer
-        self.queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._below = asyncio.Event()
+
+    async def room(self) -> None:
+        """Yield to the sender while envelopes wait; past ``HIGH_WATER`` wait until it has
+        sent them down to ``LOW_WATER`` (a publisher faster than the layer is slowed down
+        instead of queueing without bound)."""
+        if self.queue.empty():
+            return
+        await asyncio.sleep(0)
+        if self.queue.qsize() > HIGH_WATER:
+            self._below.clear()
+            await self._below.wait()
 
     def put_group(self, group: str, envelope: dict[str, Any]) -> None:
         self.queue.put_nowait(("group", group, envelope))
@@ -31,18 +81,28 @@ class Outbox:
 
     async def run(self) -> None:
         while True:
-            kind, target, envelope = await self.queue.get()
+            items = [await self.queue.get()]
+            while len(items) < MAX_BATCH and not self.queue.empty():
+                items.append(self.queue.get_nowait())
             try:
-                if kind == "group":
-                    await self.layer.group_send(target, envelope)
-                else:
-                    await self.layer.send(target, envelope)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failed(target, exc)
+                for kind, target, envelopes in _runs(items):
+                    await self._send(kind, target, batch_envelope(envelopes))
             finally:
-                self.queue.task_done()
+                for _ in items:
+                    self.queue.task_done()
+                if self.queue.qsize() <= LOW_WATER:
+                    self._below.set()
+
+    async def _send(self, kind: str, target: str, message: dict[str, Any]) -> None:
+        try:
+            if kind == "group":
+                await self.layer.group_send(target, message)
+            else:
+                await self.layer.send(target, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(target, exc)
 
     @staticmethod
     def _failed(target: str, exc: Exception) -> None:
@@ -50,7 +110,7 @@ class Outbox:
             outage.redis_state.failed(exc, "sending events to the other processes")
         else:
             logger.exception(
-                "channel layer send to %s failed; event lost for other processes", target
+                "channel layer send to %s failed; events lost for other processes", target
             )
 
     async def drain(self) -> None:

@@ -31,7 +31,7 @@ from django.core.cache import cache
 
 from gateway.delivery import extensions, memory
 from gateway.delivery.encoded import ALL_GROUP, ENVELOPE_TYPE, EncodedEvent, topic_group
-from gateway.delivery.outbox import Outbox
+from gateway.delivery.outbox import Outbox, unbatch
 from gateway.state import outage
 
 logger = logging.getLogger(__name__)
@@ -149,8 +149,12 @@ class Seat:
 
     # sending -----------------------------------------------------------------------------
     async def deliver(self, event: EncodedEvent, route: dict[str, Any] | None = None) -> None:
-        """A headless seat's delivery: every socket is in another process."""
+        """A headless seat's delivery: every socket is in another process. A run streams
+        from a loop that may never block (a fast model), so the publisher yields while the
+        outbox has work: the outbox's sends progress as the events come, instead of after
+        the run, and past its high-water mark the publisher waits for it."""
         self.send_remote(event, route or {})
+        await self.outbox.room()
 
     def send_remote(self, event: EncodedEvent, route: dict[str, Any]) -> None:
         """Queue ``event`` for the other processes that need it (in order)."""
@@ -224,6 +228,10 @@ class Seat:
         if message.get("type") != ENVELOPE_TYPE:
             logger.warning("ignored a channel-layer message of type %r", message.get("type"))
             return
+        for envelope in unbatch(message):
+            await self._envelope(envelope)
+
+    async def _envelope(self, message: dict[str, Any]) -> None:
         try:
             if "control" in message:
                 await self._control(message["control"], message.get("data") or {})

@@ -1,0 +1,149 @@
+"""The outbox to the other processes: envelopes that queue up while a send is in flight
+travel together, in order, on the real channel layers; a publisher faster than the layer
+is held at the high-water mark."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+
+from gateway.delivery import outbox as outbox_module
+from gateway.delivery.encoded import ENVELOPE_TYPE
+from gateway.delivery.outbox import Outbox, batch_envelope, unbatch
+from tests.conftest import REDIS_URL, delete_redis_prefix, require_redis
+
+
+def _envelope(n: int) -> dict:
+    return {"type": ENVELOPE_TYPE, "event": "agent", "payload": f'{{"n":{n}}}', "origin": "x"}
+
+
+async def _received(layer, channel: str, count: int) -> tuple[list[dict], int]:
+    """``count`` envelopes from ``channel`` and how many layer messages carried them."""
+    envelopes: list[dict] = []
+    messages = 0
+    while len(envelopes) < count:
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        messages += 1
+        envelopes.extend(unbatch(message))
+    return envelopes, messages
+
+
+async def _run(outbox: Outbox) -> asyncio.Task:
+    task = asyncio.create_task(outbox.run())
+    await asyncio.sleep(0)
+    return task
+
+
+async def test_envelopes_queued_together_leave_as_one_message_in_order() -> None:
+    layer = InMemoryChannelLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    outbox = Outbox(layer)
+    for n in range(50):
+        outbox.put_group("g", _envelope(n))
+    task = await _run(outbox)
+    try:
+        envelopes, messages = await _received(layer, channel, 50)
+    finally:
+        task.cancel()
+    assert [e["payload"] for e in envelopes] == [f'{{"n":{n}}}' for n in range(50)]
+    assert messages == 1
+
+
+async def test_targets_interleaved_keep_the_order_of_sends() -> None:
+    layer = InMemoryChannelLayer()
+    a, b = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("ga", a)
+    await layer.group_add("gb", a)
+    await layer.group_add("gb", b)
+    outbox = Outbox(layer)
+    for group, n in (("ga", 0), ("ga", 1), ("gb", 2), ("ga", 3)):
+        outbox.put_group(group, _envelope(n))
+    outbox.put_channel(b, _envelope(4))
+    task = await _run(outbox)
+    try:
+        on_a, messages_a = await _received(layer, a, 4)
+        on_b, messages_b = await _received(layer, b, 2)
+    finally:
+        task.cancel()
+    assert [e["payload"] for e in on_a] == ['{"n":0}', '{"n":1}', '{"n":2}', '{"n":3}']
+    assert messages_a == 3  # [0, 1], [2], [3]
+    assert [e["payload"] for e in on_b] == ['{"n":2}', '{"n":4}']
+    assert messages_b == 2
+
+
+def test_a_single_envelope_travels_as_itself() -> None:
+    one = _envelope(1)
+    assert batch_envelope([one]) is one
+    assert unbatch(one) == [one]
+    both = batch_envelope([one, _envelope(2)])
+    assert both["type"] == ENVELOPE_TYPE and unbatch(both) == [one, _envelope(2)]
+
+
+@pytest.mark.redis
+async def test_a_fast_publisher_reaches_another_process_in_order_on_redis() -> None:
+    """What a worker's run does: publish as fast as it can, yielding via ``room()``."""
+    require_redis()
+    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
+    sender = RedisChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    receiver = RedisChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    try:
+        channel = await receiver.new_channel()
+        await receiver.group_add("topic", channel)
+        outbox = Outbox(sender)
+        task = await _run(outbox)
+        count = 3000
+        reading = asyncio.create_task(_received(receiver, channel, count))
+        for n in range(count):
+            outbox.put_group("topic", _envelope(n))
+            await outbox.room()
+        envelopes, messages = await asyncio.wait_for(reading, 30)
+        task.cancel()
+    finally:
+        await sender.close_pools()
+        await receiver.close_pools()
+        delete_redis_prefix(prefix)
+    assert [e["payload"] for e in envelopes] == [f'{{"n":{n}}}' for n in range(count)]
+    assert messages < count  # some travelled together
+
+
+class _GatedLayer(InMemoryChannelLayer):
+    """The real in-memory layer, whose sends wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def group_send(self, group, message):
+        await self.gate.wait()
+        await super().group_send(group, message)
+
+
+async def test_a_publisher_waits_at_the_high_water_mark(monkeypatch) -> None:
+    monkeypatch.setattr(outbox_module, "HIGH_WATER", 20)
+    monkeypatch.setattr(outbox_module, "LOW_WATER", 5)
+    monkeypatch.setattr(outbox_module, "MAX_BATCH", 4)
+    layer = _GatedLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    outbox = Outbox(layer)
+    task = await _run(outbox)
+    try:
+        for n in range(25):  # the sender holds 4 at the gate, 21 wait
+            outbox.put_group("g", _envelope(n))
+        await asyncio.sleep(0.01)
+        assert outbox.queue.qsize() == 21
+        waiting = asyncio.create_task(outbox.room())
+        await asyncio.sleep(0.05)
+        assert not waiting.done(), "above the high-water mark the publisher waits"
+        layer.gate.set()
+        await asyncio.wait_for(waiting, 5)
+        assert outbox.queue.qsize() <= 5
+        envelopes, _ = await _received(layer, channel, 25)
+    finally:
+        task.cancel()
+    assert [e["payload"] for e in envelopes] == [f'{{"n":{n}}}' for n in range(25)]
