@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from gateway.bench import baseline
+from gateway.bench import baseline, stream_cli
 from gateway.bench.client import BenchError, Endpoint
 from gateway.bench.measure import Run, RunResult
 from gateway.bench.report import build, table
@@ -77,24 +77,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
         "offline model streaming through the gateway vs in-process",
     )
-    p.add_argument(
-        "--chunks",
-        type=_positive,
-        default=2000,
-        help="agent-stream: chunks to stream (default 2000)",
-    )
-    p.add_argument(
-        "--rounds",
-        type=_positive,
-        default=3,
-        help="agent-stream: pairs of runs (in-process, then through the gateway); the "
-        "verdicts use the medians (default 3)",
-    )
-    p.add_argument(
-        "--agent",
-        default="main",
-        help="agent-stream: an agent on the offline wingman:echo model (default main)",
-    )
+    stream_cli.add_arguments(p)
     _add_connection_arguments(p)
 
 
@@ -164,17 +147,13 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_agent_stream(args: argparse.Namespace) -> int:
-    from gateway.bench import agent_stream
-
     try:
         options = _options(args)
-        report = asyncio.run(
-            agent_stream.measure(options.endpoint, args.agent, args.chunks, args.rounds)
-        )
+        report = asyncio.run(stream_cli.measure(args, options.endpoint))
     except (BenchError, OSError) as exc:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
-    print(agent_stream.table(report), flush=True)
+    print(stream_cli.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.bench.client import BenchError, Endpoint
 from gateway.bench.report import percentile
+from tests.conftest import REDIS_URL, require_redis
 from tests.gateway.gateway_process import TOKEN, GatewayProcess, gateway_env
 
 FIGURES = {
@@ -138,3 +139,34 @@ def test_endpoint_accepts_loopback() -> None:
     ep = Endpoint.parse("ws://localhost:18789/ws", token="t")
     assert (ep.host, ep.port, ep.token) == ("localhost", 18789, "t")
     assert Endpoint.parse("ws://[::1]:9/").host == "::1"
+
+
+@pytest.mark.e2e
+@pytest.mark.redis
+def test_agent_stream_bench_measures_a_scaled_setup_beside(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """``--scaled`` starts a gateway and a Celery worker on Redis (runs in the worker),
+    measures both setups in the same rounds, then stops them and deletes their keys."""
+    require_redis()
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    result = _bench(
+        tmp_path / "bench",
+        *("--mode", "agent-stream", "--url", gateway.url, "--token", TOKEN, "--json"),
+        *("--chunks", "200", "--rounds", "1", "--streams", "2", "--scaled"),
+        *("--redis-url", REDIS_URL, "--worker-concurrency", "2"),
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+    report = _last_json_line(result.stdout)
+    assert report["streams"] == 2
+    scaled = report["scaled"]
+    assert scaled["pool"] == "threads" and scaled["concurrency"] == 2
+    assert scaled["worker_rss_mb"] > 0
+    assert set(scaled["targets"]) == {"added_p99_under_5ms", "rate_at_least_half"}
+    for figures in (scaled["gateway"], report["rounds"][0]["scaled"]["gateway"]):
+        assert figures["chunks"] == 2 * 200, figures  # every chunk of both runs arrived
+    assert "the scaled setup (run in a worker)" in result.stdout
+    assert not list(client.scan_iter(match="*wmbench-*")), "the setup's keys were deleted"
