@@ -60,7 +60,7 @@ def backend(request, settings):
         settings.REDIS_URL = REDIS_URL
         settings.CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "BACKEND": "gateway.state.layer.RedisChannelLayer",
                 "CONFIG": {
                     "hosts": [{"address": REDIS_URL, **settings.REDIS_POOL_OPTIONS}],
                     "prefix": prefix,

@@ -148,7 +148,7 @@ def _retry_once(retry_class):
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "gateway.state.layer.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from gateway.delivery.encoded import ENVELOPE_TYPE
@@ -14,6 +15,12 @@ logger = logging.getLogger(__name__)
 
 #: At most this many envelopes travel in one channel-layer message.
 MAX_BATCH = 256
+#: While envelopes come faster than one send (a burst), a batch may wait this long to fill
+#: (fewer, larger channel-layer messages). 0: a batch is what queued during the previous
+#: send, so a sparse stream is never held back.
+LINGER_SECONDS = 0.0
+#: A headless publisher yields to the sender at most this often (a yield is a loop pass).
+YIELD_SECONDS = 0.0002
 #: A headless publisher (a worker's run) waits above ``HIGH_WATER`` queued envelopes until
 #: the sender is down to ``LOW_WATER``.
 HIGH_WATER = 2048
@@ -61,6 +68,7 @@ class Outbox:
         self.layer = layer
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self._below = asyncio.Event()
+        self._yielded = 0.0
 
     async def room(self) -> None:
         """Yield to the sender while envelopes wait; past ``HIGH_WATER`` wait until it has
@@ -68,7 +76,10 @@ class Outbox:
         instead of queueing without bound)."""
         if self.queue.empty():
             return
-        await asyncio.sleep(0)
+        now = time.monotonic()
+        if now - self._yielded >= YIELD_SECONDS:
+            self._yielded = now
+            await asyncio.sleep(0)
         if self.queue.qsize() > HIGH_WATER:
             self._below.clear()
             await self._below.wait()
@@ -80,10 +91,14 @@ class Outbox:
         self.queue.put_nowait(("channel", channel, envelope))
 
     async def run(self) -> None:
+        burst = False
         while True:
             items = [await self.queue.get()]
+            if burst and LINGER_SECONDS:  # a burst is on: let the batch fill a little
+                await asyncio.sleep(LINGER_SECONDS)
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())
+            burst = len(items) > 1
             try:
                 for kind, target, envelopes in _runs(items):
                     await self._send(kind, target, batch_envelope(envelopes))

@@ -190,10 +190,18 @@ class Seat:
         return True
 
     # receiving ---------------------------------------------------------------------------
+    async def _receive(self) -> list[dict[str, Any]]:
+        """What waits on the seat's channel: all of it in one go where the layer can
+        (``gateway.state.layer``), else one message."""
+        receive_many = getattr(self.layer, "receive_many", None)
+        if receive_many is not None:
+            return await receive_many(self.channel_name)
+        return [await self.layer.receive(self.channel_name)]
+
     async def _receive_loop(self) -> None:
         while True:
             try:
-                message = await self.layer.receive(self.channel_name)
+                messages = await self._receive()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -205,7 +213,8 @@ class Seat:
                     logger.exception("channel layer receive failed; retrying")
                 await self._rejoin()
                 continue
-            await self._received(message)
+            for message in messages:
+                await self._received(message)
 
     async def _rejoin(self) -> None:
         """Retry (with backoff) until the groups are joined again: a Redis that restarted
