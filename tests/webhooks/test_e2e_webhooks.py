@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agents.e2e_runs import LOST_SECONDS, SLOW_MAIN, run_row, stream_text
 from tests.agents import test_e2e_agents
+from tests.agents.e2e_runs import run_row, stream_text
 from tests.agents.test_e2e_agents import (
     E2E_REDIS_URL,
     RUN_TIMEOUT,
@@ -23,7 +23,7 @@ from tests.agents.test_e2e_agents import (
 )
 from tests.agents.test_e2e_scaled import delete_unacked, executed_by, scaled_env
 from tests.conftest import delete_redis_prefix, require_redis
-from tests.gateway.gateway_process import connected, wait_until
+from tests.gateway.gateway_process import connected
 from tests.webhooks.e2e import create_webhook, deliver
 
 pytestmark = [pytest.mark.e2e]
