@@ -274,3 +274,19 @@ async def test_an_unsigned_delivery_with_a_webhook_id_is_deduplicated():
     assert (first.status_code, again.status_code) == (202, 200)
     assert first.json()["deliveryId"] == "evt_42" == again.json()["deliveryId"]
     assert await Run.objects.acount() == 1
+
+
+async def test_webhook_test_goes_through_the_real_checks_signed_with_the_secret():
+    from webhooks.services import webhook_test
+
+    await make_webhook(name="Gmail", preset="gog-gmail", require_signature=True)
+    answer = await webhook_test(webhook_id="gmail")
+    assert answer.status == 202, answer.body
+    run = await run_wait(answer.body["runId"], 10)
+    assert "Subject: Test delivery" in run.prompt
+    [line] = await deliveries("gmail")
+    assert line.signed and line.status == 202
+    await make_webhook(name="Walled", ip_allowlist=["10.0.0.0/8"])
+    refused = await webhook_test(webhook_id="walled")
+    assert refused.status == 403 and "not allowed" in refused.body["error"]
+    assert (await webhook_test(webhook_id="nope")).status == 404
