@@ -103,6 +103,9 @@ async def test_flood_of_deliveries_to_a_rate_limited_webhook(gateway_factory, tm
     async with connected(gw, name="warmer") as c:
         waited = await c.ok("agent.wait", {"runId": response.json()["runId"], "timeoutMs": 15000})
         assert waited["status"] == "ok", waited
+    # ... and the refusal path (its batched log writer) has run once
+    refused = await asyncio.to_thread(deliver, gw, "warm", {}, "not-the-secret")
+    assert refused.status_code == 401
     async with connected(gw, name="pinger") as pinger:
         flood_started = time.perf_counter()
         flood = asyncio.create_task(_flood(gw, secret))
