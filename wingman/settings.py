@@ -226,6 +226,26 @@ if WINGMAN_RUN_EXECUTOR == "celery" and CELERY_TASK_ALWAYS_EAGER:
     )
 WINGMAN_EXECUTOR_LOST_SECONDS = env.float("WINGMAN_EXECUTOR_LOST_SECONDS", default=30.0)
 
+# WEBHOOKS ------------------------------------------------------------------------------
+# POST /webhooks/<id> (webhooks/views.py): body limit (bytes; at most
+# DATA_UPLOAD_MAX_MEMORY_SIZE, which every request has), accepted deliveries per minute per
+# webhook unless the webhook sets its own, how long a rotated-out secret still verifies,
+# the Standard Webhooks timestamp tolerance, the deepest JSON accepted, and the proxies
+# whose X-Forwarded-For is believed (addresses/CIDRs; nobody else's: design/reliability.md #8).
+WINGMAN_WEBHOOK_MAX_BODY_BYTES = env.int("WINGMAN_WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+WINGMAN_WEBHOOK_RATE_LIMIT = env.int("WINGMAN_WEBHOOK_RATE_LIMIT", default=60)
+WINGMAN_WEBHOOK_SECRET_GRACE_SECONDS = env.int(
+    "WINGMAN_WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600
+)
+WINGMAN_WEBHOOK_SIGNATURE_TOLERANCE = env.int("WINGMAN_WEBHOOK_SIGNATURE_TOLERANCE", default=300)
+WINGMAN_WEBHOOK_MAX_JSON_DEPTH = env.int("WINGMAN_WEBHOOK_MAX_JSON_DEPTH", default=64)
+WINGMAN_WEBHOOK_TRUSTED_PROXIES = env.list("WINGMAN_WEBHOOK_TRUSTED_PROXIES", default=[])
+# OpenClaw-compatible POST /hooks/agent and /hooks/wake: off unless a hooks token is set
+# (WINGMAN_HOOKS_TOKEN, or "hooks": {"token": ...} in wingman.config.json).
+WINGMAN_HOOKS_TOKEN = env.str(
+    "WINGMAN_HOOKS_TOKEN", default=str((WINGMAN.raw.get("hooks") or {}).get("token") or "")
+)
+
 # REST FRAMEWORK ------------------------------------------------------------------------
 # /api/: Bearer gateway token or per-user API token (gateway/api/authentication.py), or the
 # browser's session with CSRF; auth mode none: the operator (loopback, same-site only).
