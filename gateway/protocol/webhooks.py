@@ -28,11 +28,12 @@ class WebhookFields(Frame):
     enabled: bool | None = None
     event_label: str | None = Field(default=None, alias="eventLabel", max_length=200)
     preset: Preset | None = None
-    target_session_key: str | None = Field(
+    session_key: str | None = Field(
         default=None,
-        alias="targetSessionKey",
+        alias="sessionId",
         max_length=500,
-        description="deliver into this existing session instead of the webhook's own thread",
+        description="deliver into this existing session (its key) instead of the webhook's "
+        "own thread; null: the thread",
     )
     ip_allowlist: list[str] | None = Field(
         default=None,
@@ -78,7 +79,8 @@ class WebhookFields(Frame):
         return value
 
     def given(self) -> dict[str, Any]:
-        """The fields the caller sent, by their Python names (``None`` clears a target)."""
+        """The fields the caller sent, by their Python names (``None``: no target session,
+        the default rate limit)."""
         return {name: getattr(self, name) for name in self.model_fields_set if name != "id"}
 
 
@@ -98,6 +100,13 @@ class WebhooksCreateParams(WebhookFields):
     """``webhooks.create``: ``id`` is generated from the name when left out."""
 
     id: str | None = Field(default=None, min_length=1, max_length=64, pattern=WEBHOOK_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    agent_id: str = Field(alias="agentId", min_length=1, max_length=64)
+
+
+class WebhookReplaceBody(WebhookFields):
+    """``PUT /api/webhooks/<id>``: every setting (the ones left out get their defaults)."""
+
     name: str = Field(min_length=1, max_length=200)
     agent_id: str = Field(alias="agentId", min_length=1, max_length=64)
 
@@ -124,16 +133,21 @@ class WebhookResult(Frame):
     name: str
     agent_id: str = Field(alias="agentId")
     enabled: bool
-    event_label: str = Field(alias="eventLabel")
+    event_label: str | None = Field(alias="eventLabel")
     preset: Preset
-    target_session_key: str | None = Field(alias="targetSessionKey")
+    session_id: str | None = Field(alias="sessionId", description="the target session, if any")
     session_key: str = Field(alias="sessionKey", description="where its deliveries go")
     ip_allowlist: list[str] = Field(alias="ipAllowlist")
     require_signature: bool = Field(alias="requireSignature")
     rate_limit: int | None = Field(alias="rateLimit")
     secret_hint: str = Field(alias="secretHint", description="the secret's last characters")
+    previous_secret_expires_at: int | None = Field(
+        alias="previousSecretExpiresAt",
+        description="after a rotation: until when the previous secret still verifies (ms)",
+    )
     path: str = Field(description="the endpoint: POST <gateway URL><path>")
     created_at: int = Field(alias="createdAt", description="ms since the epoch")
+    updated_at: int = Field(alias="updatedAt")
     last_triggered_at: int | None = Field(alias="lastTriggeredAt")
 
 
@@ -143,9 +157,6 @@ class WebhookSecretResult(Frame):
 
     webhook: WebhookResult
     secret: str
-    previous_secret_valid_until: int | None = Field(
-        default=None, alias="previousSecretValidUntil", description="ms; rotate only"
-    )
 
 
 class WebhooksListResult(Frame):
@@ -163,11 +174,12 @@ class DeliveryResult(Frame):
     id: int
     webhook_id: str = Field(alias="webhookId")
     received_at: int = Field(alias="receivedAt")
-    source_address: str = Field(alias="sourceAddress")
-    signed: bool
-    delivery_id: str = Field(alias="deliveryId")
+    source_ip: str = Field(alias="sourceIp")
+    delivery_id: str | None = Field(alias="deliveryId")
     status: int = Field(description="the HTTP status the sender got")
     reason: str
+    accepted: bool
+    signed: bool
     run_id: str | None = Field(alias="runId")
     session_key: str | None = Field(alias="sessionKey")
     body_size: int = Field(alias="bodySize")
