@@ -102,7 +102,7 @@ def test_an_unknown_webhook_is_one_line_exit_1(state, command):
 
 
 def test_test_says_when_the_gateway_cannot_be_reached(state):
-    path, env = state
+    _, env = state
     run_cli(["webhooks", "add", "--name", "CI", "--agent", "main", "--id", "ci"], env)
     try:
         result = run_cli(["webhooks", "test", "ci", "--url", "http://127.0.0.1:9"], env)
