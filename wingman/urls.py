@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("wingman.api_urls")),
     path("", include("gateway.urls")),
+    path("", include("webhooks.urls")),
     path("", include((gateway_ui.urlpatterns + agents_ui.urlpatterns, "ui"), namespace="ui")),
 ]
 

@@ -20,8 +20,19 @@ PRESENCE_TICK = "presence.tick"
 SHUTDOWN = "shutdown"
 AGENT = "agent"
 SESSION_MESSAGE = "session.message"
+#: A webhook accepted a delivery and started a run (webhooks/services/deliveries.py).
+WEBHOOK = "webhook"
 
-EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN, AGENT, SESSION_MESSAGE)
+EVENTS = (
+    CONNECT_CHALLENGE,
+    TICK,
+    PRESENCE,
+    PRESENCE_TICK,
+    SHUTDOWN,
+    AGENT,
+    SESSION_MESSAGE,
+    WEBHOOK,
+)
 
 # The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.
 AGENT_TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
@@ -63,6 +74,16 @@ class PresenceTickPayload(Frame):
 class ShutdownPayload(Frame):
     reason: str
     restart_expected_ms: int | None = Field(default=None, alias="restartExpectedMs")
+
+
+class WebhookPayload(Frame):
+    """``webhook``: a delivery was accepted (its run streams to the session's topic)."""
+
+    id: str = Field(min_length=1, description="the delivery id (the sender's webhook-id)")
+    webhook_id: str = Field(alias="webhookId")
+    run_id: str = Field(alias="runId")
+    session_key: str = Field(alias="sessionKey")
+    received_at: int = Field(alias="receivedAt", description="ms since the epoch")
 
 
 Audience = Literal["all", "conn", "topic"]

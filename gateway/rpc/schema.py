@@ -34,6 +34,7 @@ MODELS = [
     ev.PresencePayload,
     ev.PresenceTickPayload,
     ev.ShutdownPayload,
+    ev.WebhookPayload,
     JsonRpcRequest,
 ]
 
