@@ -50,6 +50,18 @@ class ProbeResult:
         }
 
 
+def own_base_url(meta: dict[str, Any]) -> str:
+    """This server's own listening address, from a request's ``META`` (the ASGI scope's
+    ``server``): it reaches the endpoint without going back out through a proxy or a
+    public name that may not resolve from here."""
+    host = meta.get("SERVER_NAME") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a bind-all address is reached via loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{meta.get('SERVER_PORT') or 80}"
+
+
 def sample_payload(webhook: Webhook) -> dict[str, Any]:
     """What a test sends: a gogcli Gmail watch push for ``gog-gmail``, else a message."""
     if webhook.preset == Preset.GOG_GMAIL:

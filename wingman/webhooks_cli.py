@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from typing import Any
 
@@ -133,25 +132,6 @@ def _lookup(webhook_id: str):
         return None
 
 
-def examples(webhook: dict[str, Any], base: str, secret: str | None) -> dict[str, str]:
-    """The endpoint URL, a ready curl command and the gogcli Gmail watcher's command line
-    (``<secret>`` stands in for a secret that is no longer shown)."""
-    url = base + webhook["path"]
-    token = secret or "<secret>"
-    curl = (
-        f"curl -X POST {shlex.quote(url)} -H {shlex.quote('Authorization: Bearer ' + token)} "
-        "-H 'Content-Type: application/json' "
-        """-d '{"message": "Hello from curl"}'"""
-    )
-    gog = (
-        "gog gmail watch serve --account you@gmail.com --bind 127.0.0.1 --port 8788 "
-        "--path /gmail-pubsub --token <pubsub-push-token> "
-        f"--hook-url {shlex.quote(url)} --hook-token {shlex.quote(token)} "
-        "--include-body --max-bytes 20000"
-    )
-    return {"url": url, "curl": curl, "gog": gog}
-
-
 # commands -----------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from webhooks.selectors import webhook_list
@@ -198,7 +178,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     from gateway.api.exceptions import pydantic_detail
     from gateway.protocol.webhooks import WebhooksCreateParams
-    from webhooks import services, wire
+    from webhooks import services, snippets, wire
 
     try:
         params = WebhooksCreateParams.model_validate(_add_params(args))
@@ -210,17 +190,17 @@ def cmd_add(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         return _invalid(wire.wire_errors(exc))
     data = wire.webhook_secret_data(webhook, secret)
-    shown = examples(data["webhook"], base_url(args.url), secret)
+    url = base_url(args.url) + data["webhook"]["path"]
     if args.json:
-        _print_json(data | {"url": shown["url"]})
+        _print_json(data | {"url": url})
         return EXIT_OK
     print(f"Webhook {webhook.id!r} created for agent {webhook.agent_id!r}.")
-    print(f"  endpoint: POST {shown['url']}")
+    print(f"  endpoint: POST {url}")
     print(f"  secret:   {secret}")
     print("  (the secret is shown this once; `wingman webhooks rotate` makes a new one)")
-    print(f"  try it:   {shown['curl']}")
+    print(f"  try it:   {snippets.curl_command(url, secret)}")
     if webhook.preset == "gog-gmail":
-        print(f"  gogcli:   {shown['gog']}")
+        print(f"  gogcli:   {snippets.gog_command(url, secret)}")
     return EXIT_OK
 
 

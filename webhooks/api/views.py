@@ -32,17 +32,6 @@ REPLACE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def server_base_url(request) -> str:
-    """This server's own listening address (the ASGI scope's ``server``), which reaches the
-    endpoint without going back out through a proxy or a public name."""
-    host = request.META.get("SERVER_NAME") or "127.0.0.1"
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a bind-all address is reached via loopback
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{request.META.get('SERVER_PORT') or 80}"
-
-
 @extend_schema(tags=["webhooks"])
 class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Webhooks: ``POST /webhooks/<id>`` endpoints that start an agent run per delivery."""
@@ -108,7 +97,7 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ``/webhooks/<id>`` with the secret); 200 with what the endpoint answered, which is
         202 with the run when it accepted it, or its refusal (401, 403, 429, ...)."""
         webhook = self.get_object()
-        result = probe.webhook_probe(webhook=webhook, base_url=server_base_url(request))
+        result = probe.webhook_probe(webhook=webhook, base_url=probe.own_base_url(request.META))
         return Response(result.as_dict())
 
     @extend_schema(responses={200: s.DeliveryOutput(many=True)})
