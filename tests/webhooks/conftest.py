@@ -3,6 +3,8 @@ posting to the real ASGI endpoint in-process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -12,6 +14,7 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient
 
 from agents.models import Agent, Message, Run, Session
+from agents.services.runs import local
 from gateway.delivery.hub import reset_hub
 
 # The end-to-end fixtures (real gateway subprocesses, logs attached to failures).
@@ -98,6 +101,13 @@ async def post(
 
 @pytest.fixture
 async def hub_cleanup():
-    """Stop the hub (and the runs it executes) a test started."""
+    """Let the runs a test started end, then stop the hub (a run ending after the hub
+    stopped would start another one on a loop about to close)."""
     yield
+    runs = local.here()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(15):
+            while runs.active:
+                await asyncio.gather(*(a.done.wait() for a in list(runs.active.values())))
+    await asyncio.sleep(0.05)  # the runs' last events leave
     await reset_hub()

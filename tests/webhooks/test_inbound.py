@@ -228,3 +228,15 @@ async def test_target_session_receives_the_run():
     assert response.status_code == 202
     assert response.json()["sessionKey"] == "agent:main:main"
     assert (await Session.objects.aget(key="agent:main:main")).name == "My chat"
+
+
+async def test_gog_gmail_delivery_with_the_hook_token():
+    from tests.webhooks.test_prompts import SEVERAL
+
+    _, secret = await make_webhook(name="Gmail", preset="gog-gmail")
+    response = await post("/webhooks/gmail", SEVERAL, headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 202
+    run = await Run.objects.aget(pk=response.json()["runId"])
+    assert "Message 3 of 3" in run.prompt and "Subject: Invoice 42" in run.prompt
+    [line] = await deliveries("gmail")
+    assert line.payload == SEVERAL  # the raw payload, kept with the run's user message
