@@ -100,7 +100,7 @@ def test_rotation_keeps_the_old_secret_for_the_grace_period(agent):
 
 def test_delete_keeps_the_thread(agent):
     webhook, _ = services.webhook_create(name="Hook", agent_id="main")
-    Session.objects.create(key=webhook.thread_key, agent=agent)
+    assert Session.objects.get(key=webhook.thread_key).name == "Webhook: Hook"
     services.webhook_delete(webhook=webhook)
     assert not Webhook.objects.exists()
     assert Session.objects.filter(key="agent:main:webhook:hook").exists()

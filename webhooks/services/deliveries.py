@@ -99,7 +99,7 @@ async def _refuse(line: _Line, answer: Answer) -> Answer:
 
 
 def _load(webhook_id: str) -> Webhook | None:
-    return Webhook.objects.filter(pk=webhook_id).first()
+    return Webhook.objects.select_related("agent").filter(pk=webhook_id).first()
 
 
 def _valid_hashes(webhook: Webhook) -> list[str]:
@@ -252,6 +252,8 @@ def _record_accepted(line: _Line, ticket: RunTicket, payload: Any, now) -> Deliv
 async def _start(line: _Line, body: inbound.Body) -> RunTicket | Answer:
     """Start the delivery's run through the one run entry point (or say why not)."""
     webhook = line.webhook
+    if not webhook.agent.enabled:  # its thread exists: run_start would not ask
+        return await _refuse(line, _refusal(409, f"agent {webhook.agent_id!r} is disabled"))
     prompt = prompts.prompt_for(
         name=webhook.name,
         preset=webhook.preset,

@@ -82,6 +82,17 @@ def webhook_check(webhook: Webhook) -> None:
         raise ValidationError(errors)
 
 
+def _ensure_thread(webhook: Webhook) -> None:
+    """The webhook's own thread exists from the start (named ``Webhook: <name>``): it shows
+    in the Control UI and can be subscribed to before the first delivery."""
+    if webhook.session_key:
+        return
+    Session.objects.get_or_create(
+        key=webhook.thread_key,
+        defaults={"agent_id": webhook.agent_id, "name": f"Webhook: {webhook.name}"[:200]},
+    )
+
+
 def _new_id(name: str) -> str:
     base = (slugify(name)[:50].strip("-_") or "webhook").lower()
     candidate = base
@@ -112,6 +123,8 @@ def webhook_create(
     rate_limit: int | None = None,
 ) -> tuple[Webhook, str]:
     """A new webhook and its secret in full — the only time it can be read: store it now.
+    Its thread (``agent:<agentId>:webhook:<id>``) is created with it, unless it targets a
+    session.
 
     ``id`` defaults to a slug of ``name`` (made unique); ``secret`` defaults to a new one
     (``whsec_`` + 32 random bytes); a given one (an import) must be 16+ characters."""
@@ -135,6 +148,7 @@ def webhook_create(
     _set_secret(webhook, secret)
     webhook_check(webhook)
     webhook.save(force_insert=True)
+    _ensure_thread(webhook)
     return webhook, secret
 
 
@@ -150,6 +164,7 @@ def webhook_update(*, webhook: Webhook, **changes: Any) -> Webhook:
         setattr(webhook, name, value.strip() if isinstance(value, str) else value)
     webhook_check(webhook)
     webhook.save()
+    _ensure_thread(webhook)
     return webhook
 
 
