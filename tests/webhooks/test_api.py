@@ -77,6 +77,7 @@ def test_crud_with_and_without_trailing_slash(api, agents):
 
     assert api.delete("/api/webhooks/gmail-inbox").status_code == 204
     assert not Webhook.objects.exists()
+    assert Session.objects.filter(key="agent:other:webhook:gmail-inbox").exists()  # thread stays
     assert api.get("/api/webhooks/gmail-inbox").status_code == 404
     assert api.delete("/api/webhooks/gmail-inbox").status_code == 404
 
@@ -120,7 +121,7 @@ def test_create_refuses_bad_input_by_field(api, agents, body, fields):
     res = api.post("/api/webhooks", body, format="json")
     assert res.status_code == 400, res.data
     assert set(res.data) == fields, res.data
-    assert not Webhook.objects.exists()
+    assert not Webhook.objects.exists() and not Session.objects.exists()
 
 
 def test_create_refuses_a_taken_id_and_a_non_object(api, agents):

@@ -45,7 +45,8 @@ def stored(webhook_id: str) -> dict | None:
 
 @database_sync_to_async
 def webhook_count() -> int:
-    return Webhook.objects.count()
+    """Webhooks, plus the threads a webhook creates (none when it was refused)."""
+    return Webhook.objects.count() + Session.objects.count()
 
 
 async def connected(clients):
@@ -210,6 +211,8 @@ async def test_delete(clients, agents):
     res = await c.call("webhooks.delete", {"id": "a"})
     assert WebhookDeletedResult.model_validate(res["payload"]).id == "a"
     assert await stored("a") is None
+    thread = database_sync_to_async(Session.objects.filter(key="agent:main:webhook:a").exists)
+    assert await thread()  # the thread and its history stay
     for method in ("webhooks.get", "webhooks.delete"):
         again = await c.call(method, {"id": "a"})
         assert again["error"]["code"] == "NOT_FOUND", again
