@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.gateway.conftest import each_server  # noqa: F401
 from tests.gateway.gateway_process import TOKEN, GatewayProcess, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -28,10 +29,12 @@ def write_agents(state_dir: Path) -> None:
 
 
 @pytest.fixture
-def server(gateway_factory, tmp_path) -> GatewayProcess:
+def server(gateway_factory, tmp_path, each_server) -> GatewayProcess:
+    """On each ASGI server: the test delivery goes to the address the request came in on
+    (the ASGI scope's ``server``), which both servers fill."""
     state = tmp_path / "gw"
     write_agents(state)
-    return gateway_factory(state_dir=state)
+    return gateway_factory({"WINGMAN_ASGI_SERVER": each_server}, state_dir=state)
 
 
 @pytest.fixture
