@@ -29,7 +29,7 @@ def write_agents(state_dir: Path) -> None:
 
 
 @pytest.fixture
-def server(gateway_factory, tmp_path, each_server) -> GatewayProcess:
+def server(gateway_factory, tmp_path, each_server) -> GatewayProcess:  # noqa: F811
     """On each ASGI server: the test delivery goes to the address the request came in on
     (the ASGI scope's ``server``), which both servers fill."""
     state = tmp_path / "gw"
