@@ -56,15 +56,28 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     q = sub.add_parser("test", help="send a sample delivery to the running gateway's endpoint")
     q.add_argument("webhook_id", metavar="ID")
     _url_flag(q)
-    q.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    q.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds (default 10)")
     _json_flag(q)
     q.set_defaults(func=cmd_test)
 
     q = sub.add_parser("deliveries", help="a webhook's recent deliveries, newest first")
     q.add_argument("webhook_id", metavar="ID")
-    q.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    q.add_argument("--limit", type=_positive(int), default=20, help="how many (default 20)")
     _json_flag(q)
     q.set_defaults(func=cmd_deliveries)
+
+
+def _positive(kind: type):
+    """An argparse type: a number above zero (argparse names the flag when it is not)."""
+
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _json_flag(p: argparse.ArgumentParser) -> None:

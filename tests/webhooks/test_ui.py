@@ -142,6 +142,8 @@ def test_edit_saves_and_errors_keep_the_stored_webhook(ui: Client) -> None:
 
 def test_enable_disable_rotate_delete(ui: Client) -> None:
     _, first = services.webhook_create(name="A", agent_id="main", id="a")
+    assert ui.post(f"{BASE}a/toggle/", {"enabled": "maybe"}).status_code == 400
+    assert Webhook.objects.get(pk="a").enabled
     off = ui.post(f"{BASE}a/toggle/", {"enabled": "false", "next": "list"})
     assert off["Location"] == BASE and not Webhook.objects.get(pk="a").enabled
     assert "pill-off" in page(ui.get(BASE))

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -109,7 +109,10 @@ def _duration(seconds: int) -> str:
 def webhook_toggle(request: HttpRequest, webhook_id: str) -> HttpResponse:
     """Enable or disable (``enabled=true|false``); a disabled endpoint answers 403."""
     webhook = _get(webhook_id)
-    enabled = request.POST.get("enabled") == "true"
+    choice = request.POST.get("enabled")
+    if choice not in ("true", "false"):
+        return HttpResponseBadRequest("enabled must be true or false")
+    enabled = choice == "true"
     services.webhook_update(webhook=webhook, enabled=enabled)
     messages.success(request, f"Webhook {webhook_id!r} {'enabled' if enabled else 'disabled'}.")
     if request.POST.get("next") == "list":
