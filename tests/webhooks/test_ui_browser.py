@@ -88,6 +88,13 @@ def test_create_copy_deliver_open_the_thread_disable(browser: ui.Browser, ui_gat
     )
     assert outcomes == ["202", "202"]
 
+    # a sender's delivery shows up while the page is open (a refused one too), no reload
+    wrong = httpx.post(endpoint, json={}, headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401
+    page.wait_for_selector("#deliveries tbody tr:first-child[data-status='401']")
+    assert page.locator("#deliveries tbody tr").count() == 3
+    assert "202" in page.locator("#deliveries tbody tr").nth(1).inner_text()
+
     page.click("#open-thread")
     page.wait_for_url(lambda url: "session" in parse_qs(urlsplit(url).query))
     assert parse_qs(urlsplit(page.url).query)["session"] == ["agent:tools:webhook:build-alerts"]

@@ -90,6 +90,7 @@ def _webhook_page(request: HttpRequest, webhook: Webhook, form: WebhookForm) -> 
         "gog_command": snippets.gog_command(url, secret),
         "thread_url": f"{reverse('ui:chat')}?session={quote(webhook.thread_key, safe='')}",
         "deliveries": selectors.delivery_queryset(webhook_id=webhook.id)[:RECENT_DELIVERIES],
+        "recent_limit": RECENT_DELIVERIES,
         "grace_text": _duration(grace),
     }
     return render(request, "ui/webhook_form.html", context, status=400 if form.errors else 200)
