@@ -76,9 +76,12 @@ def test_create_shows_the_secret_once_with_ready_commands(ui: Client) -> None:
     assert webhook.preset == "gog-gmail" and webhook.ip_allowlist == ["10.0.0.0/8", "127.0.0.1"]
     assert webhook.rate_limit == 30
 
+    stored = {k: str(v) for k, v in ui.session.items()}  # the secret waits sealed, not in clear
     shown = page(ui.get(f"{BASE}gmail/"))
     secret = shown.split('id="secret-value">', 1)[1].split("<", 1)[0]
     assert secrets.secret_matches(secret, [webhook.secret_hash])
+    assert secret not in str(stored) and "webhooks.secret.gmail" in stored
+    assert "webhooks.secret.gmail" not in ui.session
     url = "http://testserver/webhooks/gmail"
     assert f'<code id="endpoint-url">{url}</code>' in shown
     assert f"--hook-url {url} --hook-token {secret}" in shown

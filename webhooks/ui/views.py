@@ -1,6 +1,7 @@
 """Control UI pages for webhooks: list, create, edit, enable/disable, rotate the secret,
 send a test delivery, delete. Server-side forms calling ``webhooks/services``; a new secret
-is kept in the login session until its page shows it, once."""
+waits in the login session, sealed like the stored one (``webhooks/secrets.py``), until the
+redirect's page shows it, once, and forgets it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from gateway.protocol.errors import GatewayError
 from gateway.ui.access import ui_login_required
-from webhooks import probe, selectors, services, snippets
+from webhooks import probe, secrets, selectors, services, snippets
 from webhooks.models import Webhook
 from webhooks.ui.forms import WebhookForm
 
@@ -25,6 +26,15 @@ RECENT_DELIVERIES = 20
 
 def _secret_key(webhook_id: str) -> str:
     return f"webhooks.secret.{webhook_id}"
+
+
+def _keep_secret(request: HttpRequest, webhook_id: str, secret: str) -> None:
+    request.session[_secret_key(webhook_id)] = secrets.seal(secret)
+
+
+def _take_secret(request: HttpRequest, webhook_id: str) -> str | None:
+    sealed = request.session.pop(_secret_key(webhook_id), None)
+    return secrets.unseal(sealed) if sealed else None
 
 
 def _get(webhook_id: str) -> Webhook:
@@ -52,7 +62,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_service_errors(error)
         else:
-            request.session[_secret_key(webhook.id)] = secret
+            _keep_secret(request, webhook.id, secret)
             messages.success(request, f"Webhook {webhook.id!r} created.")
             return redirect("ui:webhook-edit", webhook_id=webhook.id)
     context = {"nav": "webhooks", "form": form, "webhook": None}
@@ -77,7 +87,7 @@ def webhook_edit(request: HttpRequest, webhook_id: str) -> HttpResponse:
 
 
 def _webhook_page(request: HttpRequest, webhook: Webhook, form: WebhookForm) -> HttpResponse:
-    secret = request.session.pop(_secret_key(webhook.id), None)  # shown this once
+    secret = _take_secret(request, webhook.id)  # shown this once
     url = request.build_absolute_uri(selectors.endpoint_path(webhook.id))
     grace = settings.WINGMAN_WEBHOOK_SECRET_GRACE_SECONDS
     context = {
@@ -125,7 +135,7 @@ def webhook_toggle(request: HttpRequest, webhook_id: str) -> HttpResponse:
 @require_POST
 def webhook_rotate(request: HttpRequest, webhook_id: str) -> HttpResponse:
     webhook, secret = services.webhook_rotate_secret(webhook=_get(webhook_id))
-    request.session[_secret_key(webhook.id)] = secret
+    _keep_secret(request, webhook.id, secret)
     messages.success(request, "New secret made: copy it below.")
     return redirect("ui:webhook-edit", webhook_id=webhook_id)
 
