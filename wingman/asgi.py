@@ -1,6 +1,6 @@
 """ASGI entry point: HTTP goes to Django (static files for the Control UI served straight from
-the apps' ``static/`` folders, no collectstatic step), WebSocket (``/`` and ``/ws``) to the
-gateway."""
+the apps' ``static/`` folders, no collectstatic step) except the inbound webhook endpoints
+(webhooks/asgi.py: no middleware), WebSocket (``/`` and ``/ws``) to the gateway."""
 
 import os
 
@@ -14,12 +14,21 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import path  # noqa: E402
 
 from gateway.ws.consumer import GatewayConsumer  # noqa: E402
+from webhooks import asgi as webhooks_asgi  # noqa: E402
 
 websocket_urlpatterns = [
     path("", GatewayConsumer.as_asgi()),
     path("ws", GatewayConsumer.as_asgi()),
 ]
 
-application = ProtocolTypeRouter(
-    {"http": ASGIStaticFilesHandler(django_asgi_app), "websocket": URLRouter(websocket_urlpatterns)}
-)
+django_http = ASGIStaticFilesHandler(django_asgi_app)
+
+
+async def http(scope, receive, send):
+    """``/webhooks/<id>`` and ``/hooks/*`` straight to the webhooks app; the rest to Django."""
+    if webhooks_asgi.handles(scope):
+        return await webhooks_asgi.application(scope, receive, send)
+    return await django_http(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": http, "websocket": URLRouter(websocket_urlpatterns)})

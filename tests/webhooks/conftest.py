@@ -9,9 +9,9 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 from channels.db import database_sync_to_async
-from django.test import AsyncClient
 
 from agents.models import Agent, Message, Run, Session
 from agents.services.runs import local
@@ -67,19 +67,6 @@ def signed_headers(secret: str, body: bytes, *, msg_id: str | None = None, ts: i
     }
 
 
-class PeerClient(AsyncClient):
-    """Django's async test client, connecting from ``peer`` (the ASGI scope's client)."""
-
-    def __init__(self, peer: str) -> None:
-        super().__init__()
-        self.peer = peer
-
-    def _base_scope(self, **request):
-        scope = super()._base_scope(**request)
-        scope["client"] = [self.peer, 50123]
-        return scope
-
-
 async def post(
     path: str,
     payload=None,
@@ -89,14 +76,19 @@ async def post(
     content_type: str = "application/json",
     remote: str = "127.0.0.1",
     method: str = "post",
-):
-    client = PeerClient(remote)
+) -> httpx.Response:
+    """A request to the real ASGI application (wingman/asgi.py), from ``remote``."""
+    from wingman.asgi import application
+
+    transport = httpx.ASGITransport(app=application, client=(remote, 50123))
     data = body if body is not None else json.dumps(payload or {}).encode()
-    if method in ("get", "head", "options"):
-        return await getattr(client, method)(path, headers=headers or {})
-    return await getattr(client, method)(
-        path, data=data, content_type=content_type, headers=headers or {}
-    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.request(
+            method.upper(),
+            path,
+            content=None if method in ("get", "head") else data,
+            headers={"Content-Type": content_type, **(headers or {})},
+        )
 
 
 @pytest.fixture

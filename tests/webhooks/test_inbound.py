@@ -83,7 +83,7 @@ async def _refused(path, expected, reason_part, *, logged=True, **kwargs):
 async def test_405_for_other_methods_before_anything_else():
     await make_webhook()
     response = await _refused("/webhooks/hook", 405, "only POST", method="get")
-    assert response["Allow"] == "POST"
+    assert response.headers["Allow"] == "POST"
     assert (await post("/webhooks/nothing", method="put")).status_code == 405
 
 
@@ -111,7 +111,7 @@ async def test_403_disabled_before_the_secret_is_checked():
 async def test_401_without_the_right_secret(headers, query, reason):
     await make_webhook()
     response = await _refused(f"/webhooks/hook{query}", 401, reason, payload={}, headers=headers)
-    assert "WWW-Authenticate" in response
+    assert "WWW-Authenticate" in response.headers
 
 
 async def test_403_address_not_in_the_allowlist():
@@ -191,7 +191,7 @@ async def test_429_over_the_rate_limit_with_retry_after():
     before = await counts()
     response = await post("/webhooks/hook", {}, headers=headers)
     assert response.status_code == 429
-    assert 1 <= int(response["Retry-After"]) <= 60
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert await counts() == before
     assert [d.status for d in await deliveries("hook")] == [202, 202, 429]
 

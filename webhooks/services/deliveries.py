@@ -18,6 +18,7 @@ there is nothing to log them against, and strangers must not be able to fill the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -79,9 +80,9 @@ def _refusal(status: int, reason: str, headers: dict[str, str] | None = None) ->
     return Answer(status, {"ok": False, "error": reason}, headers or {})
 
 
-def _record(line: _Line, answer: Answer, **fields: Any) -> Delivery:
+def _row(line: _Line, answer: Answer, **fields: Any) -> Delivery:
     reason = fields.pop("reason", "")
-    return Delivery.objects.create(
+    return Delivery(
         webhook=line.webhook,
         source_ip=line.source_ip[:64],
         delivery_id=line.delivery_id[:MAX_DELIVERY_ID],
@@ -93,8 +94,54 @@ def _record(line: _Line, answer: Answer, **fields: Any) -> Delivery:
     )
 
 
+def _record(line: _Line, answer: Answer, **fields: Any) -> Delivery:
+    delivery = _row(line, answer, **fields)
+    delivery.save(force_insert=True)
+    return delivery
+
+
+class _RefusalLog:
+    """Refusals' log lines, written in batches (group commit): a line waits for the write
+    in progress, then goes with every line that arrived meanwhile in one insert. A flood of
+    refused deliveries costs one database round trip per batch, not per request."""
+
+    def __init__(self, loop) -> None:
+        self.loop = loop
+        self.batch: list[Delivery] = []
+        self.written: asyncio.Future | None = None
+        self.writer: asyncio.Task | None = None
+
+    async def add(self, delivery: Delivery) -> None:
+        if self.written is None:
+            self.written = self.loop.create_future()
+        self.batch.append(delivery)
+        written = self.written
+        if self.writer is None or self.writer.done():
+            self.writer = self.loop.create_task(self._write())
+        await asyncio.shield(written)
+
+    async def _write(self) -> None:
+        while self.batch:
+            rows, written = self.batch, self.written
+            self.batch, self.written = [], None
+            try:
+                await database_sync_to_async(Delivery.objects.bulk_create)(rows)
+            except Exception as exc:
+                written.set_exception(exc)
+            else:
+                written.set_result(None)
+
+
+_refusals: _RefusalLog | None = None
+
+
 async def _refuse(line: _Line, answer: Answer) -> Answer:
-    await database_sync_to_async(_record)(line, answer)
+    """Log a refused delivery (its only side effect) and answer it."""
+    global _refusals
+    loop = asyncio.get_running_loop()
+    if _refusals is None or _refusals.loop is not loop:
+        _refusals = _RefusalLog(loop)
+    await _refusals.add(_row(line, answer))
     return answer
 
 
