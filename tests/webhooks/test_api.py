@@ -232,3 +232,12 @@ def test_schema_declares_every_operation_and_status(api):
         assert set(paths[path][method]["responses"]) == statuses, (path, method)
     created = paths["/api/webhooks"]["post"]["responses"]["201"]["content"]["application/json"]
     assert created["schema"]["$ref"].endswith("/WebhookSecretOutput")
+
+
+def test_test_delivery_needs_a_secret_it_can_unseal(api, agents):
+    """A secret sealed under another SECRET_KEY cannot be sent: 409 before any request."""
+    services.webhook_create(name="A", agent_id="main", id="a")
+    Webhook.objects.filter(pk="a").update(secret_sealed=secrets.seal("x" * 20) + "tampered")
+    res = api.post("/api/webhooks/a/test")
+    assert res.status_code == 409 and "rotate the secret" in res.data["detail"], res.data
+    assert not Delivery.objects.exists()
