@@ -8,4 +8,5 @@ urlpatterns = [
     path("stats", views.stats, name="stats"),
     path("metrics", views.metrics, name="metrics"),
     path("protocol/schema.json", views.schema, name="protocol-schema"),
+    path("bench/noop", views.bench_noop, name="bench-noop"),
 ]

@@ -1,8 +1,10 @@
-"""HTTP endpoints on the gateway port: /health, /stats, /metrics, /protocol/schema.json."""
+"""HTTP endpoints on the gateway port: /health, /stats, /metrics, /protocol/schema.json, and
+/bench/noop (a bare view the webhook benchmark compares with)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from gateway.delivery.hub import get_hub
 from gateway.protocol.errors import ErrorCode, GatewayError
@@ -94,3 +96,10 @@ async def metrics(request: HttpRequest) -> HttpResponse:
 async def schema(request: HttpRequest) -> JsonResponse:
     """The JSON Schema of every frame, param and event model."""
     return JsonResponse(protocol_schema(), json_dumps_params={"indent": 2})
+
+
+@csrf_exempt
+async def bench_noop(request: HttpRequest) -> JsonResponse:
+    """A bare Django view (the whole middleware stack, no work): what ``wingman gateway
+    bench --mode webhook`` compares webhook deliveries with, on the same server."""
+    return JsonResponse({"ok": True, "bytes": len(request.body)}, status=202)

@@ -58,10 +58,11 @@ def _headers(scope: dict[str, Any]) -> CaseInsensitiveMapping:
 
 
 async def _send(send, answer: Answer) -> None:
-    headers = [(b"content-type", b"application/json")]
+    body = orjson.dumps(answer.body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     headers += [(k.lower().encode(), str(v).encode("latin1")) for k, v in answer.headers.items()]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(answer.body)})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _answer(scope: dict[str, Any], body: bytes) -> Answer:

@@ -335,7 +335,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from gateway.bench.cli import run_bench
 
-    return run_bench(args)
+    if args.mode != "webhook":
+        return run_bench(args)
+    from gateway.bench.client import BenchError
+    from webhooks.bench import bench_webhooks
+
+    try:
+        with bench_webhooks(agent_id=args.agent, count=args.webhooks) as targets:
+            args.webhook_targets = targets
+            return run_bench(args)
+    except BenchError as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
 
 
 # entry ------------------------------------------------------------------------------------

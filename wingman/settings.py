@@ -240,6 +240,8 @@ WINGMAN_WEBHOOK_SECRET_GRACE_SECONDS = env.int(
 WINGMAN_WEBHOOK_SIGNATURE_TOLERANCE = env.int("WINGMAN_WEBHOOK_SIGNATURE_TOLERANCE", default=300)
 WINGMAN_WEBHOOK_MAX_JSON_DEPTH = env.int("WINGMAN_WEBHOOK_MAX_JSON_DEPTH", default=64)
 WINGMAN_WEBHOOK_TRUSTED_PROXIES = env.list("WINGMAN_WEBHOOK_TRUSTED_PROXIES", default=[])
+# Refused deliveries' log lines kept per webhook (the newest; accepted ones are all kept).
+WINGMAN_WEBHOOK_REFUSALS_KEPT = env.int("WINGMAN_WEBHOOK_REFUSALS_KEPT", default=1000)
 # OpenClaw-compatible POST /hooks/agent and /hooks/wake: off unless a hooks token is set
 # (WINGMAN_HOOKS_TOKEN, or "hooks": {"token": ...} in wingman.config.json).
 WINGMAN_HOOKS_TOKEN = env.str(

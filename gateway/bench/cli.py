@@ -72,10 +72,39 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream"],
+        choices=["fanout", "agent-stream", "webhook"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
-        "offline model streaming through the gateway vs in-process",
+        "offline model streaming through the gateway vs in-process; webhook: deliveries to "
+        "POST /webhooks/<id> vs a bare Django view (POST /bench/noop) on the same server",
+    )
+    p.add_argument(
+        "--deliveries",
+        type=_positive,
+        default=1000,
+        help="webhook: requests per endpoint in the saturated phase (default 1000)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive,
+        default=100,
+        help="webhook: requests per second in the paced phase (default 100)",
+    )
+    p.add_argument(
+        "--seconds", type=_positive, default=5, help="webhook: paced phase length (default 5)"
+    )
+    p.add_argument(
+        "--webhooks",
+        type=_positive,
+        default=20,
+        help="webhook: temporary webhooks (threads) the deliveries go round-robin to "
+        "(default 20; made on --agent, which must use the offline model, and removed after)",
+    )
+    p.add_argument(
+        "--http-concurrency",
+        type=_positive,
+        default=16,
+        help="webhook: keep-alive connections in the saturated phase (default 16)",
     )
     p.add_argument(
         "--chunks",
@@ -150,6 +179,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the bench; print the table (and JSON). 0 unless the run itself failed."""
     if args.mode == "agent-stream":
         return _run_agent_stream(args)
+    if args.mode == "webhook":
+        return _run_webhook(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -175,6 +206,36 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(agent_stream.table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
+def _run_webhook(args: argparse.Namespace) -> int:
+    """``args.webhook_targets``: (path, secret) of the webhooks to post to, made by the
+    ``wingman`` CLI (the gateway does not import the webhooks app)."""
+    from gateway.bench import webhook
+
+    try:
+        endpoint = _options(args).endpoint
+        base = f"http://{endpoint.host}:{endpoint.port}"
+        paths = tuple(path for path, _ in args.webhook_targets)
+        headers = tuple({"Authorization": f"Bearer {s}"} for _, s in args.webhook_targets)
+        report = asyncio.run(
+            webhook.measure(
+                base,
+                webhook.Target("bare view", ("/bench/noop",), ({},)),
+                webhook.Target("webhook", paths, headers),
+                total=args.deliveries,
+                concurrency=args.http_concurrency,
+                rate=args.rate,
+                seconds=args.seconds,
+            )
+        )
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(webhook.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0

@@ -242,3 +242,35 @@ async def test_gog_gmail_delivery_with_the_hook_token():
     assert "Message 3 of 3" in run.prompt and "Subject: Invoice 42" in run.prompt
     [line] = await deliveries("gmail")
     assert line.payload == SEVERAL  # the raw payload, kept with the run's user message
+
+
+async def test_refused_log_lines_are_bounded_accepted_ones_kept(settings):
+    settings.WINGMAN_WEBHOOK_REFUSALS_KEPT = 3
+    _, secret = await make_webhook()
+    assert (
+        await post("/webhooks/hook", {}, headers={"X-Wingman-Secret": secret})
+    ).status_code == 202
+    for _ in range(6):
+        await post("/webhooks/hook", {}, headers={"X-Wingman-Secret": "wrong"})
+    lines = await deliveries("hook")
+    assert [d.status for d in lines] == [202, 401, 401, 401]
+
+
+async def test_a_body_over_the_request_cap_is_413_before_anything(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    settings.WINGMAN_WEBHOOK_MAX_BODY_BYTES = 1024
+    _, secret = await make_webhook()
+    response = await post("/webhooks/hook", body=b"x" * 5000, headers={"X-Wingman-Secret": secret})
+    assert response.status_code == 413 and response.json()["ok"] is False
+    assert await deliveries("hook") == []  # over the hard cap the body is not even kept
+    assert await counts() == NOTHING
+
+
+async def test_an_unsigned_delivery_with_a_webhook_id_is_deduplicated():
+    _, secret = await make_webhook()
+    headers = {"X-Wingman-Secret": secret, "webhook-id": "evt_42"}
+    first = await post("/webhooks/hook", {"a": 1}, headers=headers)
+    again = await post("/webhooks/hook", {"a": 1}, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["deliveryId"] == "evt_42" == again.json()["deliveryId"]
+    assert await Run.objects.acount() == 1

@@ -100,6 +100,18 @@ def _record(line: _Line, answer: Answer, **fields: Any) -> Delivery:
     return delivery
 
 
+def _insert_refusals(rows: list[Delivery]) -> None:
+    """Insert refusals' log lines; keep the newest ``WINGMAN_WEBHOOK_REFUSALS_KEPT`` refused
+    lines per webhook (a flood must not fill the database; accepted lines are all kept)."""
+    Delivery.objects.bulk_create(rows)
+    keep = settings.WINGMAN_WEBHOOK_REFUSALS_KEPT
+    for webhook_id in {row.webhook_id for row in rows}:
+        refused = Delivery.objects.filter(webhook_id=webhook_id).exclude(status__in=(200, 202))
+        oldest_kept = refused.order_by("-id").values_list("id", flat=True)[keep : keep + 1]
+        if oldest_kept:
+            refused.filter(id__lte=oldest_kept[0]).delete()
+
+
 class _RefusalLog:
     """Refusals' log lines, written in batches (group commit): a line waits for the write
     in progress, then goes with every line that arrived meanwhile in one insert. A flood of
@@ -125,7 +137,7 @@ class _RefusalLog:
             rows, written = self.batch, self.written
             self.batch, self.written = [], None
             try:
-                await database_sync_to_async(Delivery.objects.bulk_create)(rows)
+                await database_sync_to_async(_insert_refusals)(rows)
             except Exception as exc:
                 written.set_exception(exc)
             else:
