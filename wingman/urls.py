@@ -8,13 +8,20 @@ from django.urls import include, path
 
 from agents.ui import urls as agents_ui
 from gateway.ui import urls as gateway_ui
+from webhooks.ui import urls as webhooks_ui
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("wingman.api_urls")),
     path("", include("gateway.urls")),
     path("", include("webhooks.urls")),
-    path("", include((gateway_ui.urlpatterns + agents_ui.urlpatterns, "ui"), namespace="ui")),
+    path(
+        "",
+        include(
+            (gateway_ui.urlpatterns + agents_ui.urlpatterns + webhooks_ui.urlpatterns, "ui"),
+            namespace="ui",
+        ),
+    ),
 ]
 
 handler400 = "gateway.http_errors.bad_request"

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 import wingman
-from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN, frames, handshake, system
+from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN, frames, handshake, system, webhooks
 from gateway.protocol import events as ev
 from gateway.protocol.dialects.jsonrpc import JsonRpcRequest
 
@@ -36,6 +36,12 @@ MODELS = [
     ev.ShutdownPayload,
     ev.WebhookPayload,
     JsonRpcRequest,
+    # results of the webhooks.* methods (their params are under "methods")
+    webhooks.WebhookResult,
+    webhooks.WebhookSecretResult,
+    webhooks.WebhooksListResult,
+    webhooks.WebhookDeletedResult,
+    webhooks.DeliveryResult,
 ]
 
 

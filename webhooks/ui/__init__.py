@@ -1,0 +1,1 @@
+"""The webhooks page of the Control UI."""
