@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -128,8 +128,6 @@ def webhook_create(
 
     ``id`` defaults to a slug of ``name`` (made unique); ``secret`` defaults to a new one
     (``whsec_`` + 32 random bytes); a given one (an import) must be 16+ characters."""
-    if id is not None and Webhook.objects.filter(pk=id).exists():
-        raise ValidationError({"id": [f"a webhook {id!r} already exists"]})
     if secret is not None and len(secret) < MIN_IMPORTED_SECRET:
         raise ValidationError({"secret": [f"at least {MIN_IMPORTED_SECRET} characters"]})
     secret = secret or secrets.generate()
@@ -147,7 +145,11 @@ def webhook_create(
     )
     _set_secret(webhook, secret)
     webhook_check(webhook)
-    webhook.save(force_insert=True)
+    try:
+        with transaction.atomic():  # a savepoint: the race below leaves the outer one usable
+            webhook.save(force_insert=True)
+    except IntegrityError:  # the id is taken (checked by the insert: two creates may race)
+        raise ValidationError({"id": [f"a webhook {webhook.id!r} already exists"]}) from None
     _ensure_thread(webhook)
     return webhook, secret
 
