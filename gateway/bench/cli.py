@@ -96,7 +96,14 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive,
         default=16,
-        help="routines, scaled: the Celery worker's threads (default 16)",
+        help="routines, scaled: the Celery worker's concurrency (default 16)",
+    )
+    p.add_argument(
+        "--pool",
+        choices=["prefork", "threads"],
+        default="threads",
+        help="routines, scaled: the Celery worker's pool (default threads, as README's "
+        "scaled setup; prefork: a process, event loop and CPU core per slot)",
     )
     p.add_argument(
         "--chunks",
@@ -216,6 +223,7 @@ def _run_routines(args: argparse.Namespace) -> int:
             redis_url=os.environ.get("REDIS_URL"),
             database_url=os.environ.get("DATABASE_URL"),
             workers=args.workers,
+            pool=args.pool,
         )
     except (BenchError, OSError) as exc:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)

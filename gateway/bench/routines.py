@@ -57,11 +57,20 @@ class Proc:
     cpu_at_minute: float = 0.0
 
     def cpu(self) -> float:
+        """CPU seconds of the process and its children (a prefork worker's pool)."""
         try:
-            times = psutil.Process(self.popen.pid).cpu_times()
+            main = psutil.Process(self.popen.pid)
+            procs = [main, *main.children(recursive=True)]
         except psutil.Error:
             return 0.0
-        return times.user + times.system
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -255,7 +264,9 @@ def _drop_database(url: str, name: str) -> None:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _scaled(n: int, lead: float, timeout: float, redis_url: str, database_url: str, workers: int):
+def _scaled(
+    n: int, lead: float, timeout: float, redis_url: str, database_url: str, workers: int, pool: str
+):
     state = Path(tempfile.mkdtemp(prefix="wingman-bench-routines-scaled-"))
     database, name = _fresh_database(database_url)
     prefix = f"wmbench-{uuid.uuid4().hex[:8]}"
@@ -272,7 +283,7 @@ def _scaled(n: int, lead: float, timeout: float, redis_url: str, database_url: s
     celery = ["-m", "celery", "-A", "wingman"]
     try:
         _start(setup, "gateway", ["-m", "wingman", "gateway", "run", "--port", "0"])
-        worker = [*celery, "worker", "-P", "threads", "-c", str(workers), "--loglevel", "INFO"]
+        worker = [*celery, "worker", "-P", pool, "-c", str(workers), "--loglevel", "INFO"]
         _start(setup, "worker", [*worker, "--without-mingle", "--without-gossip"])
         beat = [*celery, "beat", "--loglevel", "INFO", "-s", str(state / "beat-schedule")]
         _start(setup, "beat", beat)
@@ -292,6 +303,7 @@ def measure(
     redis_url: str | None,
     database_url: str | None,
     workers: int,
+    pool: str = "prefork",
 ) -> dict[str, Any]:
     """Run the chosen setups one after the other; the report has one entry per setup."""
     report: dict[str, Any] = {"mode": "routines", "routines": n, "setups": {}}
@@ -301,7 +313,9 @@ def measure(
         else:
             if not redis_url or not database_url:
                 raise BenchError("scaled: set REDIS_URL and DATABASE_URL (a PostgreSQL server)")
-            report["setups"][name] = _scaled(n, lead, timeout, redis_url, database_url, workers)
+            report["setups"][name] = _scaled(
+                n, lead, timeout, redis_url, database_url, workers, pool
+            )
     return report
 
 
