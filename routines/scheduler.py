@@ -30,6 +30,7 @@ from django.db.models import Q
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.utils import NEVER_CHECK_TIMEOUT
 
+from gateway.delivery.seat import current_seat
 from routines.schedules import Schedule, build
 from routines.services.beat import FIRE_TASK
 
@@ -143,8 +144,10 @@ def make_embedded(loop: asyncio.AbstractEventLoop, clock: Clock | None = None) -
 
 
 async def scheduler_forever() -> None:
-    """Background work of a gateway process: run beat's scheduler here (embedded only)."""
-    if not embedded_enabled():
+    """Background work of a gateway process: run beat's scheduler here (embedded only; never
+    in a Celery worker, whose fires come from the one beat)."""
+    seat = current_seat()
+    if not embedded_enabled() or (seat is not None and seat.headless):
         return
     loop = asyncio.get_running_loop()
     # One thread: the scheduler's database connection stays in it.

@@ -242,6 +242,10 @@ WINGMAN_ROUTINES_LOCK_SECONDS = env.float("WINGMAN_ROUTINES_LOCK_SECONDS", defau
 # The embedded scheduler (no REDIS_URL): `wingman gateway run` runs Celery beat's
 # DatabaseScheduler itself. "auto": when there is no broker; "on"/"off" force it.
 WINGMAN_ROUTINES_SCHEDULER = env.str("WINGMAN_ROUTINES_SCHEDULER", default="auto")
+if WINGMAN_ROUTINES_SCHEDULER not in ("auto", "on", "off"):
+    raise wingman_config.ConfigError(
+        f"WINGMAN_ROUTINES_SCHEDULER: expected auto, on or off, not {WINGMAN_ROUTINES_SCHEDULER!r}"
+    )
 
 # REST FRAMEWORK ------------------------------------------------------------------------
 # /api/: Bearer gateway token or per-user API token (gateway/api/authentication.py), or the
