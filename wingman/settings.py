@@ -237,8 +237,10 @@ WINGMAN_TIMEZONE = env.str("WINGMAN_TIMEZONE", default="UTC")
 WINGMAN_ROUTINES_STARTING_DEADLINE = env.float("WINGMAN_ROUTINES_STARTING_DEADLINE", default=300.0)
 # After this many failed runs in a row a routine is disabled (and says why).
 WINGMAN_ROUTINES_MAX_ERRORS = env.int("WINGMAN_ROUTINES_MAX_ERRORS", default=10)
-# How long the per routine + scheduled time lock in the shared cache lives.
-WINGMAN_ROUTINES_LOCK_SECONDS = env.float("WINGMAN_ROUTINES_LOCK_SECONDS", default=3600.0)
+# How long the per routine + scheduled time lock in the shared cache lives: longer than the
+# starting deadline (a later fire is skipped as too late anyway; the database's unique
+# record per routine and time backs it), short enough not to pile up keys.
+WINGMAN_ROUTINES_LOCK_SECONDS = env.float("WINGMAN_ROUTINES_LOCK_SECONDS", default=900.0)
 # The embedded scheduler (no REDIS_URL): `wingman gateway run` runs Celery beat's
 # DatabaseScheduler itself. "auto": when there is no broker; "on"/"off" force it.
 WINGMAN_ROUTINES_SCHEDULER = env.str("WINGMAN_ROUTINES_SCHEDULER", default="auto")
