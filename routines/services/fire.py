@@ -98,9 +98,13 @@ def _skip(routine: Routine, scheduled_at: datetime | None, trigger: str, reason:
 
 def _open_record(routine: Routine) -> RoutineRun | None:
     """The routine's record whose run is still going (records of runs that ended without
-    being settled are settled now)."""
+    being settled are settled now; a fire whose process died before its run was accepted
+    is ended as an error after ``settle.UNSTARTED_SECONDS``)."""
     for record in RoutineRun.objects.filter(routine=routine, status=RoutineStatus.RUNNING):
-        if record.run_id is None or not settle.settle_record(record.pk):
+        if record.run_id is None:
+            if not settle.end_unstarted(record):
+                return record
+        elif not settle.settle_record(record.pk):
             return record
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 #: Run statuses that count as a failure of the routine.
 FAILED = (RunStatus.ERROR, RunStatus.TIMEOUT)
+#: A fire record still without a run this long after it was made: its process died between
+#: the decision and the run service accepting the run.
+UNSTARTED_SECONDS = 120.0
 #: How often a follower re-checks a run it waits for (it also hears the end at once).
 WAIT_SLICE_SECONDS = 30.0
 
@@ -118,6 +122,20 @@ def count_outcome(
     publish_after_commit("finished", routine, **extra)
 
 
+def end_unstarted(record: RoutineRun) -> bool:
+    """End a fire record that never got its run, if it is old enough (True: ended)."""
+    cutoff = dj_timezone.now() - timedelta(seconds=UNSTARTED_SECONDS)
+    if record.run_id is not None or record.created_at > cutoff:
+        return False
+    reason = "the process firing it stopped before the run was accepted"
+    ended = RoutineRun.objects.filter(
+        pk=record.pk, status=RoutineStatus.RUNNING, run__isnull=True
+    ).update(status=RoutineStatus.ERROR, reason=reason, ended_at=dj_timezone.now())
+    if ended:
+        count_outcome(record.routine_id, RoutineStatus.ERROR, reason, None, None)
+    return True
+
+
 def settle_finished() -> int:
     """Settle every record whose run ended without being settled (a follower died with its
     process); returns how many. The routines sweeper calls it periodically."""
@@ -130,6 +148,13 @@ def settle_finished() -> int:
     ).values_list("pk", flat=True)
     for pk in list(open_ids):
         settled += bool(settle_record(pk))
+    cutoff = dj_timezone.now() - timedelta(seconds=UNSTARTED_SECONDS)
+    stale = RoutineRun.objects.filter(
+        status=RoutineStatus.RUNNING, run__isnull=True, created_at__lt=cutoff
+    )
+    for record in list(stale):
+        with transaction.atomic():
+            settled += end_unstarted(record)
     return settled
 
 

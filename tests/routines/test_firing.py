@@ -293,3 +293,35 @@ async def test_one_time_routine_runs_once_and_deletes_itself(agents):
     kept = await records(keep.pk)
     assert [r.status for r in kept] == ["ok"] and kept[0].scheduled_at == when
     assert (await reload(keep.pk)).next_run_at is None
+
+
+async def test_a_fire_that_died_before_its_run_does_not_block_forever(agents):
+    from routines.models import RoutineRun
+    from routines.services.settle import UNSTARTED_SECONDS, settle_finished
+
+    daily = await routine(cron="0 9 * * *")
+
+    @database_sync_to_async
+    def orphan(age: float) -> int:
+        record = RoutineRun.objects.create(routine_id=daily.pk, trigger="manual")
+        RoutineRun.objects.filter(pk=record.pk).update(
+            created_at=datetime.now(UTC) - timedelta(seconds=age)
+        )
+        return record.pk
+
+    fresh = await orphan(1)
+    blocked = await routine_run_now(routine_id=daily.pk)
+    assert not blocked.ran and blocked.reason == "overlap"  # a fire may still be starting
+    await database_sync_to_async(RoutineRun.objects.filter(pk=fresh).delete)()
+    await orphan(UNSTARTED_SECONDS + 5)
+    result = await routine_run_now(routine_id=daily.pk)
+    assert result.ran
+    await settled()
+    statuses = [(r.status, r.reason) for r in await records(daily.pk)]
+    assert statuses[0] == ("skipped", statuses[0][1]) and statuses[0][1].startswith("overlap")
+    assert statuses[1][0] == "error" and "stopped before the run" in statuses[1][1]
+    assert statuses[2] == ("ok", "")
+    assert (await reload(daily.pk)).consecutive_errors == 0
+    await orphan(UNSTARTED_SECONDS + 5)
+    assert await database_sync_to_async(settle_finished)() == 1
+    assert (await reload(daily.pk)).consecutive_errors == 1
