@@ -68,18 +68,6 @@ def _add_scaled_arguments(p: argparse.ArgumentParser) -> None:
         help="--scaled: a scratch database both processes share, e.g. postgres://... "
         "(default: one SQLite file in a scratch dir)",
     )
-    p.add_argument(
-        "--pool",
-        choices=["threads", "prefork"],
-        default="threads",
-        help="--scaled: the worker's Celery pool (default threads)",
-    )
-    p.add_argument(
-        "--worker-concurrency",
-        type=_positive,
-        default=16,
-        help="--scaled: the worker's -c (default 16)",
-    )
 
 
 async def measure(args: argparse.Namespace, endpoint: Endpoint) -> dict[str, Any]:
@@ -93,7 +81,7 @@ async def measure(args: argparse.Namespace, endpoint: Endpoint) -> dict[str, Any
         redis_url=args.redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
         database_url=args.scaled_database_url,
         pool=args.pool,
-        concurrency=args.worker_concurrency,
+        concurrency=args.workers,
     )
     print(
         f"[bench] starting the scaled setup (worker -P {config.pool} -c {config.concurrency})",

@@ -340,6 +340,7 @@ EVENT_PAYLOADS: dict[str, type[BaseModel]] = {
     ev.PRESENCE_TICK: ev.PresenceTickPayload,
     ev.SHUTDOWN: ev.ShutdownPayload,
     ev.WEBHOOK: ev.WebhookPayload,
+    ev.ROUTINE: ev.RoutinePayload,
 }
 
 RESULT_MODELS: dict[str, type[BaseModel]] = {

@@ -156,7 +156,7 @@ def test_agent_stream_bench_measures_a_scaled_setup_beside(
         tmp_path / "bench",
         *("--mode", "agent-stream", "--url", gateway.url, "--token", TOKEN, "--json"),
         *("--chunks", "200", "--rounds", "1", "--streams", "2", "--scaled"),
-        *("--redis-url", REDIS_URL, "--worker-concurrency", "2"),
+        *("--redis-url", REDIS_URL, "--workers", "2"),
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
 
