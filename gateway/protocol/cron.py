@@ -178,35 +178,26 @@ def job_changed(job_id: str, current: str) -> GatewayError:
 
 
 # cron → routine ----------------------------------------------------------------------------
-def _interval_text(every_ms: int) -> str:
-    if every_ms % 1000:
-        raise GatewayError(
-            ErrorCode.INVALID_REQUEST, "schedule.everyMs must be a whole number of seconds"
-        )
-    seconds = every_ms // 1000
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds % size == 0:
-            count = seconds // size
-            return f"every {count} {unit}{'s' if count != 1 else ''}"
-    return f"every {seconds} second{'s' if seconds != 1 else ''}"
-
-
 def schedule_fields(schedule: CronExpr | CronEvery | CronAt) -> dict[str, Any]:
-    """A cron schedule as routine fields (``schedule`` text, ``timezone``)."""
+    """A cron schedule as routine fields (``schedule_kind`` and ``cron|every|at``, ``timezone``)."""
     if isinstance(schedule, CronExpr):
-        out: dict[str, Any] = {"schedule": schedule.expr}
+        out: dict[str, Any] = {"schedule_kind": "cron", "cron": schedule.expr}
         if schedule.tz:
             out["timezone"] = schedule.tz
         return out
     if isinstance(schedule, CronEvery):
-        return {"schedule": _interval_text(schedule.every_ms)}
-    return {"schedule": f"at {schedule.at}"}
+        seconds = schedule.every_ms / 1000
+        return {
+            "schedule_kind": "every",
+            "every": int(seconds) if seconds.is_integer() else seconds,
+        }
+    return {"schedule_kind": "at", "at": schedule.at}
 
 
 def target_fields(session_target: str) -> dict[str, Any]:
     """``sessionTarget`` as routine fields (``target``, ``session_key``)."""
     if session_target == "isolated":
-        return {"target": "thread", "session_key": None}
+        return {"target": "routine", "session_key": None}
     if session_target == "main":
         return {"target": "main", "session_key": None}
     if session_target == "current":
@@ -244,21 +235,28 @@ def job_schedule(routine: dict[str, Any]) -> dict[str, Any]:
         return {"kind": "every", "everyMs": int(routine["everySeconds"]) * 1000}
     if kind == "at":
         return {"kind": "at", "at": routine["at"]}
-    return {"kind": "cron", "expr": routine["schedule"], "tz": routine["timezone"]}
+    return {"kind": "cron", "expr": routine["cron"], "tz": routine["timezone"]}
 
 
 def session_target(routine: dict[str, Any]) -> str:
     target = routine["target"]
-    if target == "thread":
+    if target == "routine":
         return "isolated"
     if target == "main":
         return "main"
     return f"session:{routine['sessionKey']}"
 
 
+#: Our outcomes as cron's (ok | error | skipped); ``running`` is not an outcome.
+_CRON_STATUS = {"ok": "ok", "error": "error", "cancelled": "error", "timeout": "error"}
+_CRON_STATUS["skipped"] = "skipped"
+_COMPLETION = {"ok": "succeeded", "error": "failed", "timeout": "failed"}
+_COMPLETION |= {"cancelled": "cancelled", "skipped": "skipped"}
+
+
 def _run_status(status: str | None) -> str | None:
     """A routine's last outcome as cron's ``lastRunStatus`` (ok | error | skipped)."""
-    return {"cancelled": "error"}.get(status, status) if status else None
+    return _CRON_STATUS.get(status or "")
 
 
 def job_view(routine: dict[str, Any]) -> dict[str, Any]:
@@ -320,20 +318,17 @@ def page(items: list[Any], *, total: int, offset: int, limit: int) -> dict[str, 
 
 
 def run_entry(run: dict[str, Any], *, job_name: str) -> dict[str, Any]:
-    """A routine run (``RoutineRunView`` by wire name) as a ``cron.runs`` entry."""
-    status = {"cancelled": "error"}.get(run["status"], run["status"])
-    completion = {"ok": "succeeded", "error": "failed", "skipped": "skipped"}.get(status)
-    if run["status"] == "cancelled":
-        completion = "cancelled"
+    """A finished routine run (``RoutineRunView`` by wire name) as a ``cron.runs`` entry."""
+    failed = run["status"] != "ok" and run["status"] != "skipped"
     entry = {
         "ts": run.get("endedAt") or run.get("scheduledAt") or run.get("startedAt"),
         "jobId": run["routineId"],
         "jobName": job_name,
         "action": "finished",
-        "status": status,
-        "completionStatus": completion,
-        "error": run.get("error") or ("cancelled" if run["status"] == "cancelled" else None),
-        "summary": run.get("summary"),
+        "status": _run_status(run["status"]),
+        "completionStatus": _COMPLETION.get(run["status"]),
+        "error": (run.get("reason") or run["status"]) if failed else None,
+        "summary": run.get("summary") or (run.get("reason") if not failed else None),
         "delivered": False,
         "deliveryStatus": "not-requested",
         "sessionKey": run["sessionKey"],

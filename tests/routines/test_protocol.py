@@ -7,7 +7,12 @@ from pydantic import ValidationError
 
 from gateway.protocol import cron
 from gateway.protocol.errors import ErrorCode, GatewayError
-from gateway.protocol.routines import RoutineCreateParams, RoutineUpdateParams, RoutineView
+from gateway.protocol.routines import (
+    RoutineCreateParams,
+    RoutineRunView,
+    RoutineUpdateParams,
+    RoutineView,
+)
 from tests.fixtures import client_frames
 
 CRON_PARAMS = {
@@ -46,10 +51,11 @@ def test_add_agent_turn_isolated_is_a_thread_routine():
         "name": "weekday-standup",
         "enabled": True,
         "agent_id": "main",
-        "schedule": "0 9 * * 1-5",
+        "schedule_kind": "cron",
+        "cron": "0 9 * * 1-5",
         "timezone": "Europe/Berlin",
         "prompt": "Summarize open PRs",
-        "target": "thread",
+        "target": "routine",
         "session_key": None,
     }
 
@@ -57,25 +63,17 @@ def test_add_agent_turn_isolated_is_a_thread_routine():
 def test_add_every_system_event_main():
     params = cron.CronAddParams.model_validate(recorded("cron.add")[1])
     fields = cron.routine_fields(params)
-    assert fields["schedule"] == "every 1 hour"
+    assert fields["schedule_kind"] == "every" and fields["every"] == 3600
     assert fields["prompt"] == "hourly check"
     assert fields["target"] == "main" and "agent_id" not in fields
 
 
-@pytest.mark.parametrize(
-    ("every_ms", "text"),
-    [(900_000, "every 15 minutes"), (86_400_000, "every 1 day"), (90_000, "every 90 seconds")],
-)
-def test_interval_text(every_ms, text):
-    assert cron.schedule_fields(cron.CronEvery(kind="every", everyMs=every_ms)) == {
-        "schedule": text
-    }
-
-
-def test_sub_second_interval_is_refused():
-    with pytest.raises(GatewayError) as err:
-        cron.schedule_fields(cron.CronEvery(kind="every", everyMs=1500))
-    assert "everyMs" in err.value.message
+def test_intervals_are_seconds():
+    whole = cron.schedule_fields(cron.CronEvery(kind="every", everyMs=900_000))
+    assert whole == {"schedule_kind": "every", "every": 900}
+    assert cron.schedule_fields(cron.CronEvery(kind="every", everyMs=1500))["every"] == 1.5
+    at = cron.schedule_fields(cron.CronAt(kind="at", at="2026-12-24T18:00+01:00"))
+    assert at == {"schedule_kind": "at", "at": "2026-12-24T18:00+01:00"}
 
 
 def test_session_targets():
@@ -94,7 +92,8 @@ def test_update_patch_carries_only_what_it_sets():
     assert cron.routine_fields(enable.patch) == {"enabled": False}
     assert edit.expected_config_revision == "27f65e52074cb6f0"
     assert cron.routine_fields(edit.patch) == {
-        "schedule": "0 9 * * 1-5",
+        "schedule_kind": "cron",
+        "cron": "0 9 * * 1-5",
         "timezone": "UTC",
         "prompt": "Summarize open PRs and CI",
     }
@@ -122,13 +121,15 @@ def test_not_found_error_is_what_the_cli_reads():
 ROUTINE = {
     "id": "r1",
     "name": "standup",
+    "description": "",
     "agentId": "main",
     "schedule": "0 9 * * 1-5",
+    "cron": "0 9 * * 1-5",
     "scheduleKind": "cron",
     "timezone": "Europe/Berlin",
     "prompt": "Summarize",
     "enabled": True,
-    "target": "thread",
+    "target": "routine",
     "sessionKey": "agent:main:routine:r1",
     "deleteAfterRun": False,
     "createdAt": 1,
@@ -167,30 +168,34 @@ def test_page_fields_are_consistent():
 
 
 def test_run_entries_say_how_runs_completed():
-    base = {"routineId": "r1", "sessionKey": "k", "runId": "run1", "startedAt": 5, "endedAt": 9}
+    base = {"id": 1, "routineId": "r1", "sessionKey": "k", "runId": "run1", "trigger": "manual"}
+    base |= {"startedAt": 5, "endedAt": 9}
+    RoutineRunView.model_validate(base | {"status": "ok"})
     ok = cron.run_entry(base | {"status": "ok", "durationMs": 4}, job_name="n")
     assert ok["status"] == "ok" and ok["completionStatus"] == "succeeded"
     assert ok["ts"] == 9 and ok["runAtMs"] == 5 and ok["durationMs"] == 4
-    failed = cron.run_entry(base | {"status": "error", "error": "boom"}, job_name="n")
-    assert failed["completionStatus"] == "failed" and failed["error"] == "boom"
-    skipped = cron.run_entry(
-        {
-            "routineId": "r1",
-            "sessionKey": "k",
-            "runId": None,
-            "status": "skipped",
-            "scheduledAt": 3,
-        },
-        job_name="n",
-    )
-    assert skipped["status"] == "skipped" and "runId" not in skipped
+    assert "error" not in ok
+    failed = cron.run_entry(base | {"status": "timeout", "reason": "boom"}, job_name="n")
+    assert failed["status"] == "error" and failed["completionStatus"] == "failed"
+    assert failed["error"] == "boom"
+    skipped = {"id": 2, "routineId": "r1", "sessionKey": "k", "runId": None}
+    skipped |= {"status": "skipped", "scheduledAt": 3, "reason": "overlap"}
+    entry = cron.run_entry(skipped, job_name="n")
+    assert entry["status"] == "skipped" and "runId" not in entry and entry["ts"] == 3
 
 
 def test_canonical_params_take_seed_names():
     params = RoutineCreateParams.model_validate(
         {"name": "n", "agentId": "main", "cron": "@daily", "prompt": "p", "sessionId": "s"}
     )
-    assert params.schedule == "@daily" and params.session_key == "s"
+    assert params.schedule_kind == "cron" and params.session_key == "s"
+    assert params.changes()["schedule_kind"] == "cron"
+    with pytest.raises(ValidationError, match="one schedule"):
+        RoutineCreateParams.model_validate(
+            {"name": "n", "agentId": "a", "cron": "@daily", "every": "15m", "prompt": "p"}
+        )
+    with pytest.raises(ValidationError, match="schedule is required"):
+        RoutineCreateParams.model_validate({"name": "n", "agentId": "a", "prompt": "p"})
     update = RoutineUpdateParams.model_validate({"id": "r1", "enabled": False})
     assert update.changes() == {"enabled": False}
     with pytest.raises(ValidationError):
