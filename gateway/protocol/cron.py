@@ -195,17 +195,18 @@ def schedule_fields(schedule: CronExpr | CronEvery | CronAt) -> dict[str, Any]:
 
 
 def target_fields(session_target: str) -> dict[str, Any]:
-    """``sessionTarget`` as routine fields (``target``, ``session_key``)."""
+    """``sessionTarget`` as routine fields (``target_kind``, ``target_session_key``)."""
     if session_target == "isolated":
-        return {"target": "routine", "session_key": None}
+        return {"target_kind": "routine", "target_session_key": ""}
     if session_target == "main":
-        return {"target": "main", "session_key": None}
+        return {"target_kind": "main", "target_session_key": ""}
     if session_target == "current":
         raise GatewayError(
             ErrorCode.INVALID_REQUEST,
             "sessionTarget current needs a calling session; use isolated, main or session:<key>",
         )
-    return {"target": "session", "session_key": session_target.removeprefix("session:")}
+    key = session_target.removeprefix("session:")
+    return {"target_kind": "session", "target_session_key": key}
 
 
 def routine_fields(job: JobFields) -> dict[str, Any]:
@@ -340,32 +341,25 @@ def run_entry(run: dict[str, Any], *, job_name: str) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if v is not None}
 
 
-#: Routine event actions and cron's names for them.
-CRON_ACTIONS = {"skipped": "finished"}
-
-
 def cron_event(payload: dict[str, Any]) -> dict[str, Any]:
-    """A ``routine`` event payload as OpenClaw's ``cron`` event payload: ``{jobId, action,
-    job?}`` for added/updated/removed, ``runAtMs`` when started, and ``status, error?,
-    runAtMs, durationMs, nextRunAtMs, runId?`` when finished (a skip is a finished run with
-    status ``skipped``)."""
+    """A ``routine`` event payload (``RoutinePayload`` by wire name) as OpenClaw's ``cron``
+    event payload ``{jobId, action, runAtMs?, status?, error?, durationMs?, nextRunAtMs?,
+    runId?, sessionKey?}``; a skipped time is a ``finished`` run with status ``skipped``."""
     action = payload["action"]
-    out: dict[str, Any] = {
-        "jobId": payload["routineId"],
-        "action": CRON_ACTIONS.get(action, action),
-    }
-    if payload.get("routine"):
-        out["job"] = job_view(payload["routine"])
-    for src, dst in (
-        ("runId", "runId"),
-        ("runAt", "runAtMs"),
-        ("durationMs", "durationMs"),
-        ("nextRunAt", "nextRunAtMs"),
-        ("error", "error"),
-        ("sessionKey", "sessionKey"),
+    out: dict[str, Any] = {"jobId": payload["routineId"], "action": action}
+    if action == "skipped":
+        out |= {"action": "finished", "status": "skipped"}
+    elif action == "finished":
+        out["status"] = _run_status(payload.get("status"))
+    run_at = payload.get("scheduledAtMs") or (payload.get("ts") if action == "started" else None)
+    for key, value in (
+        ("runAtMs", run_at),
+        ("durationMs", payload.get("durationMs")),
+        ("nextRunAtMs", payload.get("nextRunAtMs")),
+        ("error", payload.get("error") or payload.get("reason")),
+        ("runId", payload.get("runId")),
+        ("sessionKey", payload.get("sessionKey")),
     ):
-        if payload.get(src) is not None:
-            out[dst] = payload[src]
-    if action in ("finished", "skipped"):
-        out["status"] = "skipped" if action == "skipped" else _run_status(payload.get("status"))
+        if value is not None:
+            out[key] = value
     return out

@@ -51,10 +51,12 @@ class RoutineFields(Frame):
     )
     prompt: str | None = Field(default=None, min_length=1, max_length=200_000)
     enabled: bool | None = None
-    target: Target | None = Field(
-        default=None, description="routine (its own thread, default) | main | session"
+    target_kind: Target | None = Field(
+        default=None,
+        alias="target",
+        description="routine (its own thread, default) | main | session",
     )
-    session_key: str | None = Field(
+    target_session_key: str | None = Field(
         default=None,
         alias="sessionKey",
         max_length=500,

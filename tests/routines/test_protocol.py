@@ -55,8 +55,8 @@ def test_add_agent_turn_isolated_is_a_thread_routine():
         "cron": "0 9 * * 1-5",
         "timezone": "Europe/Berlin",
         "prompt": "Summarize open PRs",
-        "target": "routine",
-        "session_key": None,
+        "target_kind": "routine",
+        "target_session_key": "",
     }
 
 
@@ -65,7 +65,7 @@ def test_add_every_system_event_main():
     fields = cron.routine_fields(params)
     assert fields["schedule_kind"] == "every" and fields["every"] == 3600
     assert fields["prompt"] == "hourly check"
-    assert fields["target"] == "main" and "agent_id" not in fields
+    assert fields["target_kind"] == "main" and "agent_id" not in fields
 
 
 def test_intervals_are_seconds():
@@ -78,8 +78,8 @@ def test_intervals_are_seconds():
 
 def test_session_targets():
     assert cron.target_fields("session:agent:main:main") == {
-        "target": "session",
-        "session_key": "agent:main:main",
+        "target_kind": "session",
+        "target_session_key": "agent:main:main",
     }
     with pytest.raises(GatewayError):
         cron.target_fields("current")
@@ -188,7 +188,7 @@ def test_canonical_params_take_seed_names():
     params = RoutineCreateParams.model_validate(
         {"name": "n", "agentId": "main", "cron": "@daily", "prompt": "p", "sessionId": "s"}
     )
-    assert params.schedule_kind == "cron" and params.session_key == "s"
+    assert params.schedule_kind == "cron" and params.target_session_key == "s"
     assert params.changes()["schedule_kind"] == "cron"
     with pytest.raises(ValidationError, match="one schedule"):
         RoutineCreateParams.model_validate(
@@ -204,3 +204,22 @@ def test_canonical_params_take_seed_names():
         RoutineCreateParams.model_validate(
             {"name": " ", "agentId": "a", "cron": "x", "prompt": "p"}
         )
+
+
+def test_cron_event_of_routine_events():
+    assert cron.cron_event({"action": "added", "routineId": "r1", "ts": 5}) == {
+        "jobId": "r1",
+        "action": "added",
+    }
+    started = cron.cron_event({"action": "started", "routineId": "r1", "runId": "x", "ts": 5})
+    assert started == {"jobId": "r1", "action": "started", "runAtMs": 5, "runId": "x"}
+    skipped = {"action": "skipped", "routineId": "r1", "reason": "overlap", "scheduledAtMs": 7}
+    assert cron.cron_event(skipped | {"ts": 9}) == {
+        "jobId": "r1",
+        "action": "finished",
+        "status": "skipped",
+        "runAtMs": 7,
+        "error": "overlap",
+    }
+    finished = {"action": "finished", "routineId": "r1", "status": "timeout", "ts": 9}
+    assert cron.cron_event(finished)["status"] == "error"
