@@ -213,7 +213,7 @@ def routine_fields(job: JobFields) -> dict[str, Any]:
     """A job (or a patch: only what it sets) as keyword fields of the routine service."""
     given = job.model_fields_set
     out: dict[str, Any] = {}
-    for field in ("name", "enabled", "agent_id", "delete_after_run"):
+    for field in ("name", "description", "enabled", "agent_id", "delete_after_run"):
         if field in given and getattr(job, field) is not None:
             out[field] = getattr(job, field)
     if job.schedule is not None:

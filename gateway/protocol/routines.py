@@ -99,6 +99,9 @@ class RoutineCreateParams(RoutineFields):
     name: str = Field(min_length=1, max_length=200)
     agent_id: str = Field(alias="agentId", min_length=1, max_length=64)
     prompt: str = Field(min_length=1, max_length=200_000)
+    id: str | None = Field(
+        default=None, max_length=64, description="chosen by the gateway when omitted"
+    )
 
     @model_validator(mode="after")
     def _has_schedule(self) -> Self:

@@ -1,0 +1,211 @@
+"""OpenClaw's ``cron.*`` methods driven with the frames the real OpenClaw CLI sent
+(tests/fixtures/real-client-frames/openclaw-cron-frames.jsonl), through the real ASGI app:
+every request gets an answer of the shape OPENCLAW_CRON_NODES.md says the CLI checks.
+
+Ids the recording holds (the job id, the run id, the config revision the CLI read) are
+replaced by the ones this gateway handed out earlier in the same replay, as the CLI would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from agents.models import Message
+from gateway.protocol import cron
+from tests.agents.conftest import acreate_agent, hub_cleanup  # noqa: F401
+from tests.fixtures import client_frames
+from tests.gateway.communicator import Client
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_cleanup")]
+
+RECORDED_JOB = "9b8ff91f-99b3-4945-b1be-311e3d1086c4"
+RECORDED_RUN = "manual:9b8ff91f-99b3-4945-b1be-311e3d1086c4:1795994555839:2"
+JOB_KEYS = {"id", "name", "enabled", "createdAtMs", "updatedAtMs", "schedule", "sessionTarget"}
+JOB_KEYS |= {"wakeMode", "payload", "state", "agentId", "configRevision"}
+STATUS_KEYS = {"enabled", "triggersEnabled", "storePath", "storage", "sqlitePath", "jobs"}
+PAGE_KEYS = ("total", "offset", "limit", "hasMore", "nextOffset")
+
+
+@pytest.fixture
+async def openclaw(backend, wingman_auth):
+    """The recording's gateway: token ``secret`` and a default agent ``main``."""
+    wingman_auth("token", token="secret")
+    await acreate_agent("main", is_default=True, name="Main")
+
+
+class Replay:
+    """Sends recorded connections one by one; remembers what the gateway answered."""
+
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+        self.run_id: str | None = None
+        self.revision: str | None = None
+        self.removed = False
+        self.answered: list[tuple[str, bool]] = []
+
+    async def conn(self, frames: list[dict]) -> dict[str, Any]:
+        """One CLI command: connect, one request, close. Returns the response frame."""
+        client = Client()
+        await client.open()
+        await client.send(frames[0])
+        hello = await client.recv_res()
+        assert hello["ok"], hello
+        request = self.substitute(frames[1])
+        await client.send(request)
+        res, _ = await client.recv_until(lambda f: f.get("id") == request["id"])
+        await client.comm.disconnect()
+        return res
+
+    def substitute(self, frame: dict) -> dict:
+        frame = copy.deepcopy(frame)
+        params = frame["params"]
+        if params.get("id") == RECORDED_JOB and self.job_id:
+            params["id"] = self.job_id
+        if params.get("runId") == RECORDED_RUN and self.run_id:
+            params["runId"] = self.run_id
+        if "expectedConfigRevision" in params and self.revision:
+            params["expectedConfigRevision"] = self.revision
+        return frame
+
+
+def check_job(job: dict) -> None:
+    assert set(job) >= JOB_KEYS, job
+    assert job["schedule"]["kind"] in ("cron", "every", "at")
+    assert job["payload"]["kind"] == "agentTurn"
+    assert isinstance(job["state"], dict)
+
+
+def check_page(page: dict, jobs_key: str) -> None:
+    assert all(key in page for key in PAGE_KEYS), page
+    count = len(page[jobs_key])
+    assert page["hasMore"] == (page["offset"] + count < page["total"])
+    assert page["nextOffset"] == (page["offset"] + count if page["hasMore"] else None)
+
+
+async def check_answer(replay: Replay, request: dict, res: dict) -> None:
+    """What OPENCLAW_CRON_NODES.md says the CLI reads from this method's answer."""
+    method, params = request["method"], request["params"]
+    replay.answered.append((method, res["ok"]))
+    if params.get("id") == "weekday-standup" or (method == "cron.get" and replay.removed):
+        assert not res["ok"], res
+        error = res["error"]
+        assert error["code"] == "INVALID_REQUEST"
+        assert f"cron job not found: {params['id']}" in error["message"]
+        assert error["details"] == {"code": "CRON_JOB_NOT_FOUND", "jobId": params["id"]}
+        return
+    assert res["ok"], res
+    payload = res["payload"]
+    if method == "cron.status":
+        assert set(payload) >= STATUS_KEYS and isinstance(payload["enabled"], bool)
+        assert payload["nextWakeAtMs"] is None or isinstance(payload["nextWakeAtMs"], int)
+    elif method == "cron.list":
+        assert isinstance(payload["snapshotRevision"], str)
+        check_page(payload, "jobs")
+        for job in payload["jobs"]:
+            check_job(job)
+            assert job["effectiveAgentId"] == "main"
+            assert params["includeDisabled"] or job["enabled"]
+    elif method == "cron.add":
+        check_job(payload)
+        assert set(payload["deliveryPreview"]) == {"label", "detail"}
+        if replay.job_id is None:
+            replay.job_id = payload["id"]
+    elif method in ("cron.get", "cron.update"):
+        check_job(payload)
+        replay.revision = payload["configRevision"]
+        if "enabled" in params.get("patch", {}):
+            assert payload["enabled"] is params["patch"]["enabled"]
+    elif method == "cron.run":
+        assert payload["ok"] is True
+        if payload.get("enqueued"):
+            replay.run_id = payload["runId"]
+        else:
+            assert payload["ran"] is False and payload["reason"] == cron.ALREADY_RUNNING
+    elif method == "cron.runs":
+        check_page(payload, "entries")
+        for entry in payload["entries"]:
+            assert entry["jobId"] == replay.job_id and entry["action"] == "finished"
+            assert entry["status"] in ("ok", "error", "skipped")
+    elif method == "cron.remove":
+        assert payload == {"ok": True, "removed": True}
+        replay.removed = True
+
+
+async def test_every_recorded_cron_request(openclaw):
+    replay = Replay()
+    for frames in client_frames("openclaw-cron-frames.jsonl").values():
+        request = replay.substitute(frames[1])
+        if request["method"] == "cron.runs" and "runId" in request["params"]:
+            await wait_finished(replay, frames)
+        res = await replay.conn(frames)
+        await check_answer(replay, request, res)
+    assert replay.job_id and replay.run_id
+    assert {method for method, _ in replay.answered} == set(cron_methods())
+    refused = [method for method, ok in replay.answered if not ok]
+    assert refused == ["cron.get", "cron.get"]  # by name, and after cron.remove
+
+
+def cron_methods() -> list[str]:
+    return [
+        f"cron.{m}" for m in ("status", "list", "get", "add", "update", "remove", "run", "runs")
+    ]
+
+
+async def wait_finished(replay: Replay, frames: list[dict]) -> None:
+    """``cron run --wait`` polls until the run's entry is finished (bounded, like the CLI)."""
+    for _ in range(100):
+        res = await replay.conn(frames)
+        entries = res["payload"]["entries"]
+        if entries and entries[0]["status"] in ("ok", "error", "skipped"):
+            assert entries[0]["runId"] == replay.run_id
+            assert entries[0]["completionStatus"] == "succeeded"
+            assert entries[0]["sessionKey"].startswith("agent:main:")
+            assert isinstance(entries[0]["durationMs"], int)
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the run never finished")
+
+
+async def test_stale_revision_is_refused_and_nothing_changes(openclaw):
+    replay = Replay()
+    add = client_frames("openclaw-cron-frames.jsonl")[3]
+    job = (await replay.conn(add))["payload"]
+    edit = client_frames("openclaw-cron-frames.jsonl")[18]
+    edit = copy.deepcopy(edit)
+    edit[1]["params"]["id"] = job["id"]  # the recorded (stale) revision stays
+    res = await replay.conn(edit)
+    assert not res["ok"]
+    assert res["error"]["details"]["code"] == cron.JOB_CHANGED
+    get = copy.deepcopy(client_frames("openclaw-cron-frames.jsonl")[8])
+    get[1]["params"]["id"] = job["id"]
+    after = (await replay.conn(get))["payload"]
+    assert after["payload"]["message"] == "Summarize open PRs"
+    assert after["configRevision"] == job["configRevision"]
+
+
+async def test_bad_schedule_is_a_clear_error_and_nothing_is_saved(openclaw):
+    replay = Replay()
+    add = copy.deepcopy(client_frames("openclaw-cron-frames.jsonl")[3])
+    add[1]["params"]["schedule"]["expr"] = "99 99 * * *"
+    res = await replay.conn(add)
+    assert not res["ok"] and res["error"]["code"] == "INVALID_REQUEST"
+    assert "99 99 * * *" in res["error"]["message"] or "schedule" in res["error"]["message"]
+    listing = await replay.conn(client_frames("openclaw-cron-frames.jsonl")[11])
+    assert listing["payload"]["jobs"] == [] and listing["payload"]["total"] == 0
+
+
+async def test_run_lands_in_the_routine_thread(openclaw):
+    replay = Replay()
+    job = (await replay.conn(client_frames("openclaw-cron-frames.jsonl")[3]))["payload"]
+    replay.job_id = job["id"]
+    res = await replay.conn(client_frames("openclaw-cron-frames.jsonl")[24])
+    assert res["payload"]["enqueued"] is True
+    replay.run_id = res["payload"]["runId"]
+    await wait_finished(replay, client_frames("openclaw-cron-frames.jsonl")[26])
+    key = f"agent:main:routine:{job['id']}"
+    roles = [m.role async for m in Message.objects.filter(session__key=key).order_by("position")]
+    assert roles == ["user", "assistant"]
