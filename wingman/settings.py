@@ -199,7 +199,10 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or env.str("CELERY_BROKER_URL", default=""))
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat's DatabaseScheduler, deciding routines' due times with routines/schedules.py (DST).
+CELERY_BEAT_SCHEDULER = "routines.scheduler:RoutineScheduler"
+# How often beat re-reads changed PeriodicTasks at most (seconds).
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.float("WINGMAN_BEAT_MAX_LOOP_INTERVAL", default=5.0)
 # Runs are long: a worker takes one task at a time per slot, acknowledges it when done, and
 # a task whose worker died is delivered again (the run service claims a run once).
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
@@ -225,6 +228,20 @@ if WINGMAN_RUN_EXECUTOR == "celery" and CELERY_TASK_ALWAYS_EAGER:
         "WINGMAN_RUN_EXECUTOR=celery needs a broker the workers share: set REDIS_URL"
     )
 WINGMAN_EXECUTOR_LOST_SECONDS = env.float("WINGMAN_EXECUTOR_LOST_SECONDS", default=30.0)
+
+# ROUTINES ------------------------------------------------------------------------------
+# The zone a routine's schedule is read in when it names none (IANA; UTC when unset).
+WINGMAN_TIMEZONE = env.str("WINGMAN_TIMEZONE", default="UTC")
+# A scheduled time that could not start for this long (beat down, gateway stopped) is
+# skipped as too late; within it, one catch-up run starts (routines/services/fire.py).
+WINGMAN_ROUTINES_STARTING_DEADLINE = env.float("WINGMAN_ROUTINES_STARTING_DEADLINE", default=300.0)
+# After this many failed runs in a row a routine is disabled (and says why).
+WINGMAN_ROUTINES_MAX_ERRORS = env.int("WINGMAN_ROUTINES_MAX_ERRORS", default=10)
+# How long the per routine + scheduled time lock in the shared cache lives.
+WINGMAN_ROUTINES_LOCK_SECONDS = env.float("WINGMAN_ROUTINES_LOCK_SECONDS", default=3600.0)
+# The embedded scheduler (no REDIS_URL): `wingman gateway run` runs Celery beat's
+# DatabaseScheduler itself. "auto": when there is no broker; "on"/"off" force it.
+WINGMAN_ROUTINES_SCHEDULER = env.str("WINGMAN_ROUTINES_SCHEDULER", default="auto")
 
 # REST FRAMEWORK ------------------------------------------------------------------------
 # /api/: Bearer gateway token or per-user API token (gateway/api/authentication.py), or the

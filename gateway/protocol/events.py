@@ -20,8 +20,19 @@ PRESENCE_TICK = "presence.tick"
 SHUTDOWN = "shutdown"
 AGENT = "agent"
 SESSION_MESSAGE = "session.message"
+#: A routine was added, updated, removed, or one of its runs started, finished or was skipped.
+ROUTINE = "routine"
 
-EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN, AGENT, SESSION_MESSAGE)
+EVENTS = (
+    CONNECT_CHALLENGE,
+    TICK,
+    PRESENCE,
+    PRESENCE_TICK,
+    SHUTDOWN,
+    AGENT,
+    SESSION_MESSAGE,
+    ROUTINE,
+)
 
 # The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.
 AGENT_TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
@@ -66,3 +77,27 @@ class ShutdownPayload(Frame):
 
 
 Audience = Literal["all", "conn", "topic"]
+
+
+RoutineAction = Literal["added", "updated", "removed", "started", "finished", "skipped"]
+
+
+class RoutinePayload(Frame):
+    """``routine``: what happened to a routine (times in ms since the epoch)."""
+
+    action: RoutineAction
+    routine_id: str = Field(alias="routineId")
+    name: str | None = None
+    agent_id: str | None = Field(default=None, alias="agentId")
+    enabled: bool | None = None
+    #: started: ``running``; finished: ok | error | cancelled | timeout; skipped: ``skipped``.
+    status: str | None = None
+    run_id: str | None = Field(default=None, alias="runId")
+    session_key: str | None = Field(default=None, alias="sessionKey")
+    scheduled_at_ms: int | None = Field(default=None, alias="scheduledAtMs")
+    next_run_at_ms: int | None = Field(default=None, alias="nextRunAtMs")
+    duration_ms: int | None = Field(default=None, alias="durationMs")
+    #: finished with an error: the message; skipped: why (overlap, too-late).
+    error: str | None = None
+    reason: str | None = None
+    ts: int

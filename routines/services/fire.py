@@ -1,0 +1,283 @@
+"""Firing a routine: one scheduled time (or a run-now) → at most one agent run, through the
+one run entry point (``agents.services.runs.run_start``), in the routine's target session.
+
+Guards, in order: a lock per routine and scheduled time in the shared cache (with an
+expiry, so a crash cannot hold it forever) keeps two beats from starting one time twice;
+the unique ``(routine, scheduled_at)`` record is the durable backstop; a time later than
+``WINGMAN_ROUTINES_STARTING_DEADLINE`` is skipped ``too-late`` (so after beat downtime at
+most the latest missed time runs, once); a routine whose previous run is still going is
+skipped ``overlap``. Skips are recorded (a ``RoutineRun`` with status ``skipped``) and
+published. When the run ends (``settle``) the routine's last-run fields and error count
+are updated; after ``WINGMAN_ROUTINES_MAX_ERRORS`` failures in a row it is disabled.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone as dj_timezone
+
+from agents.models import Agent, RunSource, Session
+from agents.services import runs as run_service
+from agents.services.runs import RunRequest
+from gateway.delivery.seat import current_seat
+from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state import cache as state_cache
+from routines.models import Routine, RoutineRun, RoutineStatus, TargetKind, Trigger
+from routines.services import settle
+from routines.services.events import ms, publish_after_commit
+from routines.services.routines import next_run, now, schedule_of, target_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """What a fire did: ``ran`` with the run id, or why not (``reason``: ``not-found``,
+    ``disabled``, ``not-due``, ``duplicate``, ``overlap``, ``too-late``)."""
+
+    ran: bool
+    run_id: str | None = None
+    reason: str | None = None
+    session_key: str | None = None
+    routine_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Claim:
+    routine_run_id: int
+    routine_id: str
+    agent_id: str
+    prompt: str
+    session_key: str
+    idempotency_key: str
+
+
+def lock_key(routine_id: str, scheduled_at: datetime) -> str:
+    return f"routines:fire:{routine_id}:{int(scheduled_at.timestamp())}"
+
+
+def _scheduled_time(routine_id: str, at: datetime) -> datetime | str | None:
+    """The scheduled time a fire at ``at`` is for (the routine's latest at or before it)."""
+    routine = Routine.objects.filter(pk=routine_id).first()
+    if routine is None:
+        return "not-found"
+    return schedule_of(routine).latest_at_or_before(at)
+
+
+def _ensure_session(routine: Routine, key: str) -> None:
+    """The target session exists (a routine thread is named ``Routine: <name>``)."""
+    if Session.objects.filter(key=key).exists():
+        return
+    name = f"Routine: {routine.name}"[:200] if routine.target_kind == TargetKind.ROUTINE else ""
+    agent = Agent.objects.get(pk=routine.agent_id)
+    Session.objects.get_or_create(key=key, defaults={"agent": agent, "name": name})
+
+
+def _skip(routine: Routine, scheduled_at: datetime | None, trigger: str, reason: str) -> FireResult:
+    """Record a skipped time (once per scheduled time) and publish ``skipped``."""
+    try:
+        with transaction.atomic():
+            record = RoutineRun.objects.create(
+                routine=routine,
+                scheduled_at=scheduled_at,
+                trigger=trigger,
+                status=RoutineStatus.SKIPPED,
+                reason=reason,
+                session_key=target_key(routine),
+                ended_at=dj_timezone.now(),
+            )
+            publish_after_commit(
+                "skipped",
+                routine,
+                status=RoutineStatus.SKIPPED,
+                reason=reason,
+                scheduled_at_ms=ms(scheduled_at),
+            )
+    except IntegrityError:
+        return FireResult(False, reason="duplicate")
+    return FireResult(False, reason=reason.split(":")[0], routine_run_id=record.pk)
+
+
+def _open_record(routine: Routine) -> RoutineRun | None:
+    """The routine's record whose run is still going (records of runs that ended without
+    being settled are settled now)."""
+    for record in RoutineRun.objects.filter(routine=routine, status=RoutineStatus.RUNNING):
+        if record.run_id is None or not settle.settle_record(record.pk):
+            return record
+    return None
+
+
+def _claim(
+    routine_id: str, scheduled_at: datetime | None, trigger: str, at: datetime, force: bool
+) -> _Claim | FireResult:
+    """Decide whether this time runs; if so, record it (in one transaction)."""
+    with transaction.atomic():
+        routine = Routine.objects.select_for_update().filter(pk=routine_id).first()
+        if routine is None:
+            return FireResult(False, reason="not-found")
+        if not routine.enabled and not force:
+            return FireResult(False, reason="disabled")
+        deadline = settings.WINGMAN_ROUTINES_STARTING_DEADLINE
+        if scheduled_at is not None and (at - scheduled_at).total_seconds() > deadline:
+            late = (at - scheduled_at).total_seconds()
+            return _skip(
+                routine,
+                scheduled_at,
+                trigger,
+                f"too-late: {late:.0f} s after its time, "
+                f"past the {deadline:.0f} s starting deadline",
+            )
+        if (
+            scheduled_at is not None
+            and RoutineRun.objects.filter(routine=routine, scheduled_at=scheduled_at).exists()
+        ):
+            return FireResult(False, reason="duplicate")
+        running = _open_record(routine)
+        if running is not None:
+            return _skip(
+                routine,
+                scheduled_at,
+                trigger,
+                f"overlap: the previous run {running.run_id or '(starting)'} is still going",
+            )
+        key = target_key(routine)
+        _ensure_session(routine, key)
+        try:
+            with transaction.atomic():
+                record = RoutineRun.objects.create(
+                    routine=routine, scheduled_at=scheduled_at, trigger=trigger, session_key=key
+                )
+        except IntegrityError:
+            return FireResult(False, reason="duplicate")
+    stamp = scheduled_at.isoformat() if scheduled_at else f"manual:{uuid.uuid4().hex}"
+    return _Claim(
+        record.pk,
+        routine.pk,
+        routine.agent_id,
+        routine.prompt,
+        key,
+        f"routine:{routine.pk}:{stamp}",
+    )
+
+
+def _started(claim: _Claim, run_id: str, at: datetime) -> None:
+    with transaction.atomic():
+        RoutineRun.objects.filter(pk=claim.routine_run_id).update(run_id=run_id)
+        routine = Routine.objects.select_for_update().filter(pk=claim.routine_id).first()
+        if routine is None:
+            return
+        record = RoutineRun.objects.get(pk=claim.routine_run_id)
+        routine.last_run_at = at
+        routine.last_run_id = run_id
+        routine.last_status = RoutineStatus.RUNNING
+        routine.next_run_at = next_run(routine, at)
+        routine.save(update_fields=["last_run_at", "last_run_id", "last_status", "next_run_at"])
+        publish_after_commit(
+            "started",
+            routine,
+            status=RoutineStatus.RUNNING,
+            run_id=run_id,
+            session_key=claim.session_key,
+            scheduled_at_ms=ms(record.scheduled_at),
+        )
+
+
+def _start_failed(claim: _Claim, error: str) -> None:
+    """The run service refused the run (e.g. the agent was disabled): a failed run."""
+    RoutineRun.objects.filter(pk=claim.routine_run_id).update(
+        status=RoutineStatus.ERROR, reason=error, ended_at=dj_timezone.now()
+    )
+    settle.count_outcome(claim.routine_id, RoutineStatus.ERROR, error, None, None)
+
+
+async def routine_fire(
+    *,
+    routine_id: str,
+    scheduled_at: datetime | None = None,
+    trigger: str = Trigger.SCHEDULE,
+    force: bool = False,
+    at: datetime | None = None,
+) -> FireResult:
+    """Fire one scheduled time of a routine (``scheduled_at``; None: the latest at or before
+    now, as a plain beat sends it) or, with ``trigger=manual``, run it now. Starts at most
+    one run (see the module doc for the guards) and returns at once; the run's end is
+    followed in the background (``settle``). ``force``: run even if disabled."""
+    at = at or now()
+    if trigger == Trigger.SCHEDULE:
+        if scheduled_at is None:
+            found = await database_sync_to_async(_scheduled_time)(routine_id, at)
+            if found is None or isinstance(found, str):
+                return FireResult(False, reason=found or "not-due")
+            scheduled_at = found
+        timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
+        if not await state_cache.run(cache.add, lock_key(routine_id, scheduled_at), 1, timeout):
+            return FireResult(False, reason="duplicate")
+    else:
+        scheduled_at = None
+    claim = await database_sync_to_async(_claim)(routine_id, scheduled_at, trigger, at, force)
+    if isinstance(claim, FireResult):
+        return claim
+    return await _start(claim, at)
+
+
+async def _start(claim: _Claim, at: datetime) -> FireResult:
+    seat = current_seat()
+    executor = "local" if seat is not None and seat.headless else None  # a worker runs it
+    request = RunRequest(
+        message=claim.prompt,
+        source=RunSource.ROUTINE,
+        agent_id=claim.agent_id,
+        session_key=claim.session_key,
+        idempotency_key=claim.idempotency_key,
+    )
+    try:
+        ticket = await run_service.run_start(request=request, executor=executor)
+    except GatewayError as exc:
+        await database_sync_to_async(_start_failed)(claim, exc.message)
+        return FireResult(
+            False, reason=f"error: {exc.message}", routine_run_id=claim.routine_run_id
+        )
+    await database_sync_to_async(_started)(claim, ticket.run_id, at)
+    settle.follow_soon(claim.routine_run_id, ticket.run_id)
+    return FireResult(
+        True,
+        run_id=ticket.run_id,
+        session_key=claim.session_key,
+        routine_run_id=claim.routine_run_id,
+    )
+
+
+def _due_time(routine_id: str, at: datetime) -> datetime | str:
+    """For run-now ``due``: the scheduled time at or before ``at`` not run yet."""
+    routine = Routine.objects.filter(pk=routine_id).first()
+    if routine is None:
+        return "not-found"
+    if not routine.enabled:
+        return "disabled"
+    latest = schedule_of(routine).latest_at_or_before(at)
+    if latest is None or RoutineRun.objects.filter(routine=routine, scheduled_at=latest).exists():
+        return "not-due"
+    return latest
+
+
+async def routine_run_now(*, routine_id: str, mode: str = "force") -> FireResult:
+    """Run a routine now. ``force``: always (even when disabled; still skipped ``overlap``
+    while its previous run is going); ``due``: only if a scheduled time has come and not
+    run yet (it then counts as that time). Returns the run id, or ``ran=False`` and why."""
+    if mode == "due":
+        at = now()
+        due = await database_sync_to_async(_due_time)(routine_id, at)
+        if isinstance(due, str):
+            return FireResult(False, reason=due)
+        return await routine_fire(routine_id=routine_id, scheduled_at=due, at=at)
+    if mode != "force":
+        raise GatewayError(ErrorCode.INVALID_REQUEST, f"unknown mode {mode!r}; use force or due")
+    return await routine_fire(routine_id=routine_id, trigger=Trigger.MANUAL, force=True)

@@ -1,0 +1,52 @@
+"""Celery tasks of the routines app: beat sends ``routines.fire`` for each due routine."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from gateway.server import worker
+from routines.services import routine_fire
+from routines.services.beat import FIRE_TASK
+from wingman.celery import app
+
+_embedded: asyncio.AbstractEventLoop | None = None
+
+
+def set_embedded_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    """The gateway loop that executes fires in this process (the embedded scheduler)."""
+    global _embedded
+    _embedded = loop
+
+
+def embedded_loop() -> asyncio.AbstractEventLoop | None:
+    return _embedded if _embedded is not None and not _embedded.is_closed() else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@app.task(name=FIRE_TASK, ignore_result=True)
+def fire(
+    routine_id: str,
+    scheduled_at: str | None = None,
+    fired_at: str | None = None,
+    anchor: str | None = None,
+) -> None:
+    """Fire one scheduled time of a routine (``scheduled_at``, from beat; without it: the
+    latest at or before ``fired_at``/now). Starts its run in this worker (it streams to
+    every gateway) and returns; the run's end is recorded when it ends. In the embedded
+    default the gateway's own loop executes it. ``anchor`` is the interval grid's start,
+    read by the scheduler (ignored here)."""
+
+    def make():
+        return routine_fire(
+            routine_id=routine_id, scheduled_at=_time(scheduled_at), at=_time(fired_at)
+        )
+
+    loop = embedded_loop()
+    if loop is not None:
+        asyncio.run_coroutine_threadsafe(make(), loop)
+        return
+    worker.run(make)
