@@ -84,8 +84,10 @@ def routine_edit(request: HttpRequest, routine_id: str) -> HttpResponse:
 def _page(request: HttpRequest, routine: Routine | None, form: RoutineForm) -> HttpResponse:
     context = {"nav": "routines", "form": form, "presets": CRON_PRESETS, "routine": None}
     if routine is not None:
-        view = _shown(wire.routine_view(routine))
         runs = [wire.run_view(r) for r in wire.run_queryset(routine.pk)[:HISTORY]]
+        routine = get_object_or_404(Routine, pk=routine.pk)  # after its runs: a settled
+        # run then shows settled in both places
+        view = _shown(wire.routine_view(routine))
         for run in runs:
             run["whenText"] = when(run["scheduledAt"] or run["startedAt"], view["timezone"])
         context |= {
