@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 
 from gateway.server import worker
 from routines.services import routine_fire
 from routines.services.beat import FIRE_TASK
 from wingman.celery import app
+
+logger = logging.getLogger(__name__)
 
 _embedded: asyncio.AbstractEventLoop | None = None
 
@@ -25,6 +28,11 @@ def embedded_loop() -> asyncio.AbstractEventLoop | None:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("routine fire failed", exc_info=future.exception())
 
 
 @app.task(name=FIRE_TASK, ignore_result=True)
@@ -47,6 +55,6 @@ def fire(
 
     loop = embedded_loop()
     if loop is not None:
-        asyncio.run_coroutine_threadsafe(make(), loop)
+        asyncio.run_coroutine_threadsafe(make(), loop).add_done_callback(_log_failure)
         return
     worker.run(make)
