@@ -217,6 +217,7 @@ def delete(routine_id: str) -> None:
 
 #: FireResult reasons as OpenClaw's ``cron.run`` reasons.
 CRON_REASONS = {"overlap": cron.ALREADY_RUNNING, "duplicate": cron.ALREADY_RUNNING}
+CRON_REASONS["too-late"] = cron.NOT_DUE  # its last time passed beyond the starting deadline
 
 
 async def run_now(routine_id: str, *, mode: str = "force") -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -209,3 +210,91 @@ async def test_run_lands_in_the_routine_thread(openclaw):
     key = f"agent:main:routine:{job['id']}"
     roles = [m.role async for m in Message.objects.filter(session__key=key).order_by("position")]
     assert roles == ["user", "assistant"]
+
+
+async def cron_call(method: str, params: dict) -> dict:
+    """One request on a fresh OpenClaw-like connection (token ``secret``)."""
+    connect = client_frames("openclaw-cron-frames.jsonl")[1][0]
+    request = {"type": "req", "id": f"2:{method}", "method": method, "params": params}
+    return await Replay().conn([connect, request])
+
+
+async def add_job(name: str, **fields) -> dict:
+    params = {
+        "name": name,
+        "schedule": {"kind": "cron", "expr": "0 9 * * *"},
+        "payload": {"kind": "agentTurn", "message": "hi"},
+    } | fields
+    res = await cron_call("cron.add", params)
+    assert res["ok"], res
+    return res["payload"]
+
+
+async def test_list_pages_and_filters(openclaw):
+    for n in range(5):
+        await add_job(f"job-{n}", enabled=n != 4)
+    page = (await cron_call("cron.list", {"limit": 2, "offset": 0}))["payload"]
+    assert [j["name"] for j in page["jobs"]] == ["job-0", "job-1"]
+    assert (page["total"], page["hasMore"], page["nextOffset"]) == (4, True, 2)
+    last = (await cron_call("cron.list", {"limit": 2, "offset": 2}))["payload"]
+    assert [j["name"] for j in last["jobs"]] == ["job-2", "job-3"]
+    assert (last["hasMore"], last["nextOffset"]) == (False, None)
+    every = (await cron_call("cron.list", {"includeDisabled": True}))["payload"]
+    assert every["total"] == 5
+    found = (await cron_call("cron.list", {"includeDisabled": True, "query": "job-4"}))["payload"]
+    assert [j["name"] for j in found["jobs"]] == ["job-4"]
+    assert set(found["deliveryPreviews"]) == {found["jobs"][0]["id"]}
+    assert (
+        page["snapshotRevision"]
+        == (await cron_call("cron.list", {"limit": 2}))["payload"]["snapshotRevision"]
+    )
+    await cron_call("cron.update", {"id": page["jobs"][0]["id"], "patch": {"name": "renamed"}})
+    again = (await cron_call("cron.list", {"limit": 2}))["payload"]
+    assert again["snapshotRevision"] != page["snapshotRevision"]
+
+
+async def test_every_at_and_session_targets(openclaw):
+    job = await add_job(
+        "often",
+        schedule={"kind": "every", "everyMs": 900_000},
+        payload={"kind": "systemEvent", "text": "check"},
+    )
+    assert job["schedule"] == {"kind": "every", "everyMs": 900_000}
+    assert job["sessionTarget"] == "main" and job["sessionKey"] == "agent:main:main"
+    once = await add_job(
+        "once", schedule={"kind": "at", "at": "2099-12-24T18:00:00+01:00"}, deleteAfterRun=True
+    )
+    assert once["schedule"]["kind"] == "at" and once["deleteAfterRun"] is True
+    at = datetime.fromisoformat("2099-12-24T18:00:00+01:00")
+    assert once["state"]["nextRunAtMs"] == int(at.timestamp() * 1000)
+    missing = await cron_call(
+        "cron.add",
+        {
+            "name": "x",
+            "schedule": {"kind": "cron", "expr": "@daily"},
+            "payload": {"kind": "agentTurn", "message": "m"},
+            "sessionTarget": "session:agent:main:nope",
+        },
+    )
+    assert not missing["ok"] and "sessionTarget" in missing["error"]["message"]
+    refused = await cron_call(
+        "cron.add",
+        {
+            "name": "x",
+            "schedule": {"kind": "every", "everyMs": 1500},
+            "payload": {"kind": "agentTurn", "message": "m"},
+        },
+    )
+    assert not refused["ok"] and "schedule.everyMs" in refused["error"]["message"]
+
+
+async def test_run_due_and_filters(openclaw):
+    job = await add_job("later", schedule={"kind": "cron", "expr": "0 9 1 1 *"})
+    res = await cron_call("cron.run", {"id": job["id"], "mode": "due"})
+    assert res["payload"] == {"ok": True, "ran": False, "reason": cron.NOT_DUE}
+    missing = await cron_call("cron.run", {"id": "nope", "mode": "force"})
+    assert missing["error"]["details"] == {"code": "CRON_JOB_NOT_FOUND", "jobId": "nope"}
+    runs = await cron_call("cron.runs", {"id": "nope"})
+    assert runs["error"]["details"]["code"] == "CRON_JOB_NOT_FOUND"
+    empty = (await cron_call("cron.runs", {"id": job["id"], "status": "error"}))["payload"]
+    assert empty["entries"] == [] and empty["total"] == 0 and empty["hasMore"] is False
