@@ -167,6 +167,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigImportError as exc:
         print(f"wingman: config error: {exc}", file=sys.stderr)
         return 2
+    from routines.services.transfer import RoutinesFileError
+    from routines.services.transfer import bootstrap as routines_bootstrap
+
+    try:
+        imported = routines_bootstrap()
+    except RoutinesFileError as exc:
+        print(f"wingman: routines.json: {exc}", file=sys.stderr)
+        return 2
+    if imported:
+        print(imported, flush=True)
     print(
         f"Wingman gateway '{cfg.name}': auth {cfg.auth_mode}, state dir {cfg.state_dir}, "
         f"{'redis' if os.environ.get('REDIS_URL') else 'embedded (SQLite, in-memory layer)'}",

@@ -72,10 +72,31 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream"],
+        choices=["fanout", "agent-stream", "routines"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
-        "offline model streaming through the gateway vs in-process",
+        "offline model streaming through the gateway vs in-process; routines: N routines "
+        "due at one minute, fired by the real scheduler in fresh processes (embedded and "
+        "scaled)",
+    )
+    p.add_argument(
+        "--routines",
+        type=_positive,
+        default=500,
+        help="routines: how many routines are due at the same minute (default 500)",
+    )
+    p.add_argument(
+        "--setup",
+        choices=["both", "embedded", "scaled"],
+        default="both",
+        help="routines: embedded (one gateway), scaled (gateway + worker + one beat on "
+        "REDIS_URL and the PostgreSQL server of DATABASE_URL), or both (default)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=16,
+        help="routines, scaled: the Celery worker's threads (default 16)",
     )
     p.add_argument(
         "--chunks",
@@ -150,6 +171,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the bench; print the table (and JSON). 0 unless the run itself failed."""
     if args.mode == "agent-stream":
         return _run_agent_stream(args)
+    if args.mode == "routines":
+        return _run_routines(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -175,6 +198,29 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(agent_stream.table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
+def _run_routines(args: argparse.Namespace) -> int:
+    from gateway.bench import routines
+
+    setups = ["embedded", "scaled"] if args.setup == "both" else [args.setup]
+    try:
+        report = routines.measure(
+            n=args.routines,
+            setups=setups,
+            lead=60.0,
+            timeout=300.0,
+            redis_url=os.environ.get("REDIS_URL"),
+            database_url=os.environ.get("DATABASE_URL"),
+            workers=args.workers,
+        )
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(routines.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0

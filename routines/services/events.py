@@ -58,9 +58,15 @@ def _send(data: dict[str, Any]) -> None:
     except RuntimeError:
         running = None
     if running is loop:
-        loop.create_task(publish.publish(ROUTINE, data))
+        loop.create_task(publish.publish(ROUTINE, data)).add_done_callback(_log_failure)
     else:
-        asyncio.run_coroutine_threadsafe(publish.publish(ROUTINE, data), loop)
+        future = asyncio.run_coroutine_threadsafe(publish.publish(ROUTINE, data), loop)
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("routine event not published: %r", future.exception())
 
 
 def publish_after_commit(action: str, routine: Routine, **extra: Any) -> None:

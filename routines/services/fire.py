@@ -24,16 +24,16 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone as dj_timezone
 
-from agents.models import Agent, RunSource, Session
+from agents.models import RunSource
 from agents.services import runs as run_service
 from agents.services.runs import RunRequest
 from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.state import cache as state_cache
-from routines.models import Routine, RoutineRun, RoutineStatus, TargetKind, Trigger
+from routines.models import Routine, RoutineRun, RoutineStatus, Trigger
 from routines.services import settle
 from routines.services.events import ms, publish_after_commit
-from routines.services.routines import next_run, now, schedule_of, target_key
+from routines.services.routines import ensure_session, next_run, now, schedule_of, target_key
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +70,6 @@ def _scheduled_time(routine_id: str, at: datetime) -> datetime | str | None:
     if routine is None:
         return "not-found"
     return schedule_of(routine).latest_at_or_before(at)
-
-
-def _ensure_session(routine: Routine, key: str) -> None:
-    """The target session exists (a routine thread is named ``Routine: <name>``)."""
-    if Session.objects.filter(key=key).exists():
-        return
-    name = f"Routine: {routine.name}"[:200] if routine.target_kind == TargetKind.ROUTINE else ""
-    agent = Agent.objects.get(pk=routine.agent_id)
-    Session.objects.get_or_create(key=key, defaults={"agent": agent, "name": name})
 
 
 def _skip(routine: Routine, scheduled_at: datetime | None, trigger: str, reason: str) -> FireResult:
@@ -149,7 +140,7 @@ def _claim(
                 f"overlap: the previous run {running.run_id or '(starting)'} is still going",
             )
         key = target_key(routine)
-        _ensure_session(routine, key)
+        ensure_session(routine)
         try:
             with transaction.atomic():
                 record = RoutineRun.objects.create(

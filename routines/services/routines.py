@@ -70,6 +70,19 @@ def target_key(routine: Routine) -> str:
     return selectors.routine_session(routine)
 
 
+def ensure_session(routine: Routine) -> str:
+    """The routine's target session exists (a routine thread, named ``Routine: <name>``, is
+    created with the routine, so clients can open and subscribe to it before its first
+    run); returns its key."""
+    key = target_key(routine)
+    if not Session.objects.filter(key=key).exists():
+        thread = routine.target_kind == TargetKind.ROUTINE
+        name = f"Routine: {routine.name}"[:200] if thread else ""
+        agent = Agent.objects.get(pk=routine.agent_id)
+        Session.objects.get_or_create(key=key, defaults={"agent": agent, "name": name})
+    return key
+
+
 def next_run(routine: Routine, after: datetime | None = None) -> datetime | None:
     """When the routine runs next (None: disabled, or never again)."""
     if not routine.enabled:
@@ -181,6 +194,7 @@ def routine_create(
     routine.next_run_at = next_run(routine)
     with transaction.atomic():
         routine.save(force_insert=True)
+        ensure_session(routine)
         beat.sync(routine)
         publish_after_commit("added", routine)
     return routine
@@ -236,6 +250,7 @@ def routine_update(
         routine.revision += 1
         routine.next_run_at = next_run(routine)
         routine.save()
+        ensure_session(routine)
         beat.sync(routine, schedule_changed=schedule_changed)
         publish_after_commit("updated", routine)
     return routine

@@ -58,7 +58,7 @@ def settle_record(routine_run_id: int) -> bool:
     """Record the end of a fire's run (False: its run has not ended). Idempotent."""
     with transaction.atomic():
         record = (
-            RoutineRun.objects.select_for_update()
+            RoutineRun.objects.select_for_update(of=("self",))
             .select_related("run")
             .filter(pk=routine_run_id)
             .first()

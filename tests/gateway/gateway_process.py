@@ -339,6 +339,7 @@ EVENT_PAYLOADS: dict[str, type[BaseModel]] = {
     ev.PRESENCE: ev.PresencePayload,
     ev.PRESENCE_TICK: ev.PresenceTickPayload,
     ev.SHUTDOWN: ev.ShutdownPayload,
+    ev.ROUTINE: ev.RoutinePayload,
 }
 
 RESULT_MODELS: dict[str, type[BaseModel]] = {

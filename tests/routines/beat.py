@@ -57,11 +57,11 @@ def _open_records() -> int:
     return RoutineRun.objects.filter(status=RoutineStatus.RUNNING).count()
 
 
-async def settled(timeout: float = 20.0) -> None:
+async def settled(timeout: float = 20.0, pause: float = 0.05) -> None:
     """Until every fire's run ended and was recorded (bounded)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(pause)
     while await database_sync_to_async(_open_records)():
         assert loop.time() < deadline, "routine runs did not end in time"
         await asyncio.sleep(0.05)
