@@ -71,7 +71,7 @@ def test_create_edit_toggle_delete(ui: Client):
     assert response["Location"] == f"/routines/{routine.pk}/"
     page = ui.get(response["Location"]).content.decode()
     assert page.count("<li>") >= 5 and "every weekday at 9:00" in page
-    assert "The thread opens after the first run." in page
+    assert f'href="/?session=agent%3Amain%3Aroutine%3A{routine.pk}"' in page  # open thread
     assert ui.post(f"/routines/{routine.pk}/", FORM | {"cron": "30 8 * * *"}).status_code == 302
     assert Routine.objects.get().cron == "30 8 * * *"
     assert ui.post(f"/routines/{routine.pk}/enabled/", {"enabled": "false"}).status_code == 302

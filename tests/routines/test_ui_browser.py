@@ -64,7 +64,7 @@ def test_routines_page(browser: ui.Browser, gateway: GatewayProcess) -> None:
     next_runs = page.locator("#next-runs li")
     assert next_runs.count() == 5
     assert all(" 09:00 CE" in text for text in next_runs.all_inner_texts())  # CET/CEST
-    assert page.is_visible("#no-thread")
+    assert page.is_visible("#open-thread")  # the thread exists from the start
 
     page.click("#routine-run button")
     page.wait_for_selector(".flash >> text=started in agent:tools:routine:")
