@@ -272,6 +272,16 @@ def cron_page(params: cron.CronListParams) -> dict[str, Any]:
     return {"jobs": jobs, "snapshotRevision": snapshot, **page, "deliveryPreviews": previews}
 
 
+def cron_remove(job_id: str) -> None:
+    """``cron.remove``: OpenClaw's not-found error for an unknown (or just deleted) job."""
+    try:
+        service.routine_delete(routine_id=job_id)
+    except GatewayError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            raise cron.job_not_found(job_id) from None
+        raise
+
+
 def cron_update(params: cron.CronUpdateParams) -> dict[str, Any]:
     """``cron.update``: the patched routine's view (CRON_JOB_CHANGED on a stale revision)."""
     current = job_routine(params.id)

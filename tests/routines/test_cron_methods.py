@@ -212,9 +212,11 @@ async def test_run_lands_in_the_routine_thread(openclaw):
     assert roles == ["user", "assistant"]
 
 
-async def cron_call(method: str, params: dict) -> dict:
-    """One request on a fresh OpenClaw-like connection (token ``secret``)."""
-    connect = client_frames("openclaw-cron-frames.jsonl")[1][0]
+async def cron_call(method: str, params: dict, scopes: list[str] | None = None) -> dict:
+    """One request on a fresh OpenClaw CLI connection (token ``secret``; its connect frame
+    asks for ``scopes``, default ``operator.admin``)."""
+    connect = copy.deepcopy(client_frames("openclaw-cron-frames.jsonl")[3][0])
+    connect["params"]["scopes"] = ["operator.admin"] if scopes is None else scopes
     request = {"type": "req", "id": f"2:{method}", "method": method, "params": params}
     return await Replay().conn([connect, request])
 
@@ -298,3 +300,22 @@ async def test_run_due_and_filters(openclaw):
     assert runs["error"]["details"]["code"] == "CRON_JOB_NOT_FOUND"
     empty = (await cron_call("cron.runs", {"id": job["id"], "status": "error"}))["payload"]
     assert empty["entries"] == [] and empty["total"] == 0 and empty["hasMore"] is False
+
+
+async def test_scopes_the_connection_asked_for(openclaw):
+    job = await add_job("scoped")
+    read_only = ["operator.read"]
+    refused = await cron_call(
+        "cron.update", {"id": job["id"], "patch": {"enabled": False}}, read_only
+    )
+    assert refused["error"]["code"] == "FORBIDDEN"
+    assert refused["error"]["message"] == "missing scope: operator.admin"
+    for method, params in (("cron.remove", {"id": job["id"]}), ("cron.run", {"id": job["id"]})):
+        assert (await cron_call(method, params, read_only))["error"]["code"] == "FORBIDDEN"
+    assert (await cron_call("cron.list", {}, read_only))["ok"]
+    assert (await cron_call("cron.get", {"id": job["id"]}, ["operator.write"]))["ok"]
+    pairing = await cron_call("cron.status", {}, ["operator.pairing"])
+    assert pairing["error"]["message"] == "missing scope: operator.read"
+    assert (await cron_call("cron.remove", {"id": job["id"]}, []))["ok"]  # asked for none
+    gone = await cron_call("cron.remove", {"id": job["id"]})
+    assert gone["error"]["details"] == {"code": "CRON_JOB_NOT_FOUND", "jobId": job["id"]}
