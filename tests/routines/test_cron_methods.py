@@ -20,6 +20,7 @@ from gateway.protocol import cron
 from tests.agents.conftest import acreate_agent, hub_cleanup  # noqa: F401
 from tests.fixtures import client_frames
 from tests.gateway.communicator import Client
+from tests.gateway.gateway_process import ws_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_cleanup")]
 
@@ -41,7 +42,9 @@ async def openclaw(backend, wingman_auth):
 class Replay:
     """Sends recorded connections one by one; remembers what the gateway answered."""
 
-    def __init__(self) -> None:
+    def __init__(self, url: str | None = None) -> None:
+        #: A real gateway's WebSocket URL; None: the ASGI app in this process.
+        self.url = url
         self.job_id: str | None = None
         self.run_id: str | None = None
         self.revision: str | None = None
@@ -50,6 +53,8 @@ class Replay:
 
     async def conn(self, frames: list[dict]) -> dict[str, Any]:
         """One CLI command: connect, one request, close. Returns the response frame."""
+        if self.url is not None:
+            return await self._conn_real(frames)
         client = Client()
         await client.open()
         await client.send(frames[0])
@@ -59,6 +64,17 @@ class Replay:
         await client.send(request)
         res, _ = await client.recv_until(lambda f: f.get("id") == request["id"])
         await client.comm.disconnect()
+        return res
+
+    async def _conn_real(self, frames: list[dict]) -> dict[str, Any]:
+        async with ws_client(self.url, name="openclaw-cli") as client:
+            await client.send(frames[0])
+            hello = await client.recv()
+            assert hello["ok"], hello
+            request = self.substitute(frames[1])
+            await client.send(request)
+            while (res := await client.recv()).get("id") != request["id"]:
+                pass
         return res
 
     def substitute(self, frame: dict) -> dict:
@@ -137,7 +153,11 @@ async def check_answer(replay: Replay, request: dict, res: dict) -> None:
 
 
 async def test_every_recorded_cron_request(openclaw):
-    replay = Replay()
+    await replay_recording(Replay())
+
+
+async def replay_recording(replay: Replay) -> None:
+    """Every recorded connection in order, each answer checked; ids substituted."""
     for frames in client_frames("openclaw-cron-frames.jsonl").values():
         request = replay.substitute(frames[1])
         if request["method"] == "cron.runs" and "runId" in request["params"]:
