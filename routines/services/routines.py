@@ -19,7 +19,7 @@ from django.db import transaction
 from agents.models import Agent, Session
 from gateway.protocol.errors import ErrorCode, GatewayError
 from routines import selectors
-from routines.models import Routine, ScheduleKind, TargetKind
+from routines.models import Routine, RoutineRun, ScheduleKind, TargetKind
 from routines.schedules import Schedule, ScheduleError, build
 from routines.services import beat
 from routines.services.events import publish_after_commit
@@ -84,8 +84,12 @@ def ensure_session(routine: Routine) -> str:
 
 
 def next_run(routine: Routine, after: datetime | None = None) -> datetime | None:
-    """When the routine runs next (None: disabled, or never again)."""
+    """When the routine runs next (None: disabled, or never again; a one-time routine that
+    came due has no next run)."""
     if not routine.enabled:
+        return None
+    done = RoutineRun.objects.filter(routine_id=routine.pk, scheduled_at=routine.at)
+    if routine.schedule_kind == ScheduleKind.AT and done.exists():
         return None
     return schedule_of(routine).next_after(after or now())
 

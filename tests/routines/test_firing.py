@@ -267,3 +267,29 @@ async def test_run_now_force_and_due(agents):
     assert not not_due.ran and not_due.reason == "disabled"
     missing = await routine_run_now(routine_id="nope")
     assert not missing.ran and missing.reason == "not-found"
+
+
+async def test_one_time_routine_runs_once_and_deletes_itself(agents):
+    # (django-celery-beat reads a clocked task within 5 minutes of its time)
+    when = (datetime.now(UTC) + timedelta(minutes=2)).replace(microsecond=0)
+    once = await routine(schedule_kind="at", at=when.isoformat(), delete_after_run=True)
+    keep = await routine(schedule_kind="at", at=when.isoformat(), name="Keep")
+    clock = Clock(datetime.now(UTC))
+    beat = await new_beat(clock)
+    await tick(beat)
+    assert await records(once.pk) == []
+    clock.now = when + timedelta(seconds=2)
+    await tick(beat)
+    await settled()
+    clock.advance(hours=1)
+    await tick(beat)
+    await settled()
+    exists = database_sync_to_async(lambda pk: Routine.objects.filter(pk=pk).exists())
+    assert not await exists(once.pk)
+    assert not await database_sync_to_async(
+        PeriodicTask.objects.filter(name=f"routine:{once.pk}").exists
+    )()
+    assert len(await thread(f"agent:research:routine:{once.pk}")) == 2  # the thread stays
+    kept = await records(keep.pk)
+    assert [r.status for r in kept] == ["ok"] and kept[0].scheduled_at == when
+    assert (await reload(keep.pk)).next_run_at is None
