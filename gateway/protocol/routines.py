@@ -22,6 +22,8 @@ ScheduleKind = Literal["cron", "every", "at"]
 #: A routine's last outcome (``skipped``: the previous run was still going, or too late).
 Outcome = Literal["running", "ok", "error", "cancelled", "timeout", "skipped"]
 SCHEDULE_FIELDS = ("cron", "every", "at")
+#: Fields that ``null`` clears in an update.
+CLEARABLE = frozenset({"description", "timezone", "target_session_key"})
 
 RoutineId = Field(min_length=1, max_length=64)
 
@@ -86,8 +88,11 @@ class RoutineFields(Frame):
         return self
 
     def changes(self) -> dict[str, Any]:
-        """The fields given, by Python name (``schedule_kind`` included with a schedule)."""
+        """The fields given, by Python name (``schedule_kind`` included with a schedule);
+        ``null`` clears only what can be empty (description, timezone → the default,
+        sessionKey), and means "unchanged" for the rest."""
         out = self.model_dump(exclude_unset=True, by_alias=False)
+        out = {k: v for k, v in out.items() if v is not None or k in CLEARABLE}
         if self.schedule_kind is not None:
             out["schedule_kind"] = self.schedule_kind
         return out

@@ -198,6 +198,11 @@ def test_canonical_params_take_seed_names():
         RoutineCreateParams.model_validate({"name": "n", "agentId": "a", "prompt": "p"})
     update = RoutineUpdateParams.model_validate({"id": "r1", "enabled": False})
     assert update.changes() == {"enabled": False}
+    nulls = {"id": "r1", "enabled": None, "name": None, "timezone": None, "sessionKey": None}
+    assert RoutineUpdateParams.model_validate(nulls).changes() == {
+        "timezone": None,
+        "target_session_key": None,
+    }
     with pytest.raises(ValidationError):
         RoutineCreateParams.model_validate({"name": "n", "agentId": "a", "cron": "x", "bogus": 1})
     with pytest.raises(ValidationError):
