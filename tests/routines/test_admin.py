@@ -1,5 +1,6 @@
 """Admin smoke tests for routines: the changelist and search, the read-only page with next
-runs and run history, and the actions, which go through the services (beat rows follow)."""
+runs and run history, and the actions, which go through the services (beat rows follow).
+The run-now action needs a running gateway: test_e2e_surfaces.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from django_celery_beat.models import PeriodicTask
 from agents.models import Agent
 from routines.models import Routine, RoutineRun, RoutineStatus, Trigger
 from routines.services.routines import routine_create
-from tests.agents.conftest import hub_cleanup  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -57,28 +57,3 @@ def test_enable_disable_delete_actions_keep_beat_in_step(admin_client, routine):
     confirm = {"action": "delete_selected", "_selected_action": [routine.pk], "post": "yes"}
     admin_client.post(reverse(CHANGELIST), confirm, follow=True)
     assert not Routine.objects.exists() and not PeriodicTask.objects.filter(name=task).exists()
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_run_now_action_starts_a_run(async_client, admin_user, hub_cleanup):  # noqa: F811
-    """Through Django's ASGI handler on this loop (the run executes on it)."""
-    import asyncio
-
-    from channels.db import database_sync_to_async
-
-    routine = await database_sync_to_async(_routine_without_history)()
-    await async_client.aforce_login(admin_user)
-    data = {"action": "run_now", "_selected_action": [routine.pk]}
-    response = await async_client.post(reverse(CHANGELIST), data)
-    assert response.status_code == 302
-    for _ in range(100):
-        record = await RoutineRun.objects.filter(routine_id=routine.pk).afirst()
-        if record is not None and record.status != RoutineStatus.RUNNING:
-            break
-        await asyncio.sleep(0.05)
-    assert record.status == RoutineStatus.OK and record.trigger == Trigger.MANUAL
-
-
-def _routine_without_history() -> Routine:
-    Agent.objects.create(id="main", name="Main", model="wingman:echo", is_default=True)
-    return routine_create(name="r", agent_id="main", prompt="p", cron="@daily")

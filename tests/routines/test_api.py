@@ -1,20 +1,16 @@
-"""REST API ``/api/routines``: CRUD through DRF's APIClient on the real URLconf; run now and
-the run history in process on the real ASGI application (the run needs its event loop)."""
+"""REST API ``/api/routines``: CRUD and validation through DRF's APIClient on the real
+URLconf. Run now and the run history need a running gateway: test_e2e_surfaces.py."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from gateway.protocol.routines import RoutineRunView, RoutineView
 from routines.api import serializers as api_serializers
 from routines.models import Routine
-from tests.agents.conftest import acreate_agent, create_agent, hub_cleanup  # noqa: F401
+from tests.agents.conftest import create_agent
 
 TOKEN = "routines-api-token"
 STANDUP = {
@@ -104,61 +100,3 @@ def test_output_serializers_declare_the_view():
     assert declared == {f.alias or n for n, f in RoutineView.model_fields.items()}
     declared = set(api_serializers.RoutineRunOutput().fields)
     assert declared == {f.alias or n for n, f in RoutineRunView.model_fields.items()}
-
-
-def _http(method: str, path: str) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {TOKEN}".encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-
-async def _call(method: str, path: str) -> tuple[int, dict]:
-    from wingman.asgi import application
-
-    comm = ApplicationCommunicator(application, _http(method, path))
-    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await comm.receive_output(10)
-    body = b""
-    while True:
-        message = await comm.receive_output(10)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    return start["status"], json.loads(body or b"null")
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_run_now_and_runs(hub_cleanup, wingman_auth):  # noqa: F811
-    wingman_auth("token", token=TOKEN)
-    await acreate_agent("main", is_default=True)
-    from channels.db import database_sync_to_async
-
-    from routines.services.routines import routine_create
-
-    routine = await database_sync_to_async(routine_create)(
-        name="n", agent_id="main", cron="0 9 * * *", prompt="hello"
-    )
-    code, started = await _call("POST", f"/api/routines/{routine.pk}/run")
-    assert code == 202, started
-    assert started["status"] == "accepted" and started["runId"]
-    for _ in range(100):
-        code, runs = await _call("GET", f"/api/routines/{routine.pk}/runs")
-        if runs["results"] and runs["results"][0]["status"] != "running":
-            break
-        await asyncio.sleep(0.05)
-    assert code == 200 and runs["count"] == 1
-    assert runs["results"][0]["runId"] == started["runId"]
-    assert runs["results"][0]["status"] == "ok"
-    code, _ = await _call("POST", "/api/routines/nope/run")
-    assert code == 404
