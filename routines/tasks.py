@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gateway.server import worker
 from routines.services import routine_fire
 from routines.services.beat import FIRE_TASK
+from routines.services.fire import Claim, fire_claim, fire_start
 from wingman.celery import app
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,13 @@ def fire(
     default the gateway's own loop executes it. ``anchor`` is the interval grid's start,
     read by the scheduler (ignored here)."""
 
-    def make():
-        return routine_fire(
-            routine_id=routine_id, scheduled_at=_time(scheduled_at), at=_time(fired_at)
-        )
-
+    when, at = _time(scheduled_at), _time(fired_at)
     loop = embedded_loop()
     if loop is not None:
-        asyncio.run_coroutine_threadsafe(make(), loop).add_done_callback(_log_failure)
+        fire = routine_fire(routine_id=routine_id, scheduled_at=when, at=at)
+        asyncio.run_coroutine_threadsafe(fire, loop).add_done_callback(_log_failure)
         return
-    worker.run(make)
+    # the decision in this task's thread; the run on the worker's loop, which executes it
+    claim = fire_claim(routine_id=routine_id, scheduled_at=when, at=at)
+    if isinstance(claim, Claim):
+        worker.run(lambda: fire_start(claim, at or datetime.now(UTC)))

@@ -21,7 +21,7 @@ from datetime import datetime
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as dj_timezone
 
 from agents.models import RunSource
@@ -29,7 +29,6 @@ from agents.services import runs as run_service
 from agents.services.runs import RunRequest
 from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
-from gateway.state import cache as state_cache
 from routines.models import Routine, RoutineRun, RoutineStatus, Trigger
 from routines.services import settle
 from routines.services.events import ms, publish_after_commit
@@ -51,7 +50,7 @@ class FireResult:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
     routine_run_id: int
     routine_id: str
     agent_id: str
@@ -108,7 +107,7 @@ def _open_record(routine: Routine) -> RoutineRun | None:
 
 def _claim(
     routine_id: str, scheduled_at: datetime | None, trigger: str, at: datetime, force: bool
-) -> _Claim | FireResult:
+) -> Claim | FireResult:
     """Decide whether this time runs; if so, record it (in one transaction)."""
     with transaction.atomic():
         routine = Routine.objects.select_for_update().filter(pk=routine_id).first()
@@ -149,7 +148,7 @@ def _claim(
         except IntegrityError:
             return FireResult(False, reason="duplicate")
     stamp = scheduled_at.isoformat() if scheduled_at else f"manual:{uuid.uuid4().hex}"
-    return _Claim(
+    return Claim(
         record.pk,
         routine.pk,
         routine.agent_id,
@@ -159,7 +158,7 @@ def _claim(
     )
 
 
-def _started(claim: _Claim, run_id: str, at: datetime) -> None:
+def _started(claim: Claim, run_id: str, at: datetime) -> None:
     with transaction.atomic():
         RoutineRun.objects.filter(pk=claim.routine_run_id).update(run_id=run_id)
         routine = Routine.objects.select_for_update().filter(pk=claim.routine_id).first()
@@ -181,12 +180,38 @@ def _started(claim: _Claim, run_id: str, at: datetime) -> None:
         )
 
 
-def _start_failed(claim: _Claim, error: str) -> None:
+def _start_failed(claim: Claim, error: str) -> None:
     """The run service refused the run (e.g. the agent was disabled): a failed run."""
     RoutineRun.objects.filter(pk=claim.routine_run_id).update(
         status=RoutineStatus.ERROR, reason=error, ended_at=dj_timezone.now()
     )
     settle.count_outcome(claim.routine_id, RoutineStatus.ERROR, error, None, None)
+
+
+def fire_claim(
+    *,
+    routine_id: str,
+    scheduled_at: datetime | None = None,
+    trigger: str = Trigger.SCHEDULE,
+    force: bool = False,
+    at: datetime | None = None,
+) -> Claim | FireResult:
+    """The first half of a fire, sync (any thread; a worker calls it in its task's own
+    thread): the lock and the decision. A :class:`Claim` is then started by
+    :func:`fire_start`; a :class:`FireResult` says why nothing runs."""
+    at = at or now()
+    if trigger == Trigger.SCHEDULE:
+        if scheduled_at is None:
+            found = _scheduled_time(routine_id, at)
+            if found is None or isinstance(found, str):
+                return FireResult(False, reason=found or "not-due")
+            scheduled_at = found
+        timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
+        if not cache.add(lock_key(routine_id, scheduled_at), 1, timeout):
+            return FireResult(False, reason="duplicate")
+    else:
+        scheduled_at = None
+    return _claim(routine_id, scheduled_at, trigger, at, force)
 
 
 async def routine_fire(
@@ -202,24 +227,25 @@ async def routine_fire(
     one run (see the module doc for the guards) and returns at once; the run's end is
     followed in the background (``settle``). ``force``: run even if disabled."""
     at = at or now()
-    if trigger == Trigger.SCHEDULE:
-        if scheduled_at is None:
-            found = await database_sync_to_async(_scheduled_time)(routine_id, at)
-            if found is None or isinstance(found, str):
-                return FireResult(False, reason=found or "not-due")
-            scheduled_at = found
-        timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
-        if not await state_cache.run(cache.add, lock_key(routine_id, scheduled_at), 1, timeout):
-            return FireResult(False, reason="duplicate")
-    else:
-        scheduled_at = None
-    claim = await database_sync_to_async(_claim)(routine_id, scheduled_at, trigger, at, force)
+    claim = await _in_thread(fire_claim)(
+        routine_id=routine_id, scheduled_at=scheduled_at, trigger=trigger, force=force, at=at
+    )
     if isinstance(claim, FireResult):
         return claim
-    return await _start(claim, at)
+    return await fire_start(claim, at)
 
 
-async def _start(claim: _Claim, at: datetime) -> FireResult:
+def _in_thread(func):
+    """A sync database call: on a pool thread with a server database (many fires at once do
+    not queue behind the event loop's one database thread, which the runs use); SQLite
+    serialises writers anyway, so there it stays on the one thread."""
+    parallel = connection.vendor != "sqlite"
+    return database_sync_to_async(func, thread_sensitive=not parallel)
+
+
+async def fire_start(claim: Claim, at: datetime) -> FireResult:
+    """The second half of a fire: start the claimed run through the run service (executed
+    here when this is a worker), record it, follow its end."""
     seat = current_seat()
     executor = "local" if seat is not None and seat.headless else None  # a worker runs it
     request = RunRequest(
@@ -232,11 +258,11 @@ async def _start(claim: _Claim, at: datetime) -> FireResult:
     try:
         ticket = await run_service.run_start(request=request, executor=executor)
     except GatewayError as exc:
-        await database_sync_to_async(_start_failed)(claim, exc.message)
+        await _in_thread(_start_failed)(claim, exc.message)
         return FireResult(
             False, reason=f"error: {exc.message}", routine_run_id=claim.routine_run_id
         )
-    await database_sync_to_async(_started)(claim, ticket.run_id, at)
+    await _in_thread(_started)(claim, ticket.run_id, at)
     settle.follow_soon(claim.routine_run_id, ticket.run_id)
     return FireResult(
         True,

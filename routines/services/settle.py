@@ -12,7 +12,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from agents.models import RunStatus
@@ -47,7 +47,8 @@ async def _follow(routine_run_id: int, run_id: str) -> None:
     try:
         while await run_service.run_wait(run_id, WAIT_SLICE_SECONDS) is None:
             pass
-        await database_sync_to_async(settle_record)(routine_run_id)
+        parallel = connection.vendor != "sqlite"  # as fire.py: a pool thread on a server DB
+        await database_sync_to_async(settle_record, thread_sensitive=not parallel)(routine_run_id)
     except asyncio.CancelledError:
         raise
     except Exception:
