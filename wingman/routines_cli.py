@@ -1,9 +1,9 @@
 """``wingman routines``: list, add, edit, remove, run, enable, disable, runs, import, export.
 
 Works on the state dir's database through the routine services (like ``wingman agents``);
-a running gateway picks changes up within its scheduler's sync interval. ``run`` executes
-the routine in this process (as ``wingman agent --local`` does), or hands it to the Celery
-workers in the scaled setup, and waits for it to end.
+a running gateway picks changes up within its scheduler's sync interval. ``run`` starts the
+routine through the run service (on the embedded default it executes in this process, as
+``wingman agent --local`` does) and waits for it to end.
 """
 
 from __future__ import annotations
