@@ -17,4 +17,5 @@ urlpatterns = [
     re_path(r"^stats/?$", StatsApi.as_view(), name="api-stats"),
     path("", include("agents.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("routines.api.urls")),
 ]

@@ -97,8 +97,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive,
         default=16,
-        help="routines and agent-stream --scaled: the Celery worker's concurrency "
-        "(default 16)",
+        help="routines and agent-stream --scaled: the Celery worker's concurrency (default 16)",
     )
     p.add_argument(
         "--pool",

@@ -24,6 +24,8 @@ SESSION_MESSAGE = "session.message"
 WEBHOOK = "webhook"
 #: A routine was added, updated, removed, or one of its runs started, finished or was skipped.
 ROUTINE = "routine"
+#: The same news for OpenClaw clients (its CLI's shape, gateway/protocol/cron.py).
+CRON = "cron"
 
 EVENTS = (
     CONNECT_CHALLENGE,
@@ -35,6 +37,7 @@ EVENTS = (
     SESSION_MESSAGE,
     WEBHOOK,
     ROUTINE,
+    CRON,
 )
 
 # The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.
@@ -45,7 +48,7 @@ MANDATORY_EVENTS = frozenset({SHUTDOWN})
 # Events a slow consumer loses first (the next one replaces them; ``seq`` shows the gap).
 # Anything else arriving while its buffer is over ``maxBufferedBytes`` is still sent, then
 # the socket closes 4008: a run's events (terminal ones above all) are never dropped.
-DROPPABLE_EVENTS = frozenset({TICK, PRESENCE, PRESENCE_TICK})
+DROPPABLE_EVENTS = frozenset({TICK, PRESENCE, PRESENCE_TICK, CRON})
 
 
 class ChallengePayload(Frame):

@@ -14,10 +14,13 @@ from django.db import transaction
 from gateway.delivery import publish
 from gateway.delivery.hub import current_hub
 from gateway.delivery.seat import current_seat
-from gateway.protocol.events import ROUTINE, RoutinePayload
+from gateway.protocol.cron import cron_event
+from gateway.protocol.events import CRON, ROUTINE, RoutinePayload
 from routines.models import Routine
 
 logger = logging.getLogger(__name__)
+
+_pending: set[asyncio.Task] = set()
 
 
 def ms(moment: datetime | None) -> int | None:
@@ -58,10 +61,20 @@ def _send(data: dict[str, Any]) -> None:
     except RuntimeError:
         running = None
     if running is loop:
-        loop.create_task(publish.publish(ROUTINE, data)).add_done_callback(_log_failure)
+        task = loop.create_task(_publish(data))
+        _pending.add(task)  # referenced until it ends
+        task.add_done_callback(_pending.discard)
+        task.add_done_callback(_log_failure)
     else:
-        future = asyncio.run_coroutine_threadsafe(publish.publish(ROUTINE, data), loop)
+        future = asyncio.run_coroutine_threadsafe(_publish(data), loop)
         future.add_done_callback(_log_failure)
+
+
+async def _publish(data: dict[str, Any]) -> None:
+    """The canonical ``routine`` event, and the same news as OpenClaw's ``cron`` event
+    (one dialect serves both clients, so both names are published)."""
+    await publish.publish(ROUTINE, data)
+    await publish.publish(CRON, cron_event(data))
 
 
 def _log_failure(future) -> None:

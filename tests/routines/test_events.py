@@ -80,3 +80,36 @@ async def test_a_refused_change_publishes_nothing(backend):
     assert not [f for f in seen if f.get("event") == "routine"], seen
     await client.close()
     await reset_hub()
+
+
+async def test_openclaw_clients_get_the_same_news_as_cron_events(backend):
+    """OpenClaw's CLI shape (OPENCLAW_CRON_NODES.md): {jobId, action, ...}; a skip is a
+    finished run with status skipped."""
+    await database_sync_to_async(Agent.objects.create)(id="research", model="wingman:slow")
+    client = Client()
+    hello = await client.handshake()
+    assert "cron" in hello["payload"]["features"]["events"]
+    await client.call("subscribe", {"events": ["cron"]})
+    routine = await database_sync_to_async(routine_create)(
+        name="News", agent_id="research", prompt="/stream 10", cron="0 9 * * *", timezone="UTC"
+    )
+    first = await routine_run_now(routine_id=routine.pk)
+    second = await routine_run_now(routine_id=routine.pk)
+    assert first.ran and not second.ran
+    await settled()
+    events = []
+    while len(events) < 4:
+        frame, _ = await client.recv_until(lambda f: f.get("event") == "cron", timeout=10)
+        events.append(frame["payload"])
+    assert [e["jobId"] for e in events] == [routine.pk] * 4
+    added, started, skipped, finished = events
+    assert added["action"] == "added"
+    assert started["action"] == "started" and started["runId"] == first.run_id
+    assert (skipped["action"], skipped["status"]) == ("finished", "skipped")
+    assert (finished["action"], finished["status"], finished["runId"]) == (
+        "finished",
+        "ok",
+        first.run_id,
+    )
+    await client.close()
+    await reset_hub()
