@@ -14,11 +14,3 @@ os.environ["WINGMAN_STATE_DIR"] = tempfile.mkdtemp(prefix="wingman-test-")
 os.environ["WINGMAN_ENV_FILE"] = os.devnull
 
 from wingman.settings import *  # noqa: E402, F403
-
-# The test database is a file, not Django's shared-cache in-memory SQLite: there, a read that
-# meets a write from another thread (a run executing beside the test) fails at once with
-# "database table is locked" instead of waiting out the busy timeout, which made tests flaky.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {  # noqa: F405
-        "NAME": os.path.join(os.environ["WINGMAN_STATE_DIR"], "test-db.sqlite3")
-    }

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from agents.models import Message, Run, RunStatus
+from agents.services.runs import execute
 from tests.agents.conftest import (
     TERMINAL_TYPES,
     acreate_agent,
@@ -353,6 +354,22 @@ async def test_runs_on_one_session_queue_in_order(clients, slow_agent):
             ("user", f"/stream {n}"),
             ("assistant", "".join(f"t{i} " for i in range(n))),
         ]
+
+
+async def test_a_queued_run_starts_as_soon_as_the_run_ahead_ends(clients, slow_agent, monkeypatch):
+    """A queued run asks the database less and less often, but the run ahead ending in this
+    process wakes it at once (here the asks are 3 s apart; it starts well before)."""
+    monkeypatch.setattr(execute, "TURN_POLL_SECONDS", 3.0)
+    monkeypatch.setattr(execute, "TURN_POLL_MAX_SECONDS", 3.0)
+    c = clients()
+    await c.handshake()
+    params = {"agentId": "slowpoke"}
+    ids = [await send_agent(c, {**params, "message": f"/stream {n}"}) for n in (10, 1)]
+    frames = await read_until(c, lambda fs: all(any(is_final(f, i) for f in fs) for i in ids))
+    acks = [next(f for f in frames if is_ack(f, i))["payload"] for i in ids]
+    runs = [await Run.objects.aget(pk=a["runId"]) for a in acks]
+    gap = (runs[1].started_at - runs[0].ended_at).total_seconds()
+    assert 0 <= gap < 1.0, gap
 
 
 async def test_queue_false_while_busy_is_a_conflict(clients, slow_agent):

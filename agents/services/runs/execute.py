@@ -13,7 +13,7 @@ from django import db
 
 from agents import selectors
 from agents.models import RunStatus
-from agents.services.runs import transitions
+from agents.services.runs import transitions, turns
 from agents.services.runs.requests import HISTORY_LIMIT, RunPlan, RunTicket
 from agents.services.runs.stream import RunStream
 from agents.services.runs.transitions import Turn
@@ -22,8 +22,11 @@ from gateway.state import outage
 
 logger = logging.getLogger(__name__)
 
-#: How often a queued run asks the database whether it is its turn.
+#: How often a queued run asks the database whether it is its turn: at first, then less
+#: often (doubling up to the most), unless a run of its session ends in this process, which
+#: wakes it at once (a run ahead that ends in another process is seen at the next ask).
 TURN_POLL_SECONDS = 0.05
+TURN_POLL_MAX_SECONDS = 0.5
 #: ... and at most this often while the database is unreachable (it rides out the outage).
 TURN_RETRY_MAX_SECONDS = 1.0
 
@@ -37,12 +40,13 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
     status, error, code = RunStatus.OK, "", ""
     try:
         async with asyncio.timeout(plan.timeout):
-            await _wait_turn(plan.run_id)
+            await _wait_turn(plan.run_id, plan.session_id)
             await stream.emit(
                 {"type": "agent-start", "agent": plan.agent_id, "prompt": plan.prompt}
             )
             await _turn(plan, stream)
     except Gone:
+        turns.wake(plan.session_id)  # it may have been the one the others waited behind
         return
     except asyncio.CancelledError:
         status, error = RunStatus.CANCELLED, "cancelled"
@@ -56,9 +60,10 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
     # Persist and publish the end before the next queued run may start: it must see this
     # answer in its history and start after this run's terminal event.
     await asyncio.shield(finish(ticket, stream, status, error, code, owner=owner))
+    turns.wake(plan.session_id)
 
 
-async def _wait_turn(run_id: str) -> None:
+async def _wait_turn(run_id: str, session_id: int) -> None:
     """Wait (cancellable; bounded by the run's timeout) for the session's turn. The run ahead
     may execute in another process: the database says whose turn it is."""
     take = database_sync_to_async(transitions.turn_take)
@@ -75,8 +80,8 @@ async def _wait_turn(run_id: str) -> None:
             return
         if turn is Turn.GONE:
             raise Gone(run_id)
-        pause = TURN_POLL_SECONDS
-        await asyncio.sleep(pause)
+        await turns.nap(session_id, pause)
+        pause = min(pause * 2, TURN_POLL_MAX_SECONDS)
 
 
 async def _turn(plan: RunPlan, stream: RunStream) -> str:

@@ -28,6 +28,13 @@ def turn_take(run_id: str) -> Turn:
     """Start the run if it is its session's turn: no run of the session is running and it is
     the oldest queued one. One transaction with the session row locked, so two runs of one
     session never both start (on SQLite, IMMEDIATE transactions serialise writers)."""
+    run = Run.objects.filter(pk=run_id).values("status", "session_id").first()
+    if run is None or run["status"] != RunStatus.QUEUED:
+        return Turn.GONE
+    # A plain read first: while the run ahead is running (the common answer), no write
+    # transaction is taken (on SQLite each one holds the database's one writer lock).
+    if Run.objects.filter(session_id=run["session_id"], status=RunStatus.RUNNING).exists():
+        return Turn.WAIT
     with transaction.atomic():
         run = Run.objects.filter(pk=run_id).values("status", "session_id").first()
         if run is None or run["status"] != RunStatus.QUEUED:
