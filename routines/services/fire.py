@@ -18,10 +18,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone as dj_timezone
 
 from agents.models import RunSource
@@ -29,6 +28,7 @@ from agents.services import runs as run_service
 from agents.services.runs import RunRequest
 from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state.db import db_call
 from routines.models import Routine, RoutineRun, RoutineStatus, Trigger
 from routines.services import settle
 from routines.services.events import ms, publish_after_commit
@@ -231,20 +231,12 @@ async def routine_fire(
     one run (see the module doc for the guards) and returns at once; the run's end is
     followed in the background (``settle``). ``force``: run even if disabled."""
     at = at or now()
-    claim = await _in_thread(fire_claim)(
+    claim = await db_call(fire_claim)(
         routine_id=routine_id, scheduled_at=scheduled_at, trigger=trigger, force=force, at=at
     )
     if isinstance(claim, FireResult):
         return claim
     return await fire_start(claim, at)
-
-
-def _in_thread(func):
-    """A sync database call: on a pool thread with a server database (many fires at once do
-    not queue behind the event loop's one database thread, which the runs use); SQLite
-    serialises writers anyway, so there it stays on the one thread."""
-    parallel = connection.vendor != "sqlite"
-    return database_sync_to_async(func, thread_sensitive=not parallel)
 
 
 async def fire_start(claim: Claim, at: datetime) -> FireResult:
@@ -262,11 +254,11 @@ async def fire_start(claim: Claim, at: datetime) -> FireResult:
     try:
         ticket = await run_service.run_start(request=request, executor=executor)
     except GatewayError as exc:
-        await _in_thread(_start_failed)(claim, exc.message)
+        await db_call(_start_failed)(claim, exc.message)
         return FireResult(
             False, reason=f"error: {exc.message}", routine_run_id=claim.routine_run_id
         )
-    await _in_thread(_started)(claim, ticket.run_id, at)
+    await db_call(_started)(claim, ticket.run_id, at)
     settle.follow_soon(claim.routine_run_id, ticket.run_id)
     return FireResult(
         True,
@@ -295,7 +287,7 @@ async def routine_run_now(*, routine_id: str, mode: str = "force") -> FireResult
     run yet (it then counts as that time). Returns the run id, or ``ran=False`` and why."""
     if mode == "due":
         at = now()
-        due = await database_sync_to_async(_due_time)(routine_id, at)
+        due = await db_call(_due_time)(routine_id, at)
         if isinstance(due, str):
             return FireResult(False, reason=due)
         return await routine_fire(routine_id=routine_id, scheduled_at=due, at=at)

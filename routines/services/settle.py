@@ -11,13 +11,13 @@ import contextvars
 import logging
 from datetime import timedelta
 
-from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone as dj_timezone
 
 from agents.models import RunStatus
 from agents.services import runs as run_service
+from gateway.state.db import db_call
 from routines.models import Routine, RoutineRun, RoutineStatus, ScheduleKind
 from routines.services import beat
 from routines.services.events import publish_after_commit
@@ -51,8 +51,7 @@ async def _follow(routine_run_id: int, run_id: str) -> None:
     try:
         while await run_service.run_wait(run_id, WAIT_SLICE_SECONDS) is None:
             pass
-        parallel = connection.vendor != "sqlite"  # as fire.py: a pool thread on a server DB
-        await database_sync_to_async(settle_record, thread_sensitive=not parallel)(routine_run_id)
+        await db_call(settle_record)(routine_run_id)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -167,6 +166,6 @@ async def sweep_forever() -> None:
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
-            await database_sync_to_async(settle_finished)()
+            await db_call(settle_finished)()
         except Exception as exc:
             logger.warning("routines sweeper: %s", exc)

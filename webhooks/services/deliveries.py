@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -38,6 +37,7 @@ from gateway.delivery import publish
 from gateway.protocol import events
 from gateway.protocol.errors import GatewayError
 from gateway.state import cache as shared
+from gateway.state.db import db_call
 from webhooks import inbound, prompts, secrets
 from webhooks.models import Delivery, Webhook
 
@@ -137,7 +137,7 @@ class _RefusalLog:
             rows, written = self.batch, self.written
             self.batch, self.written = [], None
             try:
-                await database_sync_to_async(_insert_refusals)(rows)
+                await db_call(_insert_refusals)(rows)
             except Exception as exc:
                 written.set_exception(exc)
             else:
@@ -279,7 +279,7 @@ async def _replay(line: _Line, run_id: str | None, session_key: str) -> Answer:
     answer = Answer(
         200, _accepted_body(run_id or "", session_key, line.delivery_id, duplicate=True)
     )
-    await database_sync_to_async(_record)(
+    await db_call(_record)(
         line, answer, reason="replayed delivery id", run_id=run_id, session_key=session_key
     )
     return answer
@@ -342,7 +342,7 @@ async def _accept(line: _Line, body: inbound.Body) -> Answer:
         return started
     if started.duplicate:
         return await _replay(line, started.run_id, started.session_key)
-    delivery = await database_sync_to_async(_record_accepted)(line, started, body.payload, now)
+    delivery = await db_call(_record_accepted)(line, started, body.payload, now)
     await publish.publish(
         events.WEBHOOK,
         events.WebhookPayload(
@@ -360,12 +360,12 @@ async def delivery_receive(*, request: Inbound) -> Answer:
     """Check one inbound request in the documented order, log it, and start its run when
     it passes: the answer to send (see the module docstring)."""
     if request.method != "POST":
-        webhook = await database_sync_to_async(_load)(request.webhook_id)
+        webhook = await db_call(_load)(request.webhook_id)
         answer = _refusal(405, "only POST", {"Allow": "POST"})
         if webhook is not None:
             await _refuse(_Line(webhook, _source_ip(request), len(request.body)), answer)
         return answer
-    webhook = await database_sync_to_async(_load)(request.webhook_id)
+    webhook = await db_call(_load)(request.webhook_id)
     if webhook is None:
         return _refusal(404, f"no webhook {request.webhook_id!r}")
     line = _Line(webhook, _source_ip(request), len(request.body))
@@ -374,7 +374,7 @@ async def delivery_receive(*, request: Inbound) -> Answer:
     if isinstance(checked, Answer):
         return await _refuse(line, checked)
     if from_sender:
-        seen = await database_sync_to_async(_replayed)(webhook, line.delivery_id)
+        seen = await db_call(_replayed)(webhook, line.delivery_id)
         if seen is not None:
             return await _replay(line, seen.run_id, seen.session_key)
     if limited := await shared.run(_rate_limited, webhook):

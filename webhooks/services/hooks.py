@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agents.models import RunSource, Session
 from agents.services.runs import RunRequest, RunTicket, run_start
 from agents.services.sessions import agent_default
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state.db import db_call
 from webhooks.services.deliveries import Answer
 
 #: GatewayError codes → the HTTP status OpenClaw uses for them.
@@ -127,14 +127,14 @@ async def hook_agent(
     data = _json(body)
     if isinstance(data, Answer):
         return data
-    request = await database_sync_to_async(_agent_request)(data, headers)
+    request = await db_call(_agent_request)(data, headers)
     if isinstance(request, Answer):
         return request
     ticket = await _start(request)
     if isinstance(ticket, Answer):
         return ticket
     if name := _text(data, "name"):
-        await database_sync_to_async(_name_session)(ticket.session_key, name)
+        await db_call(_name_session)(ticket.session_key, name)
     status = 200 if ticket.duplicate else 202
     return Answer(status, {"ok": True, "runId": ticket.run_id, "sessionKey": ticket.session_key})
 

@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import orjson
-from channels.db import database_sync_to_async
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from gateway.state.db import db_call
 from webhooks import secrets
 from webhooks.services.deliveries import Answer, Inbound, _load, _refusal, delivery_receive
 
@@ -59,7 +59,7 @@ async def webhook_test(
     """Send a sample (or the given) payload through the real endpoint's checks, signed with
     the webhook's own secret (the caller never sees it): the answer the endpoint gave —
     202 and a run, or why not (disabled, address not allowed, rate limit, ...)."""
-    request = await database_sync_to_async(_test_request)(webhook_id, payload, remote_addr)
+    request = await db_call(_test_request)(webhook_id, payload, remote_addr)
     if request is None:
         return _refusal(404, f"no webhook {webhook_id!r}")
     return await delivery_receive(request=request)

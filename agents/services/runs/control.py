@@ -16,8 +16,6 @@ import logging
 import secrets
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from agents.models import Run, RunStatus
 from agents.services.runs import liveness, local, transitions
 from agents.services.runs.local import Answer
@@ -28,6 +26,7 @@ from gateway.delivery.hub import get_hub
 from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.events import AGENT_TERMINAL
+from gateway.state.db import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def _load(run_id: str) -> Run | None:
 
 
 async def run_get(run_id: str) -> Run:
-    run = await database_sync_to_async(_load)(run_id)
+    run = await db_call(_load)(run_id)
     if run is None:
         raise GatewayError(ErrorCode.NOT_FOUND, f"no run {run_id!r}")
     return run
@@ -55,7 +54,7 @@ async def _settle_if_lost(run: Run) -> Run:
     seat = await this_seat()
     if run.finished or liveness.owner_alive(run, seat.id):
         return run
-    ended = await database_sync_to_async(liveness.end_lost)(run)
+    ended = await db_call(liveness.end_lost)(run)
     if ended is not None:
         await liveness.publish_end(ended)
     return await run_get(run.id)
@@ -132,7 +131,7 @@ async def run_cancel(run_id: str) -> bool:
 
 
 async def _cancel_unclaimed(run: Run) -> bool:
-    ended = await database_sync_to_async(transitions.finish)(
+    ended = await db_call(transitions.finish)(
         run.id, RunStatus.CANCELLED, "", "cancelled", owner=""
     )
     if ended is None:  # a worker claimed it meanwhile

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
 from django import db
 
 from agents import selectors
@@ -19,6 +18,7 @@ from agents.services.runs.stream import RunStream
 from agents.services.runs.transitions import Turn
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.state import outage
+from gateway.state.db import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
 async def _wait_turn(run_id: str, session_id: int) -> None:
     """Wait (cancellable; bounded by the run's timeout) for the session's turn. The run ahead
     may execute in another process: the database says whose turn it is."""
-    take = database_sync_to_async(transitions.turn_take)
+    take = db_call(transitions.turn_take)
     pause = TURN_POLL_SECONDS
     while True:
         try:
@@ -87,7 +87,7 @@ async def _wait_turn(run_id: str, session_id: int) -> None:
 async def _turn(plan: RunPlan, stream: RunStream) -> str:
     from agents.runtime.runner import AgentSpec, run_turn
 
-    history = await database_sync_to_async(selectors.model_history)(
+    history = await db_call(selectors.model_history)(
         plan.session_id, before=plan.position, limit=HISTORY_LIMIT, run_id=plan.run_id
     )
     spec = AgentSpec(
@@ -115,7 +115,7 @@ async def finish(
 
     text = stream.text()
     try:
-        run = await database_sync_to_async(transitions.finish)(
+        run = await db_call(transitions.finish)(
             ticket.run_id, status, text, error, code, owner=owner
         )
     except Exception:

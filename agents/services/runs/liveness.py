@@ -27,7 +27,6 @@ import socket
 from datetime import timedelta
 
 import psutil
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -39,6 +38,7 @@ from agents.services.runs.transitions import finish
 from gateway.delivery import publish
 from gateway.protocol.errors import ErrorCode
 from gateway.state import outage
+from gateway.state.db import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ async def sweep_once(me: str) -> int:
     """One sweep: end lost runs (publishing their end), dispatch unclaimed ones again."""
     from agents.services.runs import dispatch
 
-    ended, redispatch = await database_sync_to_async(sweep)(me)
+    ended, redispatch = await db_call(sweep)(me)
     for run in ended:
         await publish_end(run)
     for run_id in redispatch:

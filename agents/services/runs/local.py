@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from agents.models import RunStatus
 from agents.services.runs import liveness, transitions
 from agents.services.runs.execute import execute, finish
@@ -27,6 +25,7 @@ from agents.services.runs.requests import Observer, RunPlan, RunTicket
 from agents.services.runs.stream import RunStream
 from gateway.delivery import publish
 from gateway.delivery.seat import Seat
+from gateway.state.db import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class LocalRuns:
         while self.active:
             await asyncio.sleep(liveness.heartbeat_seconds())
             try:
-                await database_sync_to_async(transitions.heartbeat)(list(self.active))
+                await db_call(transitions.heartbeat)(list(self.active))
             except Exception as exc:
                 logger.warning("could not refresh this process's runs: %s", exc)
 

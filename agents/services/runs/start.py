@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
-
 from agents.models import MessageRole, Run
 from agents.services.runs import dispatch, liveness, local, transitions
 from agents.services.runs.accept import accept
@@ -17,6 +15,7 @@ from gateway.delivery import publish
 from gateway.delivery.hub import get_hub
 from gateway.delivery.seat import Seat, current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state.db import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ async def run_start(*, request: RunRequest, executor: str | None = None) -> RunT
     kind = "local" if request.observer is not None else dispatch.executor_for(executor)
     seat = await this_seat()
     owner = liveness.this_process(seat.id) if kind == "local" else None
-    ticket, plan = await database_sync_to_async(accept)(request, executor=kind, owner=owner)
+    ticket, plan = await db_call(accept)(request, executor=kind, owner=owner)
     if plan is None:
         return ticket
     if request.before_start is not None:
@@ -71,10 +70,10 @@ async def run_execute_claimed(run_id: str) -> None:
     gone: then it is ended ``EXECUTOR_LOST`` now."""
     seat = await this_seat()
     owner = liveness.this_process(seat.id)
-    if not await database_sync_to_async(transitions.claim)(run_id, owner):
+    if not await db_call(transitions.claim)(run_id, owner):
         await _claimed_elsewhere(run_id, seat.id)
         return
-    plan = await database_sync_to_async(RunPlan.load)(run_id)
+    plan = await db_call(RunPlan.load)(run_id)
     active = local.launch(plan, seat)
     await asyncio.shield(active.done.wait())
 
@@ -83,6 +82,6 @@ async def _claimed_elsewhere(run_id: str, me: str) -> None:
     run = await Run.objects.select_related("session").filter(pk=run_id).afirst()
     if run is None or run.finished or liveness.owner_alive(run, me):
         return
-    ended = await database_sync_to_async(liveness.end_lost)(run)
+    ended = await db_call(liveness.end_lost)(run)
     if ended is not None:
         await liveness.publish_end(ended)
