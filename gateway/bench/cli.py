@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from gateway.bench import baseline, stream_cli
+from gateway.bench import baseline, modes, stream_cli
 from gateway.bench.client import BenchError, Endpoint
 from gateway.bench.measure import Run, RunResult
 from gateway.bench.report import build, table
@@ -80,60 +80,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         "routines: N routines due at one minute, fired by the real scheduler in fresh "
         "processes (embedded and scaled)",
     )
-    p.add_argument(
-        "--routines",
-        type=_positive,
-        default=500,
-        help="routines: how many routines are due at the same minute (default 500)",
-    )
-    p.add_argument(
-        "--setup",
-        choices=["both", "embedded", "scaled"],
-        default="both",
-        help="routines: embedded (one gateway), scaled (gateway + worker + one beat on "
-        "REDIS_URL and the PostgreSQL server of DATABASE_URL), or both (default)",
-    )
-    p.add_argument(
-        "--workers",
-        type=_positive,
-        default=16,
-        help="routines and agent-stream --scaled: the Celery worker's concurrency (default 16)",
-    )
-    p.add_argument(
-        "--pool",
-        choices=["prefork", "threads"],
-        default="threads",
-        help="routines and agent-stream --scaled: the Celery worker's pool (default threads, "
-        "as README's scaled setup; prefork: a process, event loop and CPU core per slot)",
-    )
-    p.add_argument(
-        "--deliveries",
-        type=_positive,
-        default=1000,
-        help="webhook: requests per endpoint in the saturated phase (default 1000)",
-    )
-    p.add_argument(
-        "--rate",
-        type=_positive,
-        default=100,
-        help="webhook: requests per second in the paced phase (default 100)",
-    )
-    p.add_argument(
-        "--seconds", type=_positive, default=5, help="webhook: paced phase length (default 5)"
-    )
-    p.add_argument(
-        "--webhooks",
-        type=_positive,
-        default=20,
-        help="webhook: temporary webhooks (threads) the deliveries go round-robin to "
-        "(default 20; made on --agent, which must use the offline model, and removed after)",
-    )
-    p.add_argument(
-        "--http-concurrency",
-        type=_positive,
-        default=16,
-        help="webhook: keep-alive connections in the saturated phase (default 16)",
-    )
+    modes.add_arguments(p)
     stream_cli.add_arguments(p)
     _add_connection_arguments(p)
 
@@ -191,9 +138,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.mode == "agent-stream":
         return _run_agent_stream(args)
     if args.mode == "webhook":
-        return _run_webhook(args)
+        return modes.run_webhook(args, _options(args).endpoint)
     if args.mode == "routines":
-        return _run_routines(args)
+        return modes.run_routines(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -215,60 +162,6 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(stream_cli.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
-
-
-def _run_webhook(args: argparse.Namespace) -> int:
-    """``args.webhook_targets``: (path, secret) of the webhooks to post to, made by the
-    ``wingman`` CLI (the gateway does not import the webhooks app)."""
-    from gateway.bench import webhook
-
-    try:
-        endpoint = _options(args).endpoint
-        base = f"http://{endpoint.host}:{endpoint.port}"
-        paths = tuple(path for path, _ in args.webhook_targets)
-        headers = tuple({"Authorization": f"Bearer {s}"} for _, s in args.webhook_targets)
-        report = asyncio.run(
-            webhook.measure(
-                base,
-                webhook.Target("bare view", ("/bench/noop",), ({},)),
-                webhook.Target("webhook", paths, headers),
-                total=args.deliveries,
-                concurrency=args.http_concurrency,
-                rate=args.rate,
-                seconds=args.seconds,
-            )
-        )
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(webhook.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
-
-
-def _run_routines(args: argparse.Namespace) -> int:
-    from gateway.bench import routines
-
-    setups = ["embedded", "scaled"] if args.setup == "both" else [args.setup]
-    try:
-        report = routines.measure(
-            n=args.routines,
-            setups=setups,
-            lead=60.0,
-            timeout=300.0,
-            redis_url=os.environ.get("REDIS_URL"),
-            database_url=os.environ.get("DATABASE_URL"),
-            workers=args.workers,
-            pool=args.pool,
-        )
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(routines.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0
