@@ -53,7 +53,7 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]
 
 
 def wait_finished(api: httpx.Client, run_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # a bound, not a speed claim: loaded CI machines
     while time.monotonic() < deadline:
         run = api.get(f"/api/runs/{run_id}").json()
         if run["status"] not in ("queued", "running"):
