@@ -58,8 +58,12 @@ class BearerAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("send Authorization: Bearer <token>")
         secret = header[1].decode("latin-1")
         ip = request.META.get("REMOTE_ADDR")
+        found = self._lookup(secret)
         try:
-            auth.reserve_attempt(ip)
+            if found is None:
+                auth.record_failure(ip)  # past the limit: LockedOut
+            else:
+                auth.ensure_not_locked(ip)
         except GatewayError as error:  # locked out (429), or the cache is down (503)
             # imported here: gateway.api.exceptions imports rest_framework.views, which
             # imports the authentication classes (this module) from the settings
@@ -68,14 +72,8 @@ class BearerAuthentication(authentication.BaseAuthentication):
             if isinstance(error, auth.LockedOut):
                 error = error.for_http()
             raise GatewayAPIError(error) from None
-        try:
-            found = self._lookup(secret)
-        except BaseException:
-            auth.release_attempt(ip)  # our failure, not a wrong secret
-            raise
         if found is None:
             raise exceptions.AuthenticationFailed("invalid or revoked token")
-        auth.release_attempt(ip)
         return found
 
     @staticmethod

@@ -5,9 +5,12 @@ which counts only from an allowed Origin.
 
 The lockout is shared by everything that checks the gateway secret or an API token (the
 WebSocket handshake, ``/api/`` Bearer tokens, ``/stats``, ``/metrics``, the Control UI's
-token login), per client IP, in the shared cache. Each attempt is counted *before* its
-credentials are checked (and uncounted when they were right), so concurrent attempts cannot
-all be checked before the first failure is recorded: at most :data:`MAX_FAILURES` are.
+token login), per client IP, in the shared cache. Only failures count, each in one atomic
+step after its check, and a failure that takes the count past :data:`MAX_FAILURES` is
+answered as a lockout, not as "wrong": however many wrong guesses arrive at once, at most
+:data:`MAX_FAILURES` of them get an answer that tells anything. Right credentials never
+count, so a burst of good handshakes from one address (a NAT, a proxy, a benchmark) is never
+mistaken for one; during a lockout they are refused too, until it ends.
 """
 
 from __future__ import annotations
@@ -81,23 +84,21 @@ def _count(ip: str | None, **kwargs) -> shared.Count:
         return shared.incr(key, timeout=lockout_seconds(), backend=_OUTAGE_COUNTS, **kwargs)
 
 
-def reserve_attempt(ip: str | None) -> None:
-    """Count an attempt from ``ip`` before checking it; raise :class:`LockedOut` when the IP
-    already used up its failures. Follow with :func:`release_attempt` unless it failed.
+def record_failure(ip: str | None) -> None:
+    """Count a failed attempt from ``ip``; raise :class:`LockedOut` once it is past the
+    limit (the caller then answers the lockout instead of "wrong credentials").
 
-    While the shared cache is unreachable the attempt is counted in this process only."""
+    While the shared cache is unreachable the failure is counted in this process only."""
     count = _count(ip, refresh_at=MAX_FAILURES)
     if count.value > MAX_FAILURES:
         raise LockedOut(count.ttl_ms)
 
 
-def release_attempt(ip: str | None) -> None:
-    """The reserved attempt was not a failure (right credentials, or an error of ours).
-    Best effort: if the cache is gone meanwhile, the count expires on its own."""
-    try:
-        _count(ip, delta=-1)
-    except Exception as exc:
-        logger.warning("could not uncount an auth attempt from %s: %r", ip, exc)
+def ensure_not_locked(ip: str | None) -> None:
+    """Raise :class:`LockedOut` while ``ip`` is locked out (right credentials included)."""
+    count = _count(ip, delta=0)
+    if count.value >= MAX_FAILURES:
+        raise LockedOut(count.ttl_ms)
 
 
 def _matches(given: str | None, expected: str | None) -> bool:
@@ -130,15 +131,12 @@ async def authenticate(
 
     With no token and no password, a browser's logged-in session cookie is accepted when
     the Origin is allowed (cross-site WebSocket hijacking is refused)."""
-    await shared.run(reserve_attempt, ip)
     try:
         await _check(token=token, password=password, browser=browser)
     except GatewayError:
-        raise  # a failed attempt: it stays counted
-    except BaseException:
-        await shared.run(release_attempt, ip)
+        await shared.run(record_failure, ip)  # past the limit: LockedOut instead
         raise
-    await shared.run(release_attempt, ip)
+    await shared.run(ensure_not_locked, ip)
 
 
 async def _check(
