@@ -76,14 +76,8 @@ def _load_fresh(room_id: str) -> tuple[Room, list[str]]:
 
 
 async def _load(room_id: str) -> tuple[Room, list[str]]:
-    """The room (by id or name) and its agents: from ``recent`` (no query), else the
-    database."""
-    hit = recent.get(room_id)
-    if hit is not None:
-        return hit
-    room, agent_ids = await database_sync_to_async(_load_fresh)(room_id)
-    recent.put(room_id, room, agent_ids)
-    return room, agent_ids
+    """The room (by id or name) and its agents, from ``recent`` (no query) when it can."""
+    return await recent.lookup(room_id, database_sync_to_async(_load_fresh))
 
 
 async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str, **kw) -> dict:
