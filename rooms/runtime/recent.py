@@ -2,10 +2,10 @@
 
 A broadcast looks its room and member agents up here. An entry younger than
 ``ROOM_CACHE_SECONDS`` (``WINGMAN_ROOM_CACHE_SECONDS``, 1 s) is used as is; an older one is
-still used, while one refresh from the database runs in the background (a room changed or
-deleted by another process is seen within about a second); a room not known yet is loaded
-once, however many broadcasts wait for it. A change made in this process forgets every
-room at once."""
+still used, and is read again in the background together with every other stale one (one
+refresh at a time, two queries for all of them): a room changed or deleted by another
+process is seen within about a second. A room not known yet is loaded once, however many
+broadcasts wait for it. A change made in this process forgets every room at once."""
 
 from __future__ import annotations
 
@@ -17,49 +17,68 @@ from typing import Any
 
 ROOM_CACHE_SECONDS = float(os.environ.get("WINGMAN_ROOM_CACHE_SECONDS", "1.0"))
 
-Loader = Callable[[str], Awaitable[tuple[Any, list[str]]]]
+Found = tuple[Any, list[str]]
+#: keys (ids or names) -> what was found for each (a key not in the answer: no such room)
+Loader = Callable[[list[str]], Awaitable[dict[str, Found]]]
 
 _rooms: dict[str, tuple[float, Any, list[str]]] = {}
 _loading: dict[str, asyncio.Future] = {}
+_stale: set[str] = set()
+_refreshing: list[asyncio.Task] = []
 
 
-async def lookup(key: str, load: Loader) -> tuple[Any, list[str]]:
-    """(room, agent ids) for ``key`` (an id or a name); ``load`` reads the database (and
-    raises for no such room)."""
+async def lookup(key: str, load: Loader) -> Found:
+    """(room, agent ids) for ``key`` (an id or a name); ``load`` reads the database.
+    Raises ``LookupError`` for no such room."""
     hit = _rooms.get(key)
     if hit is not None:
-        if hit[0] < time.monotonic() and key not in _loading:
-            task = asyncio.ensure_future(_load(key, load))
-            task.add_done_callback(_quiet)
+        if hit[0] < time.monotonic():
+            _stale.add(key)
+            if not _refreshing or _refreshing[0].done():
+                _refreshing[:] = [asyncio.ensure_future(_refresh(load))]
         return hit[1], hit[2]
     pending = _loading.get(key)
-    if pending is not None:
-        return await asyncio.shield(pending)
-    return await _load(key, load)
+    if pending is None:
+        pending = _loading[key] = asyncio.get_running_loop().create_future()
+        try:
+            _keep(key, await load([key]))
+        except Exception as exc:
+            pending.set_exception(exc)
+        except BaseException:
+            pending.cancel()  # a waiter's cancellation: the next lookup loads again
+            raise
+        finally:
+            _loading.pop(key, None)
+        if not pending.done():
+            found = _rooms.get(key)
+            if found is None:
+                pending.set_exception(LookupError(key))
+            else:
+                pending.set_result((found[1], found[2]))
+        pending.exception()  # retrieved here: nobody else may be waiting
+    return await asyncio.shield(pending)
 
 
-async def _load(key: str, load: Loader) -> tuple[Any, list[str]]:
-    future: asyncio.Future = asyncio.get_running_loop().create_future()
-    _loading[key] = future
-    try:
-        room, agent_ids = await load(key)
-    except BaseException as exc:
+def _keep(key: str | None, found: dict[str, Found]) -> None:
+    expires = time.monotonic() + ROOM_CACHE_SECONDS
+    for k, (room, agent_ids) in found.items():
+        _rooms[k] = _rooms[room.pk] = (expires, room, agent_ids)
+    if key is not None and key not in found:
         _rooms.pop(key, None)
-        future.set_exception(exc)
-        future.exception()  # retrieved: a refresh nobody awaits must not log it
-        raise
-    else:
-        expires = time.monotonic() + ROOM_CACHE_SECONDS
-        _rooms[key] = _rooms[room.pk] = (expires, room, agent_ids)
-        future.set_result((room, agent_ids))
-        return room, agent_ids
-    finally:
-        _loading.pop(key, None)
 
 
-def _quiet(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
+async def _refresh(load: Loader) -> None:
+    await asyncio.sleep(0)
+    keys = sorted(_stale)
+    _stale.clear()
+    try:
+        found = await load(keys)
+    except Exception:
+        return  # tried again at the next stale lookup
+    for key in keys:
+        if key not in found:
+            _rooms.pop(key, None)
+    _keep(None, found)
 
 
 def forget() -> None:
