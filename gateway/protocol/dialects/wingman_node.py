@@ -9,8 +9,9 @@ receives ``{"type":"broadcast","nodeId":<sender>,"groupId","payload":<message>,
 ``{"type":"direct","nodeId":<sender>,"targetNodeId","payload":<message>,"timestamp"}``),
 ``ping`` → ``pong``, ``pong`` (to the gateway's ``ping``, sent to a node silent for
 ``WINGMAN_NODE_PING_INTERVAL_MS``) answered with nothing, ``unregister``. Errors:
-``{"type":"error","payload":{code, message}}`` with ``NOT_REGISTERED``, ``GROUP_NOT_FOUND``, ``NODE_NOT_FOUND``,
-``RATE_LIMITED``, ``AUTH_FAILED``, ``MAX_NODES_REACHED``, ``INVALID_MESSAGE``.
+``{"type":"error","payload":{code, message}}`` with ``NOT_REGISTERED``,
+``GROUP_NOT_FOUND``, ``NODE_NOT_FOUND``, ``RATE_LIMITED``, ``AUTH_FAILED``,
+``MAX_NODES_REACHED``, ``INVALID_MESSAGE``.
 """
 
 from __future__ import annotations
