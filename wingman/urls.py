@@ -8,12 +8,19 @@ from django.urls import include, path
 
 from agents.ui import urls as agents_ui
 from gateway.ui import urls as gateway_ui
+from rooms.ui import urls as rooms_ui
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("wingman.api_urls")),
     path("", include("gateway.urls")),
-    path("", include((gateway_ui.urlpatterns + agents_ui.urlpatterns, "ui"), namespace="ui")),
+    path(
+        "",
+        include(
+            (gateway_ui.urlpatterns + agents_ui.urlpatterns + rooms_ui.urlpatterns, "ui"),
+            namespace="ui",
+        ),
+    ),
 ]
 
 handler400 = "gateway.http_errors.bad_request"
