@@ -51,10 +51,10 @@ class RoomsCreateParams(Frame):
     _name = field_validator("name")(_not_blank)
 
 
-class RoomsUpdateParams(Frame):
-    """``rooms.update``: change some fields; ``agents`` (when given) is the new member list."""
+class RoomChanges(Frame):
+    """The fields a room update may change (``PATCH /api/rooms/<id>`` takes exactly these);
+    ``agents`` (when given) is the new member list, in turn order."""
 
-    room_id: str = RoomId
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     strategy: Strategy | None = None
@@ -64,15 +64,33 @@ class RoomsUpdateParams(Frame):
     _name = field_validator("name")(_not_blank)
 
 
-class RoomsBroadcastParams(Frame):
-    """``rooms.broadcast``: every member agent runs once on ``message`` (the room's strategy
-    unless ``strategy`` overrides it); live members except the sender receive it."""
+class RoomsUpdateParams(RoomChanges):
+    """``rooms.update``: change some fields of a room."""
 
     room_id: str = RoomId
+
+
+class BroadcastMessage(Frame):
+    """What a broadcast carries (``POST /api/rooms/<id>/broadcast`` takes exactly this):
+    every member agent runs once on ``message`` (the room's strategy unless ``strategy``
+    overrides it); live members except the sender receive it."""
+
     message: str = Field(min_length=1, max_length=200_000)
     strategy: Strategy | None = None
 
     _message = field_validator("message")(_not_blank)
+
+
+class RoomsBroadcastParams(BroadcastMessage):
+    """``rooms.broadcast``: broadcast ``message`` to the room; answers with the run ids."""
+
+    room_id: str = RoomId
+
+
+class RoomAgentInput(Frame):
+    """An agent to add to a room (``POST /api/rooms/<id>/members``)."""
+
+    agent_id: str = Field(alias="agentId", min_length=1, max_length=64)
 
 
 class RoomsHistoryParams(Frame):
