@@ -150,7 +150,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print("No rooms. Create one: wingman rooms create NAME --agent ID --agent ID")
         for room in [] if args.json else rooms:
             agents = ", ".join(room["agents"]) or "no agents"
-            print(f"{room['roomId']}  {room['name']} [{room['strategy']}] — {agents}")
+            print(f"{room['id']}  {room['name']} [{room['strategy']}] — {agents}")
         return EXIT_OK
 
     return _with_gateway(args, body)
@@ -169,7 +169,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(room)
         else:
-            print(f"Created room {room['roomId']} ({room['name']}, {room['strategy']})")
+            print(f"Created room {room['id']} ({room['name']}, {room['strategy']})")
         return EXIT_OK
 
     return _with_gateway(args, body)
@@ -208,7 +208,8 @@ def _speaker(message: dict[str, Any]) -> str:
     if message.get("agentId"):
         status = message.get("status")
         return f"{message['agentId']}{f' ({status})' if status not in (None, '', 'ok') else ''}"
-    return message.get("from") or message.get("senderName") or "user"
+    sender = message.get("from") or {}
+    return f"{sender.get('kind', 'user')} {sender.get('name') or sender.get('id') or ''}".strip()
 
 
 def cmd_broadcast(args: argparse.Namespace) -> int:

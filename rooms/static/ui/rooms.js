@@ -111,16 +111,16 @@ function renderRooms() {
   els.listEmpty.hidden = state.rooms.length > 0;
   for (const room of state.rooms) {
     const item = el("li");
-    item.dataset.roomId = room.roomId;
-    if (room.roomId === state.roomId) item.setAttribute("aria-current", "true");
+    item.dataset.roomId = room.id;
+    if (room.id === state.roomId) item.setAttribute("aria-current", "true");
     const link = el("a");
-    link.href = `?room=${encodeURIComponent(room.roomId)}`;
+    link.href = `?room=${encodeURIComponent(room.id)}`;
     link.append(el("span", "s-name", room.name));
     link.append(el("span", "s-meta", `${room.strategy} · ${room.agents.join(", ") || "no agents"}`));
     link.addEventListener("click", (event) => {
       event.preventDefault();
       closeDrawer();
-      openRoom(room.roomId, { push: true }).catch(showFatal);
+      openRoom(room.id, { push: true }).catch(showFatal);
     });
     item.append(link);
     els.list.append(item);
@@ -130,8 +130,8 @@ function renderRooms() {
 // ---------------------------------------------------------------------------------------
 // opening a room: leave the previous one, join this one, draw its columns and history
 async function openRoom(roomId, { push }) {
-  if (state.room && state.room.roomId !== roomId) {
-    client.call("rooms.leave", { roomId: state.room.roomId }).catch(() => {});
+  if (state.room && state.room.id !== roomId) {
+    client.call("rooms.leave", { roomId: state.room.id }).catch(() => {});
   }
   state.roomId = roomId;
   setUrl(roomId, push);
@@ -147,7 +147,9 @@ async function openRoom(roomId, { push }) {
     clearColumns("That room does not exist (any more).");
     return;
   }
-  state.room = room.room || room;
+  state.room = room;
+  state.roomId = room.id; // the URL may have named the room
+  setUrl(room.id, false);
   renderRooms();
   renderHead();
   buildColumns();
@@ -200,7 +202,7 @@ function column(agentId) {
   const head = el("header", "room-column-head");
   head.append(el("h2", null, agentLabel(agentId)));
   const link = el("a", "continue-link", "Continue in chat");
-  const key = roomSessionKey(agentId, state.room.roomId);
+  const key = roomSessionKey(agentId, state.room.id);
   link.href = `${config.chatUrl}?session=${encodeURIComponent(key)}`;
   link.title = `Open the session ${key} in the chat`;
   head.append(link);
@@ -219,7 +221,7 @@ function scrollToEnd(body) {
 // ---------------------------------------------------------------------------------------
 // members and history
 async function loadMembers() {
-  const roomId = state.room.roomId;
+  const roomId = state.room.id;
   const members = await client.call("rooms.members", { roomId });
   if (roomId === state.roomId) renderLive(members.live || []);
 }
@@ -228,14 +230,14 @@ function renderLive(live) {
   els.liveList.replaceChildren();
   if (live.length === 0) els.liveList.append(el("li", "muted", "none"));
   for (const member of live) {
-    const item = el("li", "live-member", member.name || member.clientId || member.connId);
+    const item = el("li", "live-member", member.name || member.id || member.connId);
     item.title = [member.kind, member.connId].filter(Boolean).join(" · ");
     els.liveList.append(item);
   }
 }
 
 async function loadHistory() {
-  const roomId = state.room.roomId;
+  const roomId = state.room.id;
   const { messages } = await client.call("rooms.history", { roomId, limit: 200 });
   if (roomId !== state.roomId) return;
   for (const message of messages) {
@@ -244,9 +246,13 @@ async function loadHistory() {
       view.fromHistory = true;
       endRun(view, { text: message.content || "", error: message.error || null });
     } else if (!message.agentId) {
-      addPrompt(message.content, message.from);
+      addPrompt(message.content, senderName(message.from));
     }
   }
+}
+
+function senderName(from) {
+  return from ? `${from.kind} ${from.name || from.id}` : null;
 }
 
 function addPrompt(text, from) {
@@ -309,8 +315,8 @@ function endRun(view, { text, error, note }) {
 
 function inOpenRoom(payload) {
   if (!state.room || !payload) return false;
-  if (payload.roomId) return payload.roomId === state.room.roomId;
-  return typeof payload.sessionKey === "string" && payload.sessionKey.endsWith(`:room:${state.room.roomId}`);
+  if (payload.roomId) return payload.roomId === state.room.id;
+  return typeof payload.sessionKey === "string" && payload.sessionKey.endsWith(`:room:${state.room.id}`);
 }
 
 function onEvent(event, payload) {
@@ -320,9 +326,7 @@ function onEvent(event, payload) {
   }
   if (event === "room.message") {
     // another member's message (our own is never sent back); answers arrive as `agent`
-    if (inOpenRoom(payload) && payload.message && !payload.message.agentId) {
-      addPrompt(payload.message.content, payload.message.from);
-    }
+    if (inOpenRoom(payload) && !payload.agentId) addPrompt(payload.content, senderName(payload.from));
     return;
   }
   if (event !== "agent" || !inOpenRoom(payload) || !payload.agentId) return;
@@ -365,7 +369,7 @@ els.newRoom.addEventListener("submit", async (event) => {
   els.newDescription.value = "";
   await refreshRooms();
   closeDrawer();
-  await openRoom(room.roomId, { push: true });
+  await openRoom(room.id, { push: true });
   els.input.focus();
 });
 
@@ -377,7 +381,7 @@ async function send() {
     return;
   }
   els.input.value = "";
-  const roomId = state.room.roomId;
+  const roomId = state.room.id;
   addPrompt(text, null);
   let answer;
   try {
@@ -411,7 +415,7 @@ els.remove.addEventListener("click", async () => {
   if (!room) return;
   if (!window.confirm(`Delete the room "${room.name}" and its history?`)) return;
   try {
-    await client.call("rooms.delete", { roomId: room.roomId });
+    await client.call("rooms.delete", { roomId: room.id });
   } catch (error) {
     window.alert(`Could not delete: ${error.message}`);
     return;
