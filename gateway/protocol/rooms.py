@@ -100,11 +100,21 @@ class RoomsHistoryParams(Frame):
     limit: int = Field(default=200, ge=1, le=1000)
 
 
+class BroadcastRun(Frame):
+    agent_id: str = Field(alias="agentId")
+    run_id: str = Field(alias="runId")
+    session_key: str = Field(alias="sessionKey")
+
+
 class RoomsBroadcastResult(Frame):
-    """What ``rooms.broadcast`` answers: the room, its strategy and one run per member agent
-    (``runs`` in member order; ``runIds`` the same ids)."""
+    """What ``rooms.broadcast`` answers: the runs started now, in member order (all of them
+    in a parallel room; the first in a sequential one, whose later agents are ``pending``
+    and start as their turn comes) and their ids."""
 
     room_id: str = Field(alias="roomId")
+    broadcast_id: str = Field(alias="broadcastId")
+    message_id: int = Field(alias="messageId")
     strategy: Strategy
     run_ids: list[str] = Field(alias="runIds")
-    runs: list[dict[str, Any]]
+    runs: list[BroadcastRun]
+    pending: list[str]
