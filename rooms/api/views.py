@@ -33,18 +33,19 @@ _CONFLICT = OpenApiResponse(
 
 
 @extend_schema(tags=["rooms"])
-class RoomViewSet(viewsets.ViewSet):
+class RoomViewSet(viewsets.GenericViewSet):
     """Broadcast rooms: agents that all answer a message, and live members (nodes, clients)."""
 
     lookup_value_regex = "[^/]+"
+    serializer_class = s.RoomOutput
 
     def _room(self, pk: str) -> Room:
         return selectors.room_get(room_id=pk)
 
-    @extend_schema(responses={200: s.RoomOutput(many=True)})
     def list(self, request: Request) -> Response:
-        """Every room with its member agents, oldest first."""
-        return Response(selectors.room_list())
+        """Rooms with their member agents, oldest first (``?limit=&offset=``)."""
+        page = self.paginate_queryset(selectors.room_list())
+        return self.get_paginated_response(page)
 
     @extend_schema(request=s.RoomCreateInput, responses={201: s.RoomOutput, 409: _CONFLICT})
     def create(self, request: Request) -> Response:

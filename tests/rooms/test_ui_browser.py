@@ -1,0 +1,157 @@
+"""The Control UI's rooms page in real headless Chromium against the real gateway
+(tests/gateway/browser.py): create a room of three agents, broadcast, watch the three
+answers stream side by side at the same time, see the live members, continue an agent's
+room session in the chat, and the columns stacked on a phone."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.gateway import browser as ui
+from tests.gateway.conftest import _GATEWAYS
+from tests.gateway.gateway_process import GatewayProcess
+
+pytestmark = pytest.mark.e2e
+
+AGENTS = ("alpha", "beta", "gamma")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[ui.Browser]:
+    yield from ui.browser_fixture()
+
+
+@pytest.fixture(scope="module")
+def rooms_gateway(tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterator[GatewayProcess]:
+    """A gateway whose three agents stream slowly (50 ms a token) so streams can be watched."""
+    state = tmp_path_factory.mktemp("rooms-ui")
+    agents = [{"id": a, "name": a.title(), "model": "wingman:slow"} for a in AGENTS]
+    agents[0]["default"] = True
+    (state / "wingman.config.json").write_text(
+        json.dumps({"agents": {"list": agents}}), encoding="utf-8"
+    )
+    gw = GatewayProcess(state, name="rooms-ui").start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def browser(
+    chromium: ui.Browser, rooms_gateway: GatewayProcess, request: pytest.FixtureRequest
+) -> Iterator[ui.Browser]:
+    request.node.stash[_GATEWAYS] = [rooms_gateway]
+    chromium.errors.clear()
+    yield chromium
+    chromium.close_contexts()
+    assert not chromium.errors, f"errors in the browser: {chromium.errors}"
+
+
+def open_rooms(browser: ui.Browser, base: str, *, phone: bool = False, query: str = ""):
+    page = browser.page(phone=phone)
+    ui.login_with_token(page, base, next_path="/rooms/")
+    if query:
+        page.goto(f"{base}/rooms/{query}")
+    page.wait_for_selector("#new-room-agents input", state="attached")
+    page.wait_for_selector("#conn-banner", state="hidden")
+    return page
+
+
+def create_room(page, name: str, agents=AGENTS, strategy: str = "parallel") -> str:
+    if page.locator("#sidebar-toggle").is_visible():
+        page.click("#sidebar-toggle")
+    page.fill("#new-room-name", name)
+    page.select_option("#new-room-strategy", strategy)
+    for agent in agents:
+        page.check(f"#new-room-agents input[value={agent}]")
+    page.click("#new-room button[type=submit]")
+    page.wait_for_function(
+        "name => document.getElementById('room-name').textContent === name", arg=name
+    )
+    return parse_qs(urlsplit(page.url).query)["room"][0]
+
+
+def column_texts(page) -> dict[str, str]:
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.room-column')].map(
+             c => [c.dataset.agentId,
+                   (c.querySelector('article.msg-assistant:last-of-type .md') || {}).innerText || '']))"""
+    )
+
+
+def test_three_agents_stream_side_by_side(browser: ui.Browser, rooms_gateway) -> None:
+    base = rooms_gateway.http_url
+    page = open_rooms(browser, base)
+    room_id = create_room(page, "PR review")
+    assert [
+        c for c in page.locator(".room-column").evaluate_all("cs => cs.map(c => c.dataset.agentId)")
+    ] == list(AGENTS)
+
+    # a second member (another browser) is listed live, and hears the message
+    other = open_rooms(browser, base, query=f"?room={room_id}")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#live-member-list .live-member').length === 2"
+    )
+
+    ui.send(page, "/stream 30")
+    seen: list[dict[str, str]] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        texts = column_texts(page)
+        if not seen or texts != seen[-1]:
+            seen.append(texts)
+        if all(texts.get(a, "").strip().endswith("t29") for a in AGENTS):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"not every column finished: {seen[-1:]}")
+    # each column streamed (several growing states) ...
+    for agent in AGENTS:
+        states = [s[agent] for s in seen]
+        partial = {s for s in states if s.strip() and not s.strip().endswith("t29")}
+        assert len(partial) >= 3, f"{agent} did not stream: {states}"
+    # ... and at the same time: a moment when all three were part-way
+    both = [
+        s for s in seen if all(s[a].strip() and not s[a].strip().endswith("t29") for a in AGENTS)
+    ]
+    assert both, "the three answers did not stream concurrently"
+    page.wait_for_function("() => !document.querySelector('article.msg-assistant.streaming')")
+
+    # the other member saw the prompt and the three answers too
+    other.wait_for_function(
+        """() => [...document.querySelectorAll('.room-column')].every(
+             c => (c.querySelector('article.msg-assistant .md') || {}).innerText?.trim().endsWith('t29'))"""
+    )
+    assert other.locator(".room-column .msg-user").first.inner_text() == "/stream 30"
+
+    # continue an agent's room session in the chat
+    link = page.locator(".room-column[data-agent-id=beta] a.continue-link")
+    assert parse_qs(urlsplit(link.get_attribute("href")).query)["session"] == [
+        f"agent:beta:room:{room_id}"
+    ]
+    link.click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('article.msg-assistant .md')].some("
+        "m => m.innerText.trim().endsWith('t29'))"
+    )
+
+    # the history comes back on a reload, in every column
+    fresh = open_rooms(browser, base, query=f"?room={room_id}")
+    fresh.wait_for_function(
+        """() => document.querySelectorAll('.room-column article.msg-assistant[data-state=done]').length === 3"""
+    )
+
+
+def test_columns_stack_on_a_phone(browser: ui.Browser, rooms_gateway) -> None:
+    page = open_rooms(browser, rooms_gateway.http_url, phone=True)
+    create_room(page, "phone room")
+    boxes = [c.bounding_box() for c in page.locator(".room-column").all()]
+    assert len(boxes) == 3
+    assert len({round(b["x"]) for b in boxes}) == 1, boxes  # one above the other
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
+    assert all(b["width"] <= ui.PHONE["width"] for b in boxes), boxes
