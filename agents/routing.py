@@ -125,6 +125,19 @@ def webhook_session_key(agent_id: str, webhook_id: str | int) -> str:
     return f"agent:{agent_id}:webhook:{webhook_id}"
 
 
+def room_session_key(agent_id: str, room_id: str) -> str:
+    """An agent's session in a room (seed 001): ``agent:<agentId>:room:<roomId>``."""
+    return f"agent:{agent_id}:room:{room_id}"
+
+
+def room_of_session_key(key: str) -> str | None:
+    """The room a room session key belongs to (``agent:<id>:room:<roomId>``), or None."""
+    parts = key.split(":")
+    if len(parts) == 4 and parts[0] == "agent" and parts[2] == "room" and parts[3]:
+        return parts[3]
+    return None
+
+
 def agent_of_session_key(key: str) -> str | None:
     """The agent id a session key belongs to (``agent:<id>:...``), or None."""
     parts = key.split(":")

@@ -1,4 +1,5 @@
-"""What the apps add to every process: control messages, background work, shutdown, stats.
+"""What the apps add to every process: control messages, background work, shutdown,
+disconnects, stats.
 
 A feature app registers one :class:`Extension` from its ``AppConfig.ready()`` (never lazily
 on first use), so a control message that reaches a process before its first run, room or
@@ -30,6 +31,8 @@ class Extension:
     stats: Callable[[], dict[str, Any]] | None = None
     #: What the app stores (counts from the database), for the Control UI's Status page.
     stored: Callable[[], dict[str, Any]] | None = None
+    #: Awaited with the connection id when a connection closes (live memberships end).
+    on_disconnect: Callable[[str], Awaitable[Any]] | None = None
     #: Long-running coroutines (sweepers, heartbeats) that servers and workers start.
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -56,6 +59,10 @@ def control_handlers() -> dict[str, ControlHandler]:
 
 def shutdown_hooks() -> list[Callable[[], Awaitable[Any]]]:
     return [ext.on_shutdown for ext in _registered.values() if ext.on_shutdown is not None]
+
+
+def disconnect_hooks() -> list[Callable[[str], Awaitable[Any]]]:
+    return [ext.on_disconnect for ext in _registered.values() if ext.on_disconnect is not None]
 
 
 def stats() -> dict[str, Any]:

@@ -213,6 +213,11 @@ class Hub:
         if self.connections.pop(conn.conn_id, None) is not None:
             self.collector.ended()
         self.presence.remove(conn.conn_id, now_ms())
+        for hook in extensions.disconnect_hooks():
+            try:
+                await hook(conn.conn_id)
+            except Exception:
+                logger.exception("disconnect hook %r failed for %s", hook, conn.conn_id)
         for topic in list(conn.topics):
             try:
                 await self.leave_topic(conn, topic)

@@ -73,6 +73,11 @@ async def remove_process(process_id: str) -> None:
     await _with_index_lock(lambda idx: idx.pop(process_id, None))
 
 
+def process_ids() -> list[str]:
+    """The ids of the gateway processes that keep presence (sync: a cache read)."""
+    return list(cache.get(_INDEX) or {})
+
+
 def _read_others(local_id: str | None) -> tuple[list[str], dict[str, Any], int]:
     index = cache.get(_INDEX) or {}
     others = [pid for pid in index if pid != local_id]

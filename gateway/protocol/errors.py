@@ -23,6 +23,12 @@ class ErrorCode(StrEnum):
     #: the process executing the run died.
     AGENT_ERROR = "AGENT_ERROR"
     EXECUTOR_LOST = "EXECUTOR_LOST"
+    #: wingman-node (seed 000): a frame before ``register``; a ``direct`` to no such node;
+    #: ``register`` at ``maxNodes``. (An unknown group is ``NOT_FOUND`` here; the
+    #: wingman-node dialect says ``GROUP_NOT_FOUND``.)
+    NOT_REGISTERED = "NOT_REGISTERED"
+    NODE_NOT_FOUND = "NODE_NOT_FOUND"
+    MAX_NODES_REACHED = "MAX_NODES_REACHED"
 
 
 class GatewayError(Exception):

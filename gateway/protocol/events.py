@@ -20,8 +20,25 @@ PRESENCE_TICK = "presence.tick"
 SHUTDOWN = "shutdown"
 AGENT = "agent"
 SESSION_MESSAGE = "session.message"
+#: A message in a room: a broadcast (user, client or node) or an agent's answer to one.
+ROOM_MESSAGE = "room.message"
+#: A live member (node or client connection) joined or left a room.
+ROOM_MEMBER = "room.member"
+#: A direct message to one node (wingman-node ``direct``; canonical ``send``).
+NODE_MESSAGE = "node.message"
 
-EVENTS = (CONNECT_CHALLENGE, TICK, PRESENCE, PRESENCE_TICK, SHUTDOWN, AGENT, SESSION_MESSAGE)
+EVENTS = (
+    CONNECT_CHALLENGE,
+    TICK,
+    PRESENCE,
+    PRESENCE_TICK,
+    SHUTDOWN,
+    AGENT,
+    SESSION_MESSAGE,
+    ROOM_MESSAGE,
+    ROOM_MEMBER,
+    NODE_MESSAGE,
+)
 
 # The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.
 AGENT_TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
@@ -66,3 +83,48 @@ class ShutdownPayload(Frame):
 
 
 Audience = Literal["all", "conn", "topic"]
+
+
+class RoomSender(Frame):
+    """Who said it: ``kind`` user | client | node | agent, their id and name."""
+
+    kind: str
+    id: str
+    name: str | None = None
+
+
+class RoomMessagePayload(Frame):
+    """``room.message``: a broadcast (``payload``: a node's message as sent, any JSON) or an
+    agent's answer (``runId``, ``agentId``, ``status``). Sent to the room's members and
+    subscribers except the connection it came from; an answer never starts a run."""
+
+    room_id: str = Field(alias="roomId")
+    broadcast_id: str = Field(alias="broadcastId")
+    id: int | None = None
+    sender: RoomSender = Field(alias="from")
+    content: str
+    payload: object | None = None
+    run_id: str | None = Field(default=None, alias="runId")
+    agent_id: str | None = Field(default=None, alias="agentId")
+    status: str | None = None
+    timestamp: int
+
+
+class RoomMemberPayload(Frame):
+    """``room.member``: ``{roomId, action: join|leave, member:{connId, kind, id, name,
+    joinedAt}, reason?}`` (``reason``: ``disconnect``, ``stale``, ``left``)."""
+
+    room_id: str = Field(alias="roomId")
+    action: Literal["join", "leave"]
+    member: dict[str, object]
+    reason: str | None = None
+    timestamp: int
+
+
+class NodeMessagePayload(Frame):
+    """``node.message``: ``{fromNodeId, toNodeId, message, timestamp}`` (a direct message)."""
+
+    from_node_id: str = Field(alias="fromNodeId")
+    to_node_id: str = Field(alias="toNodeId")
+    message: object | None = None
+    timestamp: int

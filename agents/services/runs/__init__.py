@@ -24,7 +24,7 @@ from agents.services.runs.control import run_cancel, run_follow, run_get, run_re
 from agents.services.runs.liveness import EXECUTOR_LOST, sweep_forever, sweep_once
 from agents.services.runs.requests import RunPlan, RunRequest, RunTicket, final_result
 from agents.services.runs.start import run_execute_claimed, run_start
-from agents.services.runs.stream import RunStream, session_topic
+from agents.services.runs.stream import RunStream, room_topic, session_topic
 
 __all__ = [
     "EXECUTOR_LOST",
@@ -33,6 +33,7 @@ __all__ = [
     "RunStream",
     "RunTicket",
     "final_result",
+    "room_topic",
     "run_cancel",
     "run_execute_claimed",
     "run_follow",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agents.routing import room_of_session_key
 from agents.runtime.text import TextBuffer
 from gateway.delivery import publish as events
 from gateway.protocol.dialects.base import now_ms
@@ -23,8 +24,16 @@ Observer = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def session_topic(key: str) -> str:
-    """The event topic of a session: run events and ``session.message`` go there."""
-    return f"session:{key}"
+    """The event topic of a session: run events and ``session.message`` go there. A room
+    session's topic is its room's (``room:<roomId>``): the room's subscribers see every
+    member agent's runs, and subscribing to one room session subscribes to its room."""
+    room = room_of_session_key(key)
+    return room_topic(room) if room else f"session:{key}"
+
+
+def room_topic(room_id: str) -> str:
+    """The event topic of a room: ``room.message``, ``room.member``, its agents' runs."""
+    return f"room:{room_id}"
 
 
 class _Text:
@@ -46,6 +55,9 @@ class RunStream:
         self.ticket = ticket
         self.observer = observer
         self.topic = session_topic(ticket.session_key)
+        room = room_of_session_key(ticket.session_key)
+        #: Room runs' events say their room, so a client can show them side by side.
+        self._tags = {"roomId": room} if room else {}
         self.seq = 0
         self._start: dict[str, Any] | None = None
         #: text stretches and tool steps, in order
@@ -58,6 +70,7 @@ class RunStream:
             "runId": self.ticket.run_id,
             "sessionKey": self.ticket.session_key,
             "agentId": self.ticket.agent_id,
+            **self._tags,
             "seq": self.seq,
             "timestamp": now_ms(),
             **step,
@@ -107,6 +120,7 @@ class RunStream:
             "runId": self.ticket.run_id,
             "sessionKey": self.ticket.session_key,
             "agentId": self.ticket.agent_id,
+            **self._tags,
             "seq": stretch.seq,
             "timestamp": stretch.timestamp,
             "type": "agent-stream",

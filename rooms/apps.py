@@ -1,0 +1,24 @@
+from django.apps import AppConfig
+
+
+class RoomsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "rooms"
+
+    def ready(self) -> None:
+        """Register the room and node methods, and the rooms' hooks into every process:
+        live members leave when their connection closes, /health figures, the stale-node
+        sweeper."""
+        from gateway.delivery import extensions
+        from rooms import node_methods  # noqa: F401
+        from rooms.runtime import roster
+        from rooms.services import nodes
+
+        extensions.register(
+            extensions.Extension(
+                name="rooms",
+                on_disconnect=nodes.connection_closed,
+                stats=roster.stats,
+                background=(nodes.sweep_stale_forever,),
+            )
+        )
