@@ -10,7 +10,7 @@ class RoomsConfig(AppConfig):
         live members leave when their connection closes, /health figures, the stale-node
         sweeper."""
         from gateway.delivery import extensions
-        from rooms import node_methods  # noqa: F401
+        from rooms import methods, node_methods  # noqa: F401
         from rooms.runtime import roster
         from rooms.services import nodes
 

@@ -16,4 +16,5 @@ urlpatterns = [
     re_path(r"^health/?$", HealthApi.as_view(), name="api-health"),
     re_path(r"^stats/?$", StatsApi.as_view(), name="api-stats"),
     path("", include("agents.api.urls")),
+    path("", include("rooms.api.urls")),
 ]

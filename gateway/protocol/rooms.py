@@ -18,7 +18,6 @@ Strategy = Literal["parallel", "sequential"]
 STRATEGIES: tuple[str, ...] = ("parallel", "sequential")
 
 RoomId = Field(alias="roomId", min_length=1, max_length=200)
-AgentIds = Field(max_length=100, description="ids of the member agents")
 
 
 def _not_blank(value: str | None) -> str | None:
@@ -46,7 +45,9 @@ class RoomsCreateParams(Frame):
     description: str = Field(default="", max_length=2000)
     strategy: Strategy = "parallel"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    agents: list[str] = AgentIds
+    agents: list[str] = Field(
+        default_factory=list, max_length=100, description="member agent ids, in turn order"
+    )
 
     _name = field_validator("name")(_not_blank)
 
@@ -59,7 +60,9 @@ class RoomChanges(Frame):
     description: str | None = Field(default=None, max_length=2000)
     strategy: Strategy | None = None
     metadata: dict[str, Any] | None = None
-    agents: list[str] | None = AgentIds
+    agents: list[str] | None = Field(
+        default=None, max_length=100, description="the new member agents, in turn order"
+    )
 
     _name = field_validator("name")(_not_blank)
 

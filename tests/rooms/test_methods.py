@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from rooms.models import Room, RoomAgent, RoomMessage
 
+from rooms.models import Room, RoomAgent, RoomMessage
 from tests.agents.conftest import TERMINAL_TYPES, acreate_agent
 from tests.gateway.communicator import Client
 
@@ -51,18 +51,39 @@ async def room_counts() -> tuple[int, int, int]:
     )
 
 
-async def until_terminal(c: Client, run_ids: set[str]) -> list[dict]:
-    """Frames until every run in ``run_ids`` sent its terminal ``agent`` event."""
-    frames: list[dict] = []
-    ended: set[str] = set()
+async def call_keeping(c: Client, method: str, params: dict) -> tuple[dict, list[dict]]:
+    """The reply's payload and the frames (events) that arrived before it."""
+    rid = f"r-{uuid.uuid4().hex[:8]}"
+    await c.send({"type": "req", "id": rid, "method": method, "params": params})
+    res, before = await c.recv_until(lambda f: f.get("type") == "res" and f["id"] == rid, FRAME)
+    assert res["ok"], res
+    return res["payload"], before
+
+
+def _ended_and_relayed(frames: list[dict]) -> tuple[set[str], set[str]]:
+    ended = {
+        f["payload"]["runId"]
+        for f in frames
+        if f.get("event") == "agent" and f["payload"].get("type") in TERMINAL_TYPES
+    }
+    relayed = {
+        f["payload"]["runId"]
+        for f in frames
+        if f.get("event") == "room.message" and f["payload"].get("runId")
+    }
+    return ended, relayed
+
+
+async def until_answered(c: Client, run_ids: set[str], frames: list[dict] | None = None):
+    """Frames until every run in ``run_ids`` sent its terminal ``agent`` event and its
+    answer was relayed to the room (``room.message`` from the agent); ``frames``: those
+    read already."""
+    frames = list(frames or [])
     for _ in range(5000):
-        frame = await c.recv(FRAME)
-        frames.append(frame)
-        payload = frame.get("payload") or {}
-        if frame.get("event") == "agent" and payload.get("type") in TERMINAL_TYPES:
-            ended.add(payload["runId"])
-        if run_ids <= ended:
+        ended, relayed = _ended_and_relayed(frames)
+        if run_ids <= ended and run_ids <= relayed:
             return frames
+        frames.append(await c.recv(FRAME))
     raise AssertionError(f"runs did not end: {run_ids - ended}")
 
 
@@ -150,7 +171,9 @@ async def test_broadcast_runs_every_agent_and_excludes_the_sender(clients, trio)
     )
     await ok(sender, "rooms.join", {"roomId": room["id"]})
     await ok(listener, "rooms.join", {"roomId": room["id"]})
-    answer = await ok(sender, "rooms.broadcast", {"roomId": room["id"], "message": "review PR 123"})
+    answer, early = await call_keeping(
+        sender, "rooms.broadcast", {"roomId": room["id"], "message": "review PR 123"}
+    )
     assert answer["roomId"] == room["id"] and answer["strategy"] == "parallel"
     assert [r["agentId"] for r in answer["runs"]] == trio
     assert answer["runIds"] == [r["runId"] for r in answer["runs"]]
@@ -159,7 +182,7 @@ async def test_broadcast_runs_every_agent_and_excludes_the_sender(clients, trio)
         assert run["sessionKey"] == f"agent:{run['agentId']}:room:{room['id']}"
     run_ids = set(answer["runIds"])
     for c in (sender, listener):
-        frames = await until_terminal(c, run_ids)
+        frames = await until_answered(c, run_ids, early if c is sender else None)
         agent_events = [f["payload"] for f in frames if f.get("event") == "agent"]
         for run in answer["runs"]:
             steps = [e for e in agent_events if e["runId"] == run["runId"]]
