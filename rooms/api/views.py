@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -129,7 +130,13 @@ class RoomViewSet(viewsets.GenericViewSet):
         )
         return Response(answer, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=[s.HistoryQuery], responses={200: s.HistoryOutput})
+    @extend_schema(
+        parameters=[s.HistoryQuery],
+        responses={
+            200: s.HistoryOutput,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="limit outside 1-1000"),
+        },
+    )
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk: str) -> Response:
         """The room's broadcasts and agents' answers, oldest first (the last ``limit``)."""

@@ -43,7 +43,7 @@ def test_crud_with_and_without_trailing_slash(api, trio):
     assert created.status_code == 201, created.data
     room = created.data
     assert room["agents"] == trio and room["strategy"] == "sequential"
-    assert room["metadata"] == {"pr": 123} and room["createdBy"] == "api"
+    assert room["metadata"] == {"pr": 123} and room["createdBy"] == "user:gateway"
     assert isinstance(room["createdAt"], int)
 
     listed = api.get("/api/rooms/")
