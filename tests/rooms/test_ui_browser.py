@@ -120,6 +120,8 @@ def test_three_agents_stream_side_by_side(browser: ui.Browser, rooms_gateway) ->
     ]
     assert both, "the three answers did not stream concurrently"
     page.wait_for_function("() => !document.querySelector('article.msg-assistant.streaming')")
+    ui.ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ui.ARTIFACTS / "control-ui-rooms.png"))
 
     # the other member saw the prompt and the three answers too
     other.wait_for_function(
@@ -155,3 +157,6 @@ def test_columns_stack_on_a_phone(browser: ui.Browser, rooms_gateway) -> None:
     assert len({round(b["x"]) for b in boxes}) == 1, boxes  # one above the other
     assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
     assert all(b["width"] <= ui.PHONE["width"] for b in boxes), boxes
+    page.wait_for_timeout(300)  # the rooms drawer finishes sliding away
+    ui.ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ui.ARTIFACTS / "control-ui-rooms-phone.png"))
