@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
@@ -110,7 +110,8 @@ class RoomAdmin(admin.ModelAdmin):
     search_fields = ("id", "name", "description")
     readonly_fields = ("created_by", "created_at", "updated_at", "open_in_control_ui")
     inlines = [RoomAgentInline, RoomMessageInline]
-    actions = ["broadcast", "delete_selected"]
+    # Django's "delete selected" (its confirmation page) ends in delete_queryset: the service
+    actions = ["broadcast"]
 
     def get_queryset(self, request):
         return selectors.rooms_with_counts()
@@ -183,10 +184,3 @@ class RoomAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/rooms/room/broadcast.html", context)
-
-    @admin.action(permissions=["delete"], description="Delete the selected rooms")
-    def delete_selected(self, request, queryset):
-        """Delete through the room service (history goes with them; sessions stay)."""
-        count = queryset.count()
-        self.delete_queryset(request, queryset)
-        self.message_user(request, f"{count} room(s) deleted.", messages.SUCCESS)
