@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -42,9 +43,10 @@ async def nodes_unregister(ctx: CallContext, params: NoParams) -> dict[str, Any]
     return {"nodeId": node["nodeId"], "unregistered": True}
 
 
-@registry.method("nodes.ping")
+@registry.method("nodes.ping", public=True)
 async def nodes_ping(ctx: CallContext, params: NoParams) -> dict[str, Any]:
-    """A node's heartbeat: ``{pong: true}`` (it is not stale)."""
+    """A node's heartbeat: ``{pong: true}`` (it is not stale); answered before ``register``
+    too."""
     await rooms.node_seen(conn_id=ctx.conn_id)
     return {"pong": True}
 
@@ -116,9 +118,11 @@ async def nodes_broadcast(ctx: CallContext, params: NodeBroadcastParams) -> dict
     sender = rooms.Sender(
         kind=SenderKind.NODE, id=node["nodeId"], name=node["name"], conn_id=ctx.conn_id
     )
+    hold = asyncio.Event()  # the runs start once the ack with their ids is out
     result = await rooms.room_broadcast(
-        room_id=params.group_id, message=params.message, sender=sender
+        room_id=params.group_id, message=params.message, sender=sender, hold=hold
     )
+    ctx.after_reply(_releaser(hold))
     return {"groupId": result["roomId"], "broadcastId": result["broadcastId"], **result}
 
 
@@ -150,10 +154,21 @@ async def rooms_broadcast_stream(ctx: CallContext, params: ClientBroadcastParams
     client = ctx.client
     name = (client.instance_id or client.client_id) if client else ctx.conn_id
     sender = rooms.Sender(kind=SenderKind.CLIENT, id=ctx.conn_id, name=name, conn_id=ctx.conn_id)
-    return await rooms.room_broadcast(
+    hold = asyncio.Event()  # the runs start once the ack with their ids is out
+    result = await rooms.room_broadcast(
         room_id=room.id,
         message=params.message,
         sender=sender,
         strategy=params.strategy,
         on_run=lambda ticket: ctx.bind(ticket.run_id),
+        hold=hold,
     )
+    ctx.after_reply(_releaser(hold))
+    return result
+
+
+def _releaser(hold: asyncio.Event):
+    async def release() -> None:
+        hold.set()
+
+    return release

@@ -70,9 +70,10 @@ class EncodedEvent:
         sv = dumps(state_version) if state_version is not None else None
         return cls(name, dumps(data), sv, targeted=targeted, key=key)
 
-    def render(self, dialect: Dialect, seq: int, request: Any = None) -> str:
+    def render(self, dialect: Dialect, seq: int, request: Any = None) -> str | None:
         """The frame text for one connection (``request``: the request of that connection the
-        event answers, for dialects that echo request ids)."""
+        event answers, for dialects that echo request ids); None: the dialect has no frame
+        for this event."""
         template = self._templates.get(dialect.name)
         if template is None:
             template = dialect.event_template(

@@ -256,9 +256,10 @@ class Connection:
     async def _handshake(self, hello: Hello) -> None:
         fatal = self.codec.handshake_first
         if self.established:
-            raise FrameError(
-                hello.request_id, GatewayError(ErrorCode.INVALID_REQUEST, "already authenticated")
-            )
+            if hello.call is None:
+                error = GatewayError(ErrorCode.INVALID_REQUEST, "already authenticated")
+                raise FrameError(hello.request_id, error)
+            return await self._dispatch(hello.call)  # a node registering again
         protocol = negotiate(hello, self.codec)
         try:
             await auth.authenticate(
@@ -274,9 +275,13 @@ class Connection:
         if self.closed:  # closed while the credentials were checked (handshake timeout)
             return
         await self._establish(hello.client)
-        greeting = Greeting(self.conn_id, self.identity, self.codec)
-        await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))
-        self.greeted = True
+        if hello.call is not None:  # the handshake's reply is the call's (wingman-node)
+            self.greeted = True
+            await self._dispatch(hello.call)
+        else:
+            greeting = Greeting(self.conn_id, self.identity, self.codec)
+            await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))
+            self.greeted = True
         await self._release_early_events()
 
     async def _release_early_events(self) -> None:
@@ -302,14 +307,13 @@ class Connection:
         self.hub.established(self, entry)
 
     async def _call_before_auth(self, call: Call) -> None:
-        """jsonrpc before ``auth``: with auth off the first call establishes the connection."""
-        if not auth.credentials_valid(token=None, password=None):
+        """jsonrpc before ``auth``: with auth off the first call establishes the connection
+        (unless the dialect requires its handshake: then public methods only)."""
+        if self.codec.hello_required or not auth.credentials_valid(token=None, password=None):
             method = registry.get(call.method)
             if method is None or not method.public:
-                raise FrameError(
-                    call.request_id,
-                    GatewayError(ErrorCode.UNAUTHORIZED, "authenticate first (method: auth)"),
-                )
+                why = GatewayError(ErrorCode.UNAUTHORIZED, self.codec.before_hello)
+                raise FrameError(call.request_id, why)
             await self._run(call, method)
             return
         await self._establish(ClientIdentity(client_id="jsonrpc", mode="rpc"))
@@ -320,10 +324,8 @@ class Connection:
     async def _dispatch(self, call: Call) -> None:
         method = registry.get(call.method)
         if method is None:
-            raise FrameError(
-                call.request_id,
-                GatewayError(ErrorCode.INVALID_REQUEST, f"unknown method: {call.method}"),
-            )
+            error = GatewayError(ErrorCode.INVALID_REQUEST, f"unknown method: {call.method}")
+            raise FrameError(call.request_id, error)
         await self._run(call, method)
 
     async def _run(self, call: Call, method: Method) -> None:
@@ -341,7 +343,9 @@ class Connection:
             error = handler_error(call.method, exc)
             await self._send(self.codec.encode_error(call.request_id, error))
             return
-        await self._send(self.codec.encode_result(call.request_id, result))
+        reply = self.codec.encode_result(call.request_id, result)
+        if reply is not None:
+            await self._send(reply)
         for action in ctx.after_reply_actions:
             self.hub.spawn(self._guarded(call.method, action()))
 

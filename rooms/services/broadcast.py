@@ -102,11 +102,15 @@ async def room_broadcast(
     sender_conn_id: str | None = None,
     strategy: str | None = None,
     on_run: Callable[[RunTicket], None] | None = None,
+    hold: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """Broadcast ``message`` (a string, ``{"content": ...}``, or any JSON a node sends) to a
     room given by id or name; see the module docstring. ``strategy`` overrides the room's
     for this broadcast; ``on_run`` is called with each run's ticket as it starts (e.g. to
-    bind the run to the caller's request). ``sender`` says who; a bare ``sender_conn_id``
+    bind the run to the caller's request); with ``hold``, the runs it starts are accepted
+    now but start only once ``hold`` is set (a caller sets it when its reply with the run
+    ids is out, so no run event precedes it; on an error it is set here). ``sender`` says
+    who; a bare ``sender_conn_id``
     is a client connection. Returns ``{roomId, broadcastId, messageId, strategy,
     runIds:[runId], runs:[{agentId, runId, sessionKey}], pending:[agentId]}``
     (``pending``: a sequential room's later agents, started as their turn comes: their run
@@ -135,16 +139,21 @@ async def room_broadcast(
     }
     if sender.kind == SenderKind.AGENT or not agent_ids:
         return out  # an agent's message never starts a run
-    if out["strategy"] == Strategy.PARALLEL:
-        for agent_id in agent_ids:
-            ticket = await _start(room, agent_id, content, on_run)
-            out["runs"].append(_run_data(ticket))
-            await _spawn(_relay(room, bid, ticket))
-    else:
-        first = await _start(room, agent_ids[0], content, on_run)
-        out["runs"].append(_run_data(first))
-        out["pending"] = agent_ids[1:]
-        await _spawn(_chain(room, bid, content, first, agent_ids[1:], on_run))
+    try:
+        if out["strategy"] == Strategy.PARALLEL:
+            for agent_id in agent_ids:
+                ticket = await _start(room, agent_id, content, on_run, hold)
+                out["runs"].append(_run_data(ticket))
+                await _spawn(_relay(room, bid, ticket))
+        else:
+            first = await _start(room, agent_ids[0], content, on_run, hold)
+            out["runs"].append(_run_data(first))
+            out["pending"] = agent_ids[1:]
+            await _spawn(_chain(room, bid, content, first, agent_ids[1:], on_run))
+    except BaseException:
+        if hold is not None:
+            hold.set()  # the runs accepted so far go ahead
+        raise
     out["runIds"] = [r["runId"] for r in out["runs"]]
     return out
 
@@ -153,17 +162,33 @@ def _run_data(ticket: RunTicket) -> dict[str, str]:
     return {"agentId": ticket.agent_id, "runId": ticket.run_id, "sessionKey": ticket.session_key}
 
 
-async def _start(room: Room, agent_id: str, prompt: str, on_run) -> RunTicket:
+async def _start(room: Room, agent_id: str, prompt: str, on_run, hold=None) -> RunTicket:
     request = RunRequest(
         message=prompt,
         source=RunSource.ROOM,
         agent_id=agent_id,
         session_key=room_session_key(agent_id, room.id),
     )
-    ticket = await run_start(request=request)
+    ticket = await (run_start(request=request) if hold is None else _start_held(request, hold))
     if on_run is not None:
         on_run(ticket)
     return ticket
+
+
+async def _start_held(request: RunRequest, hold: asyncio.Event) -> RunTicket:
+    """``run_start`` whose run, once accepted, waits for ``hold`` before it starts."""
+    accepted: asyncio.Future[RunTicket] = asyncio.get_running_loop().create_future()
+
+    async def held(ticket: RunTicket) -> None:
+        accepted.set_result(ticket)
+        await hold.wait()
+
+    request.before_start = held
+    starting = asyncio.ensure_future(run_start(request=request))
+    _tasks.add(starting)
+    starting.add_done_callback(_done)
+    await asyncio.wait({accepted, starting}, return_when=asyncio.FIRST_COMPLETED)
+    return accepted.result() if accepted.done() else starting.result()
 
 
 async def _spawn(coro) -> None:

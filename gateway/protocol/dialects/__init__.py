@@ -12,8 +12,9 @@ from gateway.protocol.dialects.base import Dialect
 from gateway.protocol.dialects.canonical import Canonical
 from gateway.protocol.dialects.jsonrpc import JsonRpc
 from gateway.protocol.dialects.wingman_client import WingmanClient
+from gateway.protocol.dialects.wingman_node import WingmanNode
 
-DIALECTS: tuple[Dialect, ...] = (Canonical(), JsonRpc(), WingmanClient())
+DIALECTS: tuple[Dialect, ...] = (Canonical(), JsonRpc(), WingmanClient(), WingmanNode())
 BY_NAME = {d.name: d for d in DIALECTS}
 
 

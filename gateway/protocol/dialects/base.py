@@ -64,6 +64,9 @@ class Hello:
     password: str | None = None
     min_protocol: int | None = None
     max_protocol: int | None = None
+    #: The handshake is also this call (wingman-node ``register``): its reply replaces
+    #: ``hello-ok``.
+    call: Call | None = None
 
 
 @dataclass(slots=True)
@@ -114,6 +117,11 @@ class Dialect(ABC):
     default_events: ClassVar[frozenset[str]]
     #: True when the first frame must be a handshake (``Hello``).
     handshake_first: ClassVar[bool] = True
+    #: Calls before the handshake never establish the connection (even with auth off): only
+    #: public methods answer, others get ``UNAUTHORIZED`` (wingman-node: register first).
+    hello_required: ClassVar[bool] = False
+    #: The error message of a call that needs the handshake first.
+    before_hello: ClassVar[str] = "authenticate first (method: auth)"
 
     @staticmethod
     @abstractmethod
@@ -129,8 +137,8 @@ class Dialect(ABC):
         """The id to echo when a frame cannot be decoded at all."""
 
     @abstractmethod
-    def encode_result(self, request_id: Any, payload: Any) -> str:
-        """A successful reply."""
+    def encode_result(self, request_id: Any, payload: Any) -> str | None:
+        """A successful reply (None: this dialect sends none, e.g. to a ``pong``)."""
 
     @abstractmethod
     def encode_error(self, request_id: Any, error: GatewayError) -> str:
@@ -150,9 +158,10 @@ class Dialect(ABC):
     ) -> tuple[str, ...]:
         """The parts of an event frame that are the same for every connection (cached)."""
 
-    def splice(self, template: tuple[str, ...], seq: int, event: Any, request: Any) -> str:
+    def splice(self, template: tuple[str, ...], seq: int, event: Any, request: Any) -> str | None:
         """One connection's frame: by default ``prefix + seq + suffix`` (``request``: the
-        connection's request this event answers, if any)."""
+        connection's request this event answers, if any; None: the dialect has no frame for
+        this event and the connection skips it)."""
         return f"{template[0]}{seq}{template[1]}"
 
     def encode_followup(self, request_id: Any, payload: Any) -> str | None:

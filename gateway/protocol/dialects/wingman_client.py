@@ -2,9 +2,12 @@
 
 ``connect`` → ``res "gateway-ready"``; ``req:agent`` → ``event:agent`` frames carrying the
 request's ``id`` until ``agent-complete`` / ``agent-error``; ``req:agent:cancel``;
-``session_subscribe`` / ``session_unsubscribe``; errors as ``{"type":"error",...}``.
-Calls go to the same methods as every other dialect (``agent``, ``agent.cancel``,
-``sessions.subscribe``).
+``session_subscribe`` / ``session_unsubscribe``; ``broadcast {roomId, payload:{content}}``
+→ ``ack {action:"broadcast", roomId, broadcastId, runIds, runs}`` then the room's agents'
+``event:agent`` frames with the broadcast's ``id`` (each payload names its ``agentId``,
+``runId`` and ``roomId``); errors as ``{"type":"error",...}``. Calls go to the same methods
+as every other dialect (``agent``, ``agent.cancel``, ``sessions.subscribe``,
+``rooms.broadcast.stream``).
 """
 
 from __future__ import annotations
@@ -173,6 +176,9 @@ class WingmanClient(Dialect):
             status = "cancelled" if payload.get("cancelled") else "not_running"
             ack = {"action": "cancel", "requestId": payload.get("requestId"), "status": status}
             return self._frame(type="ack", id=request_id.id, payload=ack)
+        if kind == "broadcast":
+            ack = {"action": "broadcast", "status": "accepted", **payload}
+            return self._frame(type="ack", id=request_id.id, payload=ack)
         if kind in ("session_subscribe", "session_unsubscribe"):
             ack = {
                 "action": kind,
@@ -252,7 +258,26 @@ def _session(method: str):
     return decode
 
 
+class BroadcastPayload(Frame):
+    """``broadcast`` payload (seed 001: ``{"type":"broadcast","id","roomId","payload":
+    {"content"}}``)."""
+
+    content: str = Field(min_length=1, max_length=200_000)
+    strategy: str | None = Field(default=None, max_length=12)
+
+
+def _broadcast(req: WingmanRequest, rid: _Req) -> Call:
+    p = BroadcastPayload.model_validate(req.payload or {})
+    if not req.room_id:
+        raise invalid(rid, "broadcast needs a roomId")
+    params: dict[str, Any] = {"roomId": req.room_id, "message": p.content}
+    if p.strategy is not None:
+        params["strategy"] = p.strategy
+    return Call(request_id=rid, method="rooms.broadcast.stream", params=params)
+
+
 _DECODERS = {
+    "broadcast": _broadcast,
     "req:agent": _agent,
     "req:agent:cancel": _cancel,
     "session_subscribe": _session("sessions.subscribe"),
