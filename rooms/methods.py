@@ -7,6 +7,7 @@ when it disconnects); ``rooms.broadcast`` answers with the run ids of the member
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -115,13 +116,22 @@ async def rooms_members(ctx: CallContext, params: RoomIdParams) -> dict[str, Any
 async def rooms_broadcast(ctx: CallContext, params: RoomsBroadcastParams) -> dict[str, Any]:
     """Every member agent runs once on the message (the room's strategy, or ``strategy``);
     live members except this connection receive it. Answers with the run ids (a sequential
-    room's later agents are ``pending``: their runs start as their turn comes)."""
-    return await broadcast_service.room_broadcast(
+    room's later agents are ``pending``: their runs start as their turn comes). No run
+    event precedes the reply."""
+    hold = asyncio.Event()  # the runs start once the reply with their ids is out
+
+    async def release() -> None:
+        hold.set()
+
+    answer = await broadcast_service.room_broadcast(
         room_id=params.room_id,
         message=params.message,
         strategy=params.strategy,
         sender=Sender(kind="client", id=ctx.conn_id, name=_name(ctx), conn_id=ctx.conn_id),
+        hold=hold,
     )
+    ctx.after_reply(release)
+    return answer
 
 
 @registry.method("rooms.history", RoomsHistoryParams)

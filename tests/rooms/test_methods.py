@@ -174,6 +174,7 @@ async def test_broadcast_runs_every_agent_and_excludes_the_sender(clients, trio)
     answer, early = await call_keeping(
         sender, "rooms.broadcast", {"roomId": room["id"], "message": "review PR 123"}
     )
+    assert not [f for f in early if f.get("event") == "agent"], "run events before the reply"
     assert answer["roomId"] == room["id"] and answer["strategy"] == "parallel"
     assert [r["agentId"] for r in answer["runs"]] == trio
     assert answer["runIds"] == [r["runId"] for r in answer["runs"]]
