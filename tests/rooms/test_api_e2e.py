@@ -4,6 +4,7 @@ a sequential room answers with its first run and the later agents ``pending``.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.gateway.gateway_process import TOKEN, GatewayProcess
+from wingman.client import GatewayClient
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +93,26 @@ def test_bad_broadcast_changes_nothing(api):
         assert answer.status_code == 400 and field in answer.json(), answer.text
     assert api.get(f"/api/rooms/{room['id']}/history").json()["messages"] == []
     assert api.post("/api/rooms/nope/broadcast", json={"message": "x"}).status_code == 404
+
+
+def test_members_lists_a_live_websocket_member(api, gw):
+    """A connection that joined over the WebSocket is a live member in the REST answer, and
+    is gone once it disconnects."""
+    room = api.post("/api/rooms", json={"name": "live", "agents": ["gamma"]}).json()
+    seen: dict[str, Any] = {}
+
+    async def member() -> None:
+        async with GatewayClient(f"{gw.url}ws", token=TOKEN) as client:
+            await client.call("rooms.join", {"roomId": room["id"]})
+            seen["during"] = await asyncio.to_thread(
+                lambda: api.get(f"/api/rooms/{room['id']}/members").json()
+            )
+
+    asyncio.run(member())
+    live = seen["during"]["live"]
+    assert [m["kind"] for m in live] == ["client"] and live[0]["connId"], live
+    assert seen["during"]["agents"] == [{"agentId": "gamma", "position": 0}]
+    deadline = time.monotonic() + 5
+    while api.get(f"/api/rooms/{room['id']}/members").json()["live"]:
+        assert time.monotonic() < deadline, "the closed connection is still a member"
+        time.sleep(0.05)
