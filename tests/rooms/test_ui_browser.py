@@ -149,6 +149,23 @@ def test_three_agents_stream_side_by_side(browser: ui.Browser, rooms_gateway) ->
     )
 
 
+def test_a_sequential_room_answers_in_turn(browser: ui.Browser, rooms_gateway) -> None:
+    """Beta starts only after alpha's answer, and its answer shows it saw alpha's."""
+    page = open_rooms(browser, rooms_gateway.http_url)
+    create_room(page, "planner then reviewer", agents=("alpha", "beta"), strategy="sequential")
+    assert page.locator("#room-strategy").inner_text().startswith("sequential")
+    ui.send(page, "/stream 10")
+    states = ui.sample_growth(
+        lambda: json.dumps(column_texts(page), sort_keys=True),
+        until=lambda v: "[alpha]" in json.loads(v).get("beta", ""),
+        seconds=20,
+    )
+    for value in map(json.loads, states):
+        if value.get("beta", "").strip():  # beta began: alpha had finished by then
+            assert value["alpha"].strip().endswith("t9"), value
+    page.wait_for_function("() => !document.querySelector('article.msg-assistant.streaming')")
+
+
 def test_columns_stack_on_a_phone(browser: ui.Browser, rooms_gateway) -> None:
     page = open_rooms(browser, rooms_gateway.http_url, phone=True)
     create_room(page, "phone room")

@@ -231,7 +231,9 @@ function renderLive(live) {
   if (live.length === 0) els.liveList.append(el("li", "muted", "none"));
   for (const member of live) {
     const item = el("li", "live-member", member.name || member.id || member.connId);
-    item.title = [member.kind, member.connId].filter(Boolean).join(" · ");
+    item.dataset.kind = member.kind;
+    if (member.kind === "node") item.append(el("span", "member-kind", " (node)"));
+    item.title = [member.kind, member.id, member.connId].filter(Boolean).join(" · ");
     els.liveList.append(item);
   }
 }
