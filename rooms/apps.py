@@ -10,15 +10,21 @@ class RoomsConfig(AppConfig):
         live members leave when their connection closes, /health figures, the stale-node
         sweeper."""
         from gateway.delivery import extensions
-        from rooms import methods, node_methods  # noqa: F401
+        from rooms import (  # noqa: F401 (methods, node_methods: registered on import)
+            methods,
+            node_methods,
+            selectors,
+        )
         from rooms.runtime import roster
-        from rooms.services import nodes
+        from rooms.services import live, nodes
 
         extensions.register(
             extensions.Extension(
                 name="rooms",
                 on_disconnect=nodes.connection_closed,
                 stats=roster.stats,
+                report=live.groups_report,
+                stored=selectors.stored_counts,
                 background=(nodes.sweep_stale_forever,),
             )
         )

@@ -110,6 +110,11 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     p.set_defaults(func=cmd_health)
 
+    p = sub.add_parser("join", help="join a gateway as a swarm node and print what arrives")
+    from wingman.node_cli import add_join_arguments
+
+    add_join_arguments(p)
+
     p = sub.add_parser("schema", help="print the protocol's JSON Schema")
     p.set_defaults(func=cmd_schema)
 

@@ -29,6 +29,8 @@ class Extension:
     on_shutdown: Callable[[], Awaitable[Any]] | None = None
     #: Figures merged into ``/health``'s ``stats`` (cheap: called per request).
     stats: Callable[[], dict[str, Any]] | None = None
+    #: Sections merged into ``/stats`` (e.g. ``{"groups": {...}}``), read per request.
+    report: Callable[[], Awaitable[dict[str, Any]]] | None = None
     #: What the app stores (counts from the database), for the Control UI's Status page.
     stored: Callable[[], dict[str, Any]] | None = None
     #: Awaited with the connection id when a connection closes (live memberships end).
@@ -70,6 +72,14 @@ def stats() -> dict[str, Any]:
     for ext in _registered.values():
         if ext.stats is not None:
             merged.update(ext.stats())
+    return merged
+
+
+async def report() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for ext in _registered.values():
+        if ext.report is not None:
+            merged.update(await ext.report())
     return merged
 
 

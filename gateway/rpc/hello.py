@@ -105,6 +105,7 @@ async def stats_report(hub: Hub) -> dict[str, Any]:
         "gateway": gateway_stats(hub, len(entries)),
         "nodes": {"totalNodes": len(entries), "nodes": entries},
         "groups": {"totalGroups": 0, "groups": []},
+        **await extensions.report(),
     }
 
 

@@ -37,9 +37,8 @@ class Roster:
         #: roomId → connId → {connId, kind: node|client, id, name, joinedAt}
         self.members: dict[str, dict[str, dict[str, Any]]] = {}
         self.rooms_of_conn: dict[str, set[str]] = {}
-        #: the other processes' figures, refreshed with the blob (cheap /health)
+        #: the other processes' node count, refreshed with the blob (cheap /health)
         self.remote_nodes = 0
-        self.room_count = 0
 
     # local changes ------------------------------------------------------------------------
     def add_node(self, entry: dict[str, Any]) -> None:
@@ -147,14 +146,24 @@ def local_rosters() -> list[Roster]:
     return list(_rosters.values())
 
 
+_room_count: list[int] = []
+
+
+def set_room_count(count: int) -> None:
+    """The number of rooms stored, as last counted here (after a change, or by the sweeper
+    every few seconds for the changes other processes made)."""
+    _room_count[:] = [count]
+
+
 def stats() -> dict[str, Any]:
-    """``/health`` figures: ``totalNodes`` (every process's nodes, the others' as of the last
-    refresh) and ``totalGroups`` (rooms stored, as of the last refresh or change here)."""
-    nodes = sum(len(r.nodes) + r.remote_nodes for r in _rosters.values())
-    groups = max((r.room_count for r in _rosters.values()), default=None)
-    out: dict[str, Any] = {"totalNodes": nodes}
-    if groups is not None:
-        out["totalGroups"] = groups
+    """``/health`` figures: ``totalGroups`` (the rooms stored, as last counted here) and
+    ``registeredNodes`` (the wingman-node nodes of every process, the others' as of the
+    last refresh). ``totalNodes`` stays every connected client (nodes among them)."""
+    out: dict[str, Any] = {
+        "registeredNodes": sum(len(r.nodes) + r.remote_nodes for r in _rosters.values())
+    }
+    if _room_count:
+        out["totalGroups"] = _room_count[0]
     return out
 
 

@@ -20,7 +20,7 @@ from gateway.protocol.dialects.base import ClientIdentity, now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
 from rooms import selectors
 from rooms.models import Room, RoomAgent
-from rooms.runtime.roster import Roster, roster_for
+from rooms.runtime.roster import Roster, roster_for, set_room_count
 from rooms.services import limits
 
 
@@ -132,3 +132,26 @@ async def room_members(*, room_id: str) -> dict[str, Any]:
     room = await database_sync_to_async(selectors.room_get)(room_id=room_id)
     _, roster = await this_roster()
     return await selectors.room_members(room_id=room.id, roster=roster)
+
+
+def _rooms_brief() -> list[dict[str, Any]]:
+    return selectors.room_list()
+
+
+async def groups_report() -> dict[str, Any]:
+    """``/stats``'s ``groups`` (seed 000): every room with its member count (agents and live
+    members on every process) and its live members."""
+    rooms = await database_sync_to_async(_rooms_brief)()
+    _, roster = await this_roster()
+    live: dict[str, list[dict[str, Any]]] = {}
+    for room_id, members in roster.members.items():
+        live.setdefault(room_id, []).extend(members.values())
+    for blob in await roster.others():
+        for room_id, members in (blob.get("members") or {}).items():
+            live.setdefault(room_id, []).extend(members.values())
+    groups = []
+    for room in rooms:
+        members = live.get(room["id"], [])
+        groups.append({**room, "memberCount": len(room["agents"]) + len(members), "live": members})
+    set_room_count(len(groups))
+    return {"groups": {"totalGroups": len(groups), "groups": groups}}

@@ -17,7 +17,7 @@ from gateway.protocol import events
 from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
 from rooms import selectors
-from rooms.runtime.roster import local_rosters
+from rooms.runtime.roster import local_rosters, set_room_count
 from rooms.services import limits
 from rooms.services.live import leave_all, this_roster
 
@@ -157,7 +157,7 @@ async def sweep_stale_once() -> int:
                 if conn is not None:
                     await conn.close(CloseCode.NORMAL)
                 closed += 1
-        roster.room_count = await database_sync_to_async(selectors.room_count)()
+        set_room_count(await database_sync_to_async(selectors.room_count)())
         await roster.all_nodes()  # refreshes the other processes' count for /health
         await roster.flush()
     return closed

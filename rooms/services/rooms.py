@@ -14,6 +14,7 @@ from agents.models import Agent
 from gateway.protocol.errors import ErrorCode, GatewayError
 from rooms import selectors
 from rooms.models import ROOM_ID, Room, RoomAgent, Strategy
+from rooms.runtime.roster import set_room_count
 from rooms.services import limits
 
 _UNSET: Any = object()
@@ -101,6 +102,7 @@ def room_create(
             )
     except IntegrityError:
         raise GatewayError(ErrorCode.CONFLICT, f"a room named {name!r} exists") from None
+    set_room_count(selectors.room_count())
     return room
 
 
@@ -147,6 +149,7 @@ def room_delete(*, room_id: str) -> None:
     deleted, _ = Room.objects.filter(pk=room_id).delete()
     if not deleted:
         raise GatewayError(ErrorCode.NOT_FOUND, f"no room {room_id!r}")
+    set_room_count(selectors.room_count())
 
 
 def room_agent_add(*, room_id: str, agent_id: str) -> RoomAgent:

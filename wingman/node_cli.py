@@ -1,0 +1,201 @@
+"""``wingman gateway join <url>``: this project's own swarm node (wingman-node dialect).
+
+It registers (``register {name, capabilities, token}``), joins its groups
+(``join_group {groupName, createIfNotExists}``), prints what it receives, answers the
+gateway's ``ping`` with ``pong`` and pings every ``--ping-interval`` seconds. When the
+connection drops it reconnects with backoff (0.5 s doubling to 10 s) and registers and
+joins again. Lines on stdin are sent:
+
+- ``<text>``: a broadcast ``{"type":"message","content":<text>}`` to every joined group;
+- ``/direct <nodeId> <text>``: a direct message;
+- ``/join <group>``, ``/leave <group>``, ``/quit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import websockets
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+
+
+def add_join_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("url", help="gateway WebSocket URL, e.g. ws://host:18789/ws")
+    p.add_argument("--name", default=None, help="node name (default: this host's name)")
+    p.add_argument("--token", default=None, help="gateway token (default WINGMAN_GATEWAY_TOKEN)")
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        help="group to join (created if missing; repeatable)",
+    )
+    p.add_argument(
+        "--capability", action="append", default=[], help="a capability to advertise (repeatable)"
+    )
+    p.add_argument(
+        "--ping-interval", type=float, default=30.0, help="seconds between pings (default 30)"
+    )
+    p.set_defaults(func=cmd_join, needs_django=False)
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    """One node: its connection (re-made after a drop), its id and its groups."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.url = args.url
+        self.name = args.name or socket.gethostname()
+        self.token = args.token or os.environ.get("WINGMAN_GATEWAY_TOKEN")
+        self.capabilities = list(args.capability)
+        self.groups: dict[str, str] = {}  # name -> id
+        self.wanted = list(dict.fromkeys(args.group))
+        self.ping_interval = args.ping_interval
+        self.node_id: str | None = None
+        self.ws: Any = None
+        self.stopped = False
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        if self.ws is None:
+            _out("not connected: dropped")
+            return
+        await self.ws.send(json.dumps({**frame, "timestamp": _now()}))
+
+    async def run(self) -> int:
+        backoff = BACKOFF_START
+        stdin = asyncio.create_task(self._stdin())
+        try:
+            while not self.stopped:
+                try:
+                    async with websockets.connect(self.url, max_size=None) as ws:
+                        self.ws = ws
+                        if await self._session(ws):
+                            backoff = BACKOFF_START
+                except (OSError, websockets.WebSocketException) as exc:
+                    _out(f"connection failed: {exc}")
+                self.ws = None
+                if self.stopped:
+                    break
+                _out(f"reconnecting in {backoff:g} s")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            stdin.cancel()
+        return 0
+
+    async def _session(self, ws) -> bool:
+        """Register, join, then print what arrives until the socket closes. True if it
+        registered (the backoff starts over)."""
+        payload: dict[str, Any] = {"name": self.name}
+        if self.capabilities:
+            payload["capabilities"] = self.capabilities
+        if self.token:
+            payload["token"] = self.token
+        await self.send({"type": "register", "payload": payload})
+        pinger = asyncio.create_task(self._ping())
+        try:
+            async for text in ws:
+                await self._received(json.loads(text))
+        except websockets.ConnectionClosed as exc:
+            _out(f"disconnected: {exc.rcvd.code if exc.rcvd else 'no close frame'}")
+        finally:
+            pinger.cancel()
+        registered, self.node_id = self.node_id is not None, None
+        return registered
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            await self.send({"type": "ping", "nodeId": self.node_id})
+
+    async def _received(self, frame: dict[str, Any]) -> None:
+        kind, payload = frame.get("type"), frame.get("payload")
+        if (
+            kind == "ack"
+            and isinstance(payload, dict)
+            and "name" in payload
+            and "nodeId" in payload
+        ):
+            self.node_id = payload["nodeId"]
+            _out(f"registered as {payload['name']} (nodeId {self.node_id})")
+            for group in self.wanted:
+                await self.join(group)
+        elif kind == "ack" and isinstance(payload, dict) and "groupName" in payload:
+            self.groups[payload["groupName"]] = payload["groupId"]
+            _out(f"joined group {payload['groupName']} (groupId {payload['groupId']})")
+        elif kind == "ping":
+            await self.send({"type": "pong", "nodeId": self.node_id})
+        elif kind == "broadcast":
+            body = json.dumps(payload, ensure_ascii=False)
+            _out(f"broadcast from {frame.get('nodeId')} in {frame.get('groupId')}: {body}")
+        elif kind == "direct":
+            _out(f"direct from {frame.get('nodeId')}: {json.dumps(payload, ensure_ascii=False)}")
+        elif kind == "error":
+            _out(f"error {payload.get('code')}: {payload.get('message')}")
+        elif kind == "ack" and isinstance(payload, dict) and payload.get("left"):
+            _out(f"left group {payload.get('groupId')}")
+
+    async def join(self, group: str) -> None:
+        payload = {"groupName": group, "createIfNotExists": True}
+        await self.send({"type": "join_group", "nodeId": self.node_id, "payload": payload})
+
+    async def command(self, line: str) -> None:
+        """One stdin line (see the module docstring)."""
+        if line == "/quit":
+            self.stopped = True
+            if self.ws is not None:
+                await self.ws.close()
+        elif line.startswith("/direct "):
+            _, target, *rest = line.split(" ", 2)
+            message = {"type": "message", "content": rest[0] if rest else ""}
+            payload = {"targetNodeId": target, "message": message}
+            await self.send({"type": "direct", "nodeId": self.node_id, "payload": payload})
+        elif line.startswith("/join "):
+            group = line[6:].strip()
+            self.wanted.append(group)
+            await self.join(group)
+        elif line.startswith("/leave "):
+            group = line[7:].strip()
+            self.wanted = [g for g in self.wanted if g != group]
+            gid = self.groups.pop(group, group)
+            await self.send(
+                {"type": "leave_group", "nodeId": self.node_id, "payload": {"groupId": gid}}
+            )
+        elif line:
+            for gid in self.groups.values():
+                payload = {"groupId": gid, "message": {"type": "message", "content": line}}
+                await self.send({"type": "broadcast", "nodeId": self.node_id, "payload": payload})
+
+    async def _stdin(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        try:
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        except (OSError, ValueError):
+            return  # no readable stdin: nothing to send
+        while not reader.at_eof():
+            line = await reader.readline()
+            if line:
+                with contextlib.suppress(Exception):
+                    await self.command(line.decode(errors="replace").strip())
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    """Run the node until ``/quit`` or Ctrl-C."""
+    return asyncio.run(Node(args).run())
