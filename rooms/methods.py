@@ -47,7 +47,7 @@ def _detail(room_id: str) -> dict[str, Any]:
 
 @registry.method("rooms.list", RoomsListParams)
 async def rooms_list(ctx: CallContext, params: RoomsListParams) -> dict[str, Any]:
-    """Rooms by name, with their member agents and live member counts."""
+    """Rooms, oldest first, with their member agents (the first ``limit``)."""
     return {"rooms": (await db(selectors.room_list)())[: params.limit]}
 
 

@@ -27,7 +27,7 @@ def _not_blank(value: str | None) -> str | None:
 
 
 class RoomsListParams(Frame):
-    """``rooms.list``: rooms by name."""
+    """``rooms.list``: rooms, oldest first."""
 
     limit: int = Field(default=200, ge=1, le=1000)
 
