@@ -54,13 +54,14 @@ class RoomsCreateParams(Frame):
 
 class RoomChanges(Frame):
     """The fields a room update may change (``PATCH /api/rooms/<id>`` takes exactly these);
-    ``agents`` (when given) is the new member list, in turn order."""
+    ``agents`` (when given) is the new member list, in turn order. A field left out stays
+    as it is; ``null`` is refused (the defaults are never validated, a given value is)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
-    strategy: Strategy | None = None
-    metadata: dict[str, Any] | None = None
-    agents: list[str] | None = Field(
+    name: str = Field(default=None, min_length=1, max_length=200)
+    description: str = Field(default=None, max_length=2000)
+    strategy: Strategy = None  # type: ignore[assignment]
+    metadata: dict[str, Any] = None  # type: ignore[assignment]
+    agents: list[str] = Field(
         default=None, max_length=100, description="the new member agents, in turn order"
     )
 

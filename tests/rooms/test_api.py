@@ -126,6 +126,10 @@ def test_bad_update_and_unknown_rooms(api, trio):
         ({"agents": ["nobody"]}, "agents"),
         ({"strategy": "x"}, "strategy"),
         ({"roomId": "elsewhere"}, "roomId"),
+        ({"name": None}, "name"),
+        ({"agents": None}, "agents"),
+        ({"strategy": None}, "strategy"),
+        ({"metadata": None}, "metadata"),
     ]:
         answer = api.patch(f"/api/rooms/{room['id']}", body, format="json")
         assert answer.status_code == 400 and field in answer.data, (body, answer.data)

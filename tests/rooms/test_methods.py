@@ -126,6 +126,7 @@ async def test_bad_input_changes_nothing(clients, trio):
         ("rooms.create", {"name": "r1"}, "CONFLICT"),
         ("rooms.update", {"roomId": room["id"], "agents": ["nobody"]}, "NOT_FOUND"),
         ("rooms.update", {"roomId": room["id"], "strategy": "x"}, "INVALID_REQUEST"),
+        ("rooms.update", {"roomId": room["id"], "agents": None}, "INVALID_REQUEST"),
         ("rooms.update", {"roomId": "missing", "name": "y"}, "NOT_FOUND"),
         ("rooms.delete", {"roomId": "missing"}, "NOT_FOUND"),
         ("rooms.join", {"roomId": "missing"}, "NOT_FOUND"),
