@@ -112,8 +112,6 @@ class RoomViewSet(viewsets.GenericViewSet):
         request=s.BroadcastInput,
         responses={
             202: OpenApiResponse(s.BroadcastOutput, description="accepted: one run per agent"),
-            409: _CONFLICT,
-            429: OpenApiResponse(ErrorSerializer, description="rate limited"),
         },
     )
     @action(detail=True, methods=["post"])
