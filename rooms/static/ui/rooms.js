@@ -246,7 +246,8 @@ async function loadHistory() {
     if (message.agentId && message.runId) {
       const view = answerView(message.runId, message.agentId);
       view.fromHistory = true;
-      endRun(view, { text: message.content || "", error: message.error || null });
+      if (message.status === "ok") endRun(view, { text: message.content || "" });
+      else endRun(view, { error: `Agent ${message.status}: ${message.content}` });
     } else if (!message.agentId) {
       addPrompt(message.content, senderName(message.from));
     }
