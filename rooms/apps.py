@@ -16,12 +16,13 @@ class RoomsConfig(AppConfig):
             selectors,
         )
         from rooms.runtime import roster
-        from rooms.services import live, nodes
+        from rooms.services import history, live, nodes
 
         extensions.register(
             extensions.Extension(
                 name="rooms",
                 on_disconnect=nodes.connection_closed,
+                on_shutdown=history.history_flush,
                 stats=roster.stats,
                 report=live.groups_report,
                 stored=selectors.stored_counts,

@@ -112,16 +112,17 @@ async def room_members(*, room_id: str, roster: Roster | None = None) -> dict[st
 
 
 def message_data(m: RoomMessage) -> dict[str, Any]:
-    """One history entry: ``{id, roomId, broadcastId, from:{kind, id, name}, content,
+    """One history entry: ``{id?, roomId, broadcastId, from:{kind, id, name}, content,
     payload?, runId?, agentId?, status?, timestamp}``."""
     out: dict[str, Any] = {
-        "id": m.id,
         "roomId": m.room_id,
         "broadcastId": m.broadcast_id,
         "from": {"kind": m.sender_kind, "id": m.sender_id, "name": m.sender_name or m.sender_id},
         "content": m.content,
         "timestamp": _ms(m.created_at),
     }
+    if m.pk is not None:
+        out["id"] = m.pk
     if m.payload is not None:
         out["payload"] = m.payload
     if m.run_id:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from gateway.bench import baseline, stream_cli
+from gateway.bench import baseline, rooms_cli, stream_cli
 from gateway.bench.client import BenchError, Endpoint
 from gateway.bench.measure import Run, RunResult
 from gateway.bench.report import build, table
@@ -72,12 +72,15 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream"],
+        choices=["fanout", "agent-stream", "rooms"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
-        "offline model streaming through the gateway vs in-process",
+        "offline model streaming through the gateway vs in-process; rooms: N wingman-node "
+        "connections in rooms broadcasting at stepped rates vs a pure-websockets node server "
+        "(--url may list several gateways, comma-separated)",
     )
     stream_cli.add_arguments(p)
+    rooms_cli.add_arguments(p)
     _add_connection_arguments(p)
 
 
@@ -133,6 +136,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the bench; print the table (and JSON). 0 unless the run itself failed."""
     if args.mode == "agent-stream":
         return _run_agent_stream(args)
+    if args.mode == "rooms":
+        return _run_rooms(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -157,6 +162,15 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report), flush=True)
     return 0
+
+
+def _run_rooms(args: argparse.Namespace) -> int:
+    from django.conf import settings
+
+    cfg = settings.WINGMAN
+    token = args.token if args.token is not None else cfg.token
+    url = args.url or _default_url(cfg.host, cfg.port)
+    return rooms_cli.run(args, url, token)
 
 
 # options ---------------------------------------------------------------------------------

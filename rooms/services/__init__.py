@@ -4,11 +4,13 @@
 - ``live.py``: connections joining/leaving rooms (async; live, per connection);
 - ``nodes.py``: wingman-node registration, direct messages, stale-node sweeping;
 - ``broadcast.py``: ``room_broadcast`` (history, ``room.message``, the agents' runs);
+- ``history.py``: history entries written in batches (``history_flush``);
 - ``limits.py``: the configurable limits.
 """
 
 from agents.services.runs import room_topic
 from rooms.services.broadcast import Sender, room_broadcast
+from rooms.services.history import history_flush
 from rooms.services.live import room_join, room_leave, room_members
 from rooms.services.nodes import (
     node_direct,
@@ -28,6 +30,7 @@ from rooms.services.rooms import (
 
 __all__ = [
     "Sender",
+    "history_flush",
     "node_direct",
     "node_list",
     "node_of",

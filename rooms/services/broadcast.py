@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from agents.models import RunSource
 from agents.routing import room_session_key
@@ -38,6 +39,8 @@ from gateway.protocol.dialects.base import dumps
 from gateway.protocol.errors import ErrorCode, GatewayError
 from rooms import selectors
 from rooms.models import Room, RoomMessage, SenderKind, Strategy
+from rooms.runtime import recent
+from rooms.services.history import writer
 
 logger = logging.getLogger(__name__)
 
@@ -67,26 +70,37 @@ def _content_of(message: Any) -> str:
     return dumps(message)
 
 
-def _load(room_id: str) -> tuple[Room, list[str]]:
+def _load_fresh(room_id: str) -> tuple[Room, list[str]]:
     room = selectors.room_get(room_id=room_id)
     return room, selectors.room_agent_ids(room_id=room.id)
 
 
-def _record(room: Room, sender: Sender, content: str, payload: Any, broadcast_id: str, **kw):
-    return RoomMessage.objects.create(
-        room=room,
-        broadcast_id=broadcast_id,
+async def _load(room_id: str) -> tuple[Room, list[str]]:
+    """The room (by id or name) and its agents: from ``recent`` (no query), else the
+    database."""
+    hit = recent.get(room_id)
+    if hit is not None:
+        return hit
+    room, agent_ids = await database_sync_to_async(_load_fresh)(room_id)
+    recent.put(room_id, room, agent_ids)
+    return room, agent_ids
+
+
+async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str, **kw) -> dict:
+    """Queue the history entry and send ``room.message`` (all but the sending connection)."""
+    entry = RoomMessage(
+        room_id=room.id,
+        broadcast_id=bid,
         sender_kind=sender.kind,
         sender_id=sender.id,
         sender_name=sender.name,
         content=content,
         payload=payload,
-        **kw,
+        run_id=kw.get("run_id", ""),
+        status=kw.get("status", ""),
+        created_at=timezone.now(),
     )
-
-
-async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str, **kw) -> dict:
-    entry = await database_sync_to_async(_record)(room, sender, content, payload, bid, **kw)
+    writer().add(entry)
     data = selectors.message_data(entry)
     await publish.publish_topic(
         room_topic(room.id), events.ROOM_MESSAGE, data, exclude=sender.conn_id
@@ -111,7 +125,7 @@ async def room_broadcast(
     now but start only once ``hold`` is set (a caller sets it when its reply with the run
     ids is out, so no run event precedes it; on an error it is set here). ``sender`` says
     who; a bare ``sender_conn_id``
-    is a client connection. Returns ``{roomId, broadcastId, messageId, strategy,
+    is a client connection. Returns ``{roomId, broadcastId, strategy,
     runIds:[runId], runs:[{agentId, runId, sessionKey}], pending:[agentId]}``
     (``pending``: a sequential room's later agents, started as their turn comes: their run
     ids come with their ``agent`` events and answers). ``NOT_FOUND`` for no such room;
@@ -124,14 +138,13 @@ async def room_broadcast(
         raise GatewayError(ErrorCode.INVALID_REQUEST, "message must not be empty")
     if strategy is not None and strategy not in Strategy.values:
         raise GatewayError(ErrorCode.INVALID_REQUEST, f"unknown strategy {strategy!r}")
-    room, agent_ids = await database_sync_to_async(_load)(room_id)
+    room, agent_ids = await _load(room_id)
     bid = uuid.uuid4().hex
     payload = None if isinstance(message, str) else message
-    posted = await _post(room, sender, content, payload, bid)
+    await _post(room, sender, content, payload, bid)
     out: dict[str, Any] = {
         "roomId": room.id,
         "broadcastId": bid,
-        "messageId": posted["id"],
         "strategy": strategy or room.strategy,
         "runIds": [],
         "runs": [],

@@ -14,6 +14,7 @@ from agents.models import Agent
 from gateway.protocol.errors import ErrorCode, GatewayError
 from rooms import selectors
 from rooms.models import ROOM_ID, Room, RoomAgent, Strategy
+from rooms.runtime import recent
 from rooms.runtime.roster import set_room_count
 from rooms.services import limits
 
@@ -140,6 +141,7 @@ def room_update(
                 )
     except IntegrityError:
         raise GatewayError(ErrorCode.CONFLICT, f"a room named {room.name!r} exists") from None
+    recent.forget()
     return room
 
 
@@ -149,6 +151,7 @@ def room_delete(*, room_id: str) -> None:
     deleted, _ = Room.objects.filter(pk=room_id).delete()
     if not deleted:
         raise GatewayError(ErrorCode.NOT_FOUND, f"no room {room_id!r}")
+    recent.forget()
     set_room_count(selectors.room_count())
 
 
@@ -163,14 +166,17 @@ def room_agent_add(*, room_id: str, agent_id: str) -> RoomAgent:
             raise GatewayError(ErrorCode.CONFLICT, f"{agent_id!r} is a member already")
         _limit_members(RoomAgent.objects.filter(room=room).count() + 1)
         last = RoomAgent.objects.filter(room=room).aggregate(m=Max("position"))["m"]
-        return RoomAgent.objects.create(
+        member = RoomAgent.objects.create(
             room=room, agent=agent, position=0 if last is None else last + 1
         )
+    recent.forget()
+    return member
 
 
 def room_agent_remove(*, room_id: str, agent_id: str) -> None:
     """Remove a member agent. ``NOT_FOUND`` if the room has no such member."""
-    selectors.room_get(room_id=room_id)
-    deleted, _ = RoomAgent.objects.filter(room_id=room_id, agent_id=agent_id).delete()
+    room = selectors.room_get(room_id=room_id)
+    deleted, _ = RoomAgent.objects.filter(room=room, agent_id=agent_id).delete()
+    recent.forget()
     if not deleted:
         raise GatewayError(ErrorCode.NOT_FOUND, f"{agent_id!r} is not a member of {room_id!r}")

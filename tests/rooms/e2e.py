@@ -115,8 +115,8 @@ async def node_register(client: Raw, name: str) -> str:
     return ack["nodeId"]
 
 
-async def node_join(client: Raw, node_id: str, group: str) -> str:
-    payload = {"groupName": group, "createIfNotExists": True}
+async def node_join(client: Raw, node_id: str, group: str, *, by_id: bool = False) -> str:
+    payload = {"groupId": group} if by_id else {"groupName": group, "createIfNotExists": True}
     await client.send({"type": "join_group", "nodeId": node_id, "payload": payload})
     ack = await client.until(lambda f: f["type"] in ("ack", "error"))
     assert ack[-1]["type"] == "ack", ack

@@ -126,6 +126,7 @@ async def test_broadcast_reaches_members_but_not_the_sender(hub_cleanup):
     assert event["payload"]["content"] == "hi all"
     assert event["payload"]["from"] == {"kind": "client", "id": alice_id, "name": alice_id}
     await quiet(alice, 0.3, lambda f: f.get("event") == "room.message")  # sender exclusion
+    await rooms.history_flush()
     history = await db(selectors.room_history)(room_id=room.id)
     assert [h["content"] for h in history] == ["hi all"]
     await alice.close()
@@ -204,6 +205,7 @@ async def test_history_and_room_sessions_survive_a_restart(hub_cleanup):
     await reset_hub()  # the process's live state is gone; the database is not
     await rooms.room_broadcast(room_id="durable", message="second", sender=sender)
     await wait_until(lambda: _count_answers(room.id, 2), timeout=10, what="second answer")
+    await rooms.history_flush()
     history = await db(selectors.room_history)(room_id=room.id)
     assert [(h["from"]["kind"], h["content"]) for h in history] == [
         ("user", "first"),
