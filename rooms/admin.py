@@ -21,11 +21,18 @@ from django.utils.html import format_html
 from rooms import selectors
 from rooms.models import Room, RoomAgent, RoomMessage
 from rooms.services import broadcast as broadcast_service
-from rooms.services import limits
+from rooms.services import history, limits
 from rooms.services import rooms as room_service
 from rooms.services.broadcast import Sender
 
 ROOM_FIELDS = ("name", "description", "strategy", "metadata")
+
+
+async def _broadcast(**kwargs) -> dict:
+    """A broadcast whose history entry is written before the page shows the history."""
+    answer = await broadcast_service.room_broadcast(**kwargs)
+    await history.history_flush()
+    return answer
 
 
 def control_ui_url(room_id: str) -> str:
@@ -164,7 +171,7 @@ class RoomAdmin(admin.ModelAdmin):
             sender = Sender(kind="user", id=name, name=name)
             runs = 0
             for room in queryset:
-                answer = async_to_sync(broadcast_service.room_broadcast)(
+                answer = async_to_sync(_broadcast)(
                     room_id=room.pk,
                     message=form.cleaned_data["message"],
                     strategy=form.cleaned_data["strategy"] or None,

@@ -117,7 +117,6 @@ class RoomsBroadcastResult(Frame):
 
     room_id: str = Field(alias="roomId")
     broadcast_id: str = Field(alias="broadcastId")
-    message_id: int = Field(alias="messageId")
     strategy: Strategy
     run_ids: list[str] = Field(alias="runIds")
     runs: list[BroadcastRun]

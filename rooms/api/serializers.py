@@ -160,7 +160,6 @@ class BroadcastOutput(serializers.Serializer):
 
     roomId = serializers.CharField()
     broadcastId = serializers.CharField()
-    messageId = serializers.IntegerField(help_text="the broadcast's history entry")
     strategy = serializers.ChoiceField(STRATEGIES)
     runIds = serializers.ListField(child=serializers.CharField())
     runs = BroadcastRunOutput(many=True, help_text="the runs started now")

@@ -24,7 +24,7 @@ from rooms import selectors
 from rooms.api import serializers as s
 from rooms.models import Room
 from rooms.services import broadcast as broadcast_service
-from rooms.services import live
+from rooms.services import history, live
 from rooms.services import rooms as room_service
 from rooms.services.broadcast import Sender
 
@@ -120,7 +120,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         members receive it: 202 with the run ids; follow them at ``/api/runs/<id>/events``."""
         room = self._room(pk)
         params = _valid(s.BroadcastInput, request.data)
-        answer = async_to_sync(broadcast_service.room_broadcast)(
+        answer = async_to_sync(_broadcast)(
             room_id=room.id,
             message=params.message,
             strategy=params.strategy,
@@ -144,6 +144,14 @@ class RoomViewSet(viewsets.GenericViewSet):
         limit = query.validated_data["limit"]
         messages = selectors.room_history(room_id=room.id, limit=limit)
         return Response({"roomId": room.id, "messages": messages})
+
+
+async def _broadcast(**kwargs) -> dict[str, Any]:
+    """A broadcast whose message is in the history when the 202 goes out (read your writes;
+    the agents' answers are written as their runs end)."""
+    answer = await broadcast_service.room_broadcast(**kwargs)
+    await history.history_flush()
+    return answer
 
 
 def _valid(serializer_class, data, **context) -> Any:

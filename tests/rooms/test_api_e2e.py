@@ -61,6 +61,8 @@ def test_broadcast_is_202_with_the_run_ids(api):
     assert body["roomId"] == room["id"] and body["strategy"] == "parallel"
     assert [r["agentId"] for r in body["runs"]] == list(AGENTS) and body["pending"] == []
     assert body["runIds"] == [r["runId"] for r in body["runs"]]
+    first = api.get(f"/api/rooms/{room['id']}/history").json()["messages"][0]
+    assert first["content"] == "review PR 123" and first["broadcastId"] == body["broadcastId"]
     for run in body["runs"]:
         assert run["sessionKey"] == f"agent:{run['agentId']}:room:{room['id']}"
     answers = history_answers(api, room["id"], 3)

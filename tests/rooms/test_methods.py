@@ -4,6 +4,7 @@ events, sender exclusion, history, and every bad input answered without a change
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -85,6 +86,16 @@ async def until_answered(c: Client, run_ids: set[str], frames: list[dict] | None
             return frames
         frames.append(await c.recv(FRAME))
     raise AssertionError(f"runs did not end: {run_ids - ended}")
+
+
+async def history_with(c: Client, room_id: str, count: int) -> list[dict]:
+    """``rooms.history`` once it holds ``count`` entries (written in batches: bounded wait)."""
+    for _ in range(200):
+        entries = (await ok(c, "rooms.history", {"roomId": room_id}))["messages"]
+        if len(entries) >= count:
+            return entries
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"history has {len(entries)} of {count} entries: {entries}")
 
 
 async def test_create_list_get_update_delete(clients, trio):
@@ -198,8 +209,7 @@ async def test_broadcast_runs_every_agent_and_excludes_the_sender(clients, trio)
         ]
         # sender exclusion: only the other member hears the message itself
         assert len(prompts) == (0 if c is sender else 1), prompts
-    history = await ok(sender, "rooms.history", {"roomId": room["id"]})
-    entries = history["messages"]
+    entries = await history_with(sender, room["id"], 4)
     assert entries[0]["content"] == "review PR 123" and "agentId" not in entries[0]
     answers = {e["agentId"]: e for e in entries[1:]}
     assert set(answers) == set(trio)
