@@ -14,7 +14,7 @@ import pytest
 
 from tests.gateway import browser as ui
 from tests.gateway.conftest import _GATEWAYS
-from tests.gateway.gateway_process import GatewayProcess
+from tests.gateway.gateway_process import TOKEN, GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -164,6 +164,52 @@ def test_a_sequential_room_answers_in_turn(browser: ui.Browser, rooms_gateway) -
         if value.get("beta", "").strip():  # beta began: alpha had finished by then
             assert value["alpha"].strip().endswith("t9"), value
     page.wait_for_function("() => !document.querySelector('article.msg-assistant.streaming')")
+
+
+def node_frame(ws, frame: dict) -> dict:
+    """Send one wingman-node frame; the next frame that is not a ping or broadcast."""
+    ws.send(json.dumps(frame))
+    for _ in range(50):
+        reply = json.loads(ws.recv(timeout=10))
+        if reply.get("type") not in ("ping", "broadcast", "event"):  # event: the challenge
+            return reply
+    raise AssertionError("no reply")
+
+
+def test_a_node_is_a_live_member_and_its_broadcast_reaches_the_agents(
+    browser: ui.Browser, rooms_gateway
+) -> None:
+    """A wingman-node joins the open room: listed as a node; its broadcast shows in every
+    column and the agents answer it there."""
+    from websockets.sync.client import connect
+
+    page = open_rooms(browser, rooms_gateway.http_url)
+    room_id = create_room(page, "node room", agents=("alpha", "gamma"))
+    with connect(f"{rooms_gateway.url}ws", open_timeout=10) as ws:
+        ack = node_frame(ws, {"type": "register", "payload": {"name": "node-a", "token": TOKEN}})
+        assert ack["type"] == "ack", ack
+        node_id = ack["nodeId"]
+        joined = node_frame(
+            ws, {"type": "join_group", "nodeId": node_id, "payload": {"groupId": room_id}}
+        )
+        assert joined["type"] == "ack" and joined["groupId"] == room_id, joined
+        page.wait_for_selector("#live-member-list .live-member[data-kind=node]")
+        assert (
+            "node-a" in page.locator("#live-member-list .live-member[data-kind=node]").inner_text()
+        )
+        message = {"groupId": room_id, "message": {"content": "/stream 5"}}
+        ws.send(json.dumps({"type": "broadcast", "nodeId": node_id, "payload": message}))
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('.room-column')].every(c =>
+                 c.querySelector('.msg-user')?.textContent === '/stream 5' &&
+                 (c.querySelector('article.msg-assistant .md') || {}).innerText?.trim().endsWith('t4'))"""
+        )
+        assert page.locator(".room-column .msg-user").first.get_attribute("title") == (
+            "from node node-a"
+        )
+    page.wait_for_function(  # the node left when it disconnected
+        "() => !document.querySelector('#live-member-list .live-member[data-kind=node]')"
+    )
 
 
 def test_columns_stack_on_a_phone(browser: ui.Browser, rooms_gateway) -> None:
