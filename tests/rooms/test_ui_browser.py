@@ -165,6 +165,16 @@ def test_a_sequential_room_answers_in_turn(browser: ui.Browser, rooms_gateway) -
             assert value["alpha"].strip().endswith("t9"), value
     page.wait_for_function("() => !document.querySelector('article.msg-assistant.streaming')")
 
+    # delete it (after the confirmation): gone from the list, the page says so
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-room")
+    page.wait_for_function("() => document.getElementById('room-name').textContent === 'Rooms'")
+    assert page.locator("#columns-empty").inner_text() == "Room deleted."
+    page.wait_for_function(
+        "() => !document.getElementById('room-list').innerText.includes('planner then')"
+    )
+    assert "room=" not in page.url
+
 
 def node_frame(ws, frame: dict) -> dict:
     """Send one wingman-node frame; the next frame that is not a ping or broadcast."""
