@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from gateway.delivery.hub import get_hub
 from gateway.protocol.errors import ErrorCode, GatewayError
@@ -50,6 +50,27 @@ def room_agent_ids(*, room_id: str) -> list[str]:
         .order_by("position", "id")
         .values_list("agent_id", flat=True)
     )
+
+
+def rooms_with_agent_ids(*, keys: list[str]) -> dict[str, tuple[Room, list[str]]]:
+    """For each key (a room id, else a name) that names a room: (room, its agent ids in
+    order). Two queries whatever the number of keys."""
+    rooms = list(Room.objects.filter(Q(pk__in=keys) | Q(name__in=keys)))
+    agents: dict[str, list[str]] = {r.pk: [] for r in rooms}
+    for room_id, agent_id in (
+        RoomAgent.objects.filter(room_id__in=list(agents))
+        .order_by("position", "id")
+        .values_list("room_id", "agent_id")
+    ):
+        agents[room_id].append(agent_id)
+    by_id = {r.pk: r for r in rooms}
+    by_name = {r.name: r for r in rooms}
+    out = {}
+    for key in keys:
+        room = by_id.get(key) or by_name.get(key)
+        if room is not None:
+            out[key] = (room, agents[room.pk])
+    return out
 
 
 def room_data(room: Room, *, agent_ids: list[str] | None = None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``wingman gateway bench --mode rooms``: N wingman-node connections in rooms of K, every
 member broadcasting at a steady rate; the offered delivery rate steps up until a step is
 not sustained (p99 >= 50 ms, or under 95% of the deliveries arrive); the same steps against
-the pure-websockets node server (``rooms_baseline.py``) in the same run.
+the pure-websockets node server (``rooms_baseline.py``) in the same run. A warm-up step at
+half the first rate comes first and is not reported.
 
 A delivery is one member receiving another's broadcast. At an offered rate R deliveries/s,
 the bench sends R/(K-1) broadcasts/s spread evenly over the N members (each sends one every
@@ -231,7 +232,8 @@ async def measure(options: RoomsOptions, log) -> dict[str, Any]:
     log(f"{len(members)} members in {options.connections // options.room_size} rooms")
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
-    try:
+    try:  # a warm-up step, not reported: the first broadcasts load the rooms
+        await run_step(members, Step(index=0, offered=options.start_rate / 2), options)
         rate, index = options.start_rate, 1
         while rate <= options.max_rate:
             step = Step(index=index, offered=rate)

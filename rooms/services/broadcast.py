@@ -70,20 +70,18 @@ def _content_of(message: Any) -> str:
     return dumps(message)
 
 
-def _load_fresh(room_id: str) -> tuple[Room, list[str]]:
-    room = selectors.room_get(room_id=room_id)
-    return room, selectors.room_agent_ids(room_id=room.id)
-
-
 async def _load(room_id: str) -> tuple[Room, list[str]]:
-    """The room (by id or name) and its agents: from ``recent`` (no query), else the
-    database."""
-    hit = recent.get(room_id)
-    if hit is not None:
-        return hit
-    room, agent_ids = await database_sync_to_async(_load_fresh)(room_id)
-    recent.put(room_id, room, agent_ids)
-    return room, agent_ids
+    """The room (by id or name) and its agents, from ``recent`` (no query) when it can;
+    ``NOT_FOUND`` for no such room."""
+    try:
+        return await recent.lookup(room_id, _rooms_fresh)
+    except LookupError:
+        raise GatewayError(ErrorCode.NOT_FOUND, f"no room {room_id!r}") from None
+
+
+@database_sync_to_async
+def _rooms_fresh(keys: list[str]) -> dict[str, tuple[Room, list[str]]]:
+    return selectors.rooms_with_agent_ids(keys=keys)
 
 
 async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str, **kw) -> dict:
