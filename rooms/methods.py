@@ -23,7 +23,7 @@ from gateway.protocol.rooms import (
 from gateway.rpc import CallContext, registry
 from rooms import selectors
 from rooms.services import broadcast as broadcast_service
-from rooms.services import live
+from rooms.services import limits, live
 from rooms.services import rooms as room_service
 from rooms.services.broadcast import Sender
 
@@ -138,5 +138,7 @@ async def rooms_broadcast(ctx: CallContext, params: RoomsBroadcastParams) -> dic
 async def rooms_history(ctx: CallContext, params: RoomsHistoryParams) -> dict[str, Any]:
     """The room's messages and agents' answers, oldest first (the last ``limit``)."""
     room = await db(selectors.room_get)(room_id=params.room_id)
-    messages = await db(selectors.room_history)(room_id=room.id, limit=params.limit)
+    messages = await db(selectors.room_history)(
+        room_id=room.id, limit=min(params.limit, limits.history_limit()), before=params.before
+    )
     return {"roomId": room.id, "messages": messages}

@@ -98,10 +98,12 @@ class RoomAgentInput(Frame):
 
 
 class RoomsHistoryParams(Frame):
-    """``rooms.history``: the room's messages and answers, oldest first (the last ``limit``)."""
+    """``rooms.history``: the room's messages and answers, oldest first: the last ``limit``
+    (at most ``WINGMAN_ROOM_HISTORY_LIMIT``), before entry ``before`` when given (paging)."""
 
     room_id: str = RoomId
     limit: int = Field(default=200, ge=1, le=1000)
+    before: int | None = Field(default=None, ge=1, description="an entry id: older ones only")
 
 
 class BroadcastRun(Frame):

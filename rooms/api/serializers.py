@@ -110,7 +110,15 @@ class BroadcastInput(ProtocolInput):
 
 
 class HistoryQuery(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=200)
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=1000,
+        default=200,
+        help_text="the last N entries (at most WINGMAN_ROOM_HISTORY_LIMIT)",
+    )
+    before = serializers.IntegerField(
+        min_value=1, required=False, help_text="an entry id: only older entries (paging)"
+    )
 
 
 # outputs (the rooms.* methods' shapes: rooms/selectors.py) ----------------------------------

@@ -24,7 +24,7 @@ from rooms import selectors
 from rooms.api import serializers as s
 from rooms.models import Room
 from rooms.services import broadcast as broadcast_service
-from rooms.services import history, live
+from rooms.services import history, limits, live
 from rooms.services import rooms as room_service
 from rooms.services.broadcast import Sender
 
@@ -132,7 +132,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         parameters=[s.HistoryQuery],
         responses={
             200: s.HistoryOutput,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="limit outside 1-1000"),
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="a bad limit or before"),
         },
     )
     @action(detail=True, methods=["get"])
@@ -141,8 +141,9 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self._room(pk)
         query = s.HistoryQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        limit = query.validated_data["limit"]
-        messages = selectors.room_history(room_id=room.id, limit=limit)
+        limit = min(query.validated_data["limit"], limits.history_limit())
+        before = query.validated_data.get("before")
+        messages = selectors.room_history(room_id=room.id, limit=limit, before=before)
         return Response({"roomId": room.id, "messages": messages})
 
 

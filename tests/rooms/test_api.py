@@ -181,3 +181,19 @@ def test_openapi_declares_every_status(api):
     for (path, method), statuses in expected.items():
         assert path in paths, sorted(p for p in paths if "room" in p)
         assert set(paths[path][method]["responses"]) == statuses, (path, method)
+
+
+def test_history_pages_back_and_is_capped(api, trio, monkeypatch):
+    room = api.post("/api/rooms", {"name": "long"}, format="json").data
+    RoomMessage.objects.bulk_create(
+        RoomMessage(room_id=room["id"], broadcast_id=f"b{i}", sender_kind="user", content=f"m{i}")
+        for i in range(5)
+    )
+    last = api.get(f"/api/rooms/{room['id']}/history?limit=2").data["messages"]
+    assert [m["content"] for m in last] == ["m3", "m4"]
+    older = api.get(f"/api/rooms/{room['id']}/history?limit=2&before={last[0]['id']}")
+    assert [m["content"] for m in older.data["messages"]] == ["m1", "m2"]
+    monkeypatch.setenv("WINGMAN_ROOM_HISTORY_LIMIT", "3")
+    capped = api.get(f"/api/rooms/{room['id']}/history?limit=100").data["messages"]
+    assert [m["content"] for m in capped] == ["m2", "m3", "m4"]
+    assert api.get(f"/api/rooms/{room['id']}/history?before=0").status_code == 400

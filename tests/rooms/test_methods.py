@@ -145,6 +145,7 @@ async def test_bad_input_changes_nothing(clients, trio):
         ("rooms.broadcast", {"roomId": room["id"], "message": "  "}, "INVALID_REQUEST"),
         ("rooms.broadcast", {"roomId": "missing", "message": "hi"}, "NOT_FOUND"),
         ("rooms.history", {"roomId": room["id"], "limit": 0}, "INVALID_REQUEST"),
+        ("rooms.history", {"roomId": room["id"], "before": "x"}, "INVALID_REQUEST"),
         ("rooms.members", {"roomId": "missing"}, "NOT_FOUND"),
     ]
     for method, params, code in bad:
