@@ -26,6 +26,8 @@ ROOM_MESSAGE = "room.message"
 ROOM_MEMBER = "room.member"
 #: A direct message to one node (wingman-node ``direct``; canonical ``send``).
 NODE_MESSAGE = "node.message"
+#: The gateway's heartbeat to one node that has been silent (wingman-node ``ping``).
+NODE_PING = "node.ping"
 
 EVENTS = (
     CONNECT_CHALLENGE,
@@ -38,6 +40,7 @@ EVENTS = (
     ROOM_MESSAGE,
     ROOM_MEMBER,
     NODE_MESSAGE,
+    NODE_PING,
 )
 
 # The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.

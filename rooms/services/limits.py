@@ -8,7 +8,10 @@ an operator's restart picks a new value up).
   gateway process; one more is ``MAX_NODES_REACHED``.
 - ``WINGMAN_NODE_PING_TIMEOUT_MS`` (60000, seed 000 ``pingTimeout``): a node that sent
   nothing (no ``ping``/``pong``, no frame) for this long is stale: it is closed and leaves
-  its groups. The gateway pings nodes every ``tickIntervalMs`` (seed 000 ``pingInterval``).
+  its groups.
+- ``WINGMAN_NODE_PING_INTERVAL_MS`` (30000, seed 000 ``pingInterval``): the gateway sends
+  ``ping`` to a node that has been silent this long (a busy node is never pinged: its own
+  frames show it is alive, and a swarm's pongs never arrive all at once).
 - ``WINGMAN_ROOM_HISTORY_LIMIT`` (200): entries ``room_history`` returns at most.
 
 The rate limit is the gateway's per-connection one (``WINGMAN_RATE_LIMIT``, policy
@@ -42,6 +45,10 @@ def max_nodes() -> int:
 
 def node_ping_timeout_ms() -> int:
     return _int("WINGMAN_NODE_PING_TIMEOUT_MS", 60_000)
+
+
+def node_ping_interval_ms() -> int:
+    return _int("WINGMAN_NODE_PING_INTERVAL_MS", 30_000)
 
 
 def history_limit() -> int:

@@ -139,12 +139,14 @@ async def connection_closed(conn_id: str) -> None:
 
 async def sweep_stale_once() -> int:
     """Close this process's nodes that sent nothing for ``pingTimeout`` (their closing
-    drops them and their memberships); refresh the roster for the other processes."""
+    drops them and their memberships); ping those silent for ``pingInterval``; refresh the
+    roster for the other processes. Returns how many were closed."""
     hub = current_hub()
     if hub is None:
         return 0
     closed = 0
-    cutoff = now_ms() - limits.node_ping_timeout_ms()
+    now = now_ms()
+    cutoff, quiet = now - limits.node_ping_timeout_ms(), now - limits.node_ping_interval_ms()
     for roster in local_rosters():
         if roster.process_id != hub.id:
             continue
@@ -157,6 +159,10 @@ async def sweep_stale_once() -> int:
                 if conn is not None:
                     await conn.close(CloseCode.NORMAL)
                 closed += 1
+            elif node["lastSeen"] < quiet and node.get("pingedAt", 0) <= node["lastSeen"]:
+                node["pingedAt"] = now
+                ping = {"nodeId": node["nodeId"], "timestamp": now}
+                await publish.publish_topic(node_topic(node["nodeId"]), events.NODE_PING, ping)
         set_room_count(await database_sync_to_async(selectors.room_count)())
         await roster.all_nodes()  # refreshes the other processes' count for /health
         await roster.flush()
@@ -164,9 +170,11 @@ async def sweep_stale_once() -> int:
 
 
 async def sweep_stale_forever() -> None:
-    """The stale-node sweeper and roster heartbeat (every ``pingTimeout``/4, at most 5 s)."""
+    """The stale-node sweeper, pinger and roster heartbeat (every ``pingInterval``/4 or
+    ``pingTimeout``/4, whichever is shorter, at most 5 s)."""
     while True:
-        await asyncio.sleep(min(5.0, max(0.2, limits.node_ping_timeout_ms() / 4000)))
+        shortest = min(limits.node_ping_timeout_ms(), limits.node_ping_interval_ms())
+        await asyncio.sleep(min(5.0, max(0.2, shortest / 4000)))
         try:
             await sweep_stale_once()
         except asyncio.CancelledError:

@@ -59,11 +59,20 @@ async def test_stale_node_is_closed_and_leaves_its_group(node, monkeypatch):  # 
     assert (await alive.recv())["payload"]["code"] == "NODE_NOT_FOUND"
 
 
-async def test_gateway_pings_nodes_every_tick(node, wingman_policy):  # noqa: F811
-    wingman_policy(tick_interval_ms=100)
-    ws = node()
-    node_id = await registered(ws, "ticked")
-    ping = await ws.until(lambda f: f["type"] == "ping", timeout=3)
-    assert isinstance(ping[-1]["timestamp"], int)
-    await ws.send({"type": "pong", "nodeId": node_id, "timestamp": 1})
-    assert [n["nodeId"] for n in await nodes.node_list()] == [node_id]
+async def test_gateway_pings_a_silent_node_only(node, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("WINGMAN_NODE_PING_INTERVAL_MS", "200")
+    quiet, busy = node(), node()
+    quiet_id, busy_id = await registered(quiet, "quiet"), await registered(busy, "busy")
+    for _ in range(4):
+        await busy.send({"type": "ping", "nodeId": busy_id})
+        assert (await busy.recv())["type"] == "pong"
+        await asyncio.sleep(0.1)
+    await nodes.sweep_stale_once()
+    ping = await quiet.recv()
+    assert ping["type"] == "ping" and isinstance(ping["timestamp"], int), ping
+    assert await busy.comm.receive_nothing(0.2), "a node that just spoke was pinged"
+    await nodes.sweep_stale_once()  # pinged once per silence, not at every sweep
+    assert await quiet.comm.receive_nothing(0.2)
+    await quiet.send({"type": "pong", "nodeId": quiet_id, "timestamp": 1})
+    assert await quiet.comm.receive_nothing(0.1)  # a pong is answered with nothing
+    assert sorted(n["nodeId"] for n in await nodes.node_list()) == sorted([quiet_id, busy_id])

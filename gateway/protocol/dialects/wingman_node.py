@@ -7,10 +7,11 @@ credential) and the call ``nodes.register``: answered ``ack {nodeId, name}``. Th
 receives ``{"type":"broadcast","nodeId":<sender>,"groupId","payload":<message>,
 "timestamp"}``), ``direct {targetNodeId, message}`` → ``nodes.direct`` (the target receives
 ``{"type":"direct","nodeId":<sender>,"targetNodeId","payload":<message>,"timestamp"}``),
-``ping`` → ``pong``, ``pong`` (to the gateway's ``ping``, sent every ``tickIntervalMs``)
-answered with nothing, ``unregister``. Errors: ``{"type":"error","payload":{code,
-message}}`` with ``NOT_REGISTERED``, ``GROUP_NOT_FOUND``, ``NODE_NOT_FOUND``,
-``RATE_LIMITED``, ``AUTH_FAILED``, ``MAX_NODES_REACHED``, ``INVALID_MESSAGE``.
+``ping`` → ``pong``, ``pong`` (to the gateway's ``ping``, sent to a node silent for
+``WINGMAN_NODE_PING_INTERVAL_MS``) answered with nothing, ``unregister``. Errors:
+``{"type":"error","payload":{code, message}}`` with ``NOT_REGISTERED``,
+``GROUP_NOT_FOUND``, ``NODE_NOT_FOUND``, ``RATE_LIMITED``, ``AUTH_FAILED``,
+``MAX_NODES_REACHED``, ``INVALID_MESSAGE``.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ class WingmanNode(Dialect):
     """See the module docstring."""
 
     name = "wingman-node"
-    #: the gateway's ``ping`` to nodes is its ``tick``
-    default_events = frozenset({events.TICK})
+    #: nodes get only what is addressed to them (their rooms, directs, the gateway's ping)
+    default_events = frozenset()
     hello_required = True
     before_hello = "node not registered: send register first"
 
@@ -196,7 +197,7 @@ class WingmanNode(Dialect):
     def event_template(
         self, event: str, payload_json: str, state_version_json: str | None, ts: int
     ) -> tuple[str, ...]:
-        if event == events.TICK:
+        if event == events.NODE_PING:
             return (dumps({"type": "ping", "timestamp": ts}),)
         if event == events.ROOM_MESSAGE:
             return (_broadcast_frame(orjson.loads(payload_json), ts),)
