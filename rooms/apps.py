@@ -10,8 +10,9 @@ class RoomsConfig(AppConfig):
         live members leave when their connection closes, /health figures, the stale-node
         sweeper."""
         from gateway.delivery import extensions
-        from rooms import (
-            node_methods,  # noqa: F401
+        from rooms import (  # noqa: F401 (methods, node_methods: registered on import)
+            methods,
+            node_methods,
             selectors,
         )
         from rooms.runtime import roster

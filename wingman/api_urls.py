@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("agents.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("routines.api.urls")),
+    path("", include("rooms.api.urls")),
 ]

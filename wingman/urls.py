@@ -8,6 +8,7 @@ from django.urls import include, path
 
 from agents.ui import urls as agents_ui
 from gateway.ui import urls as gateway_ui
+from rooms.ui import urls as rooms_ui
 from routines.ui import urls as routines_ui
 from webhooks.ui import urls as webhooks_ui
 
@@ -22,6 +23,7 @@ urlpatterns = [
             (
                 gateway_ui.urlpatterns
                 + agents_ui.urlpatterns
+                + rooms_ui.urlpatterns
                 + routines_ui.urlpatterns
                 + webhooks_ui.urlpatterns,
                 "ui",
