@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "agents",
     "routines",
     "webhooks",
+    "nodes",
 ]
 
 MIDDLEWARE = [

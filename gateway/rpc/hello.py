@@ -114,14 +114,22 @@ _PRESENCE_SLOT = f"wingman-presence-{secrets.token_hex(12)}"
 
 
 class Greeting:
-    """Who the ``hello-ok`` is for: the connection's id, identity and dialect."""
+    """Who the ``hello-ok`` is for: the connection's id, identity, dialect and what the
+    handshake granted (``hello-ok.auth``: role, scopes, deviceToken?)."""
 
-    __slots__ = ("conn_id", "dialect", "identity")
+    __slots__ = ("auth", "conn_id", "dialect", "identity")
 
-    def __init__(self, conn_id: str, identity: ClientIdentity | None, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        identity: ClientIdentity | None,
+        dialect: Dialect,
+        auth: dict[str, Any] | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.identity = identity
         self.dialect = dialect
+        self.auth = auth
 
 
 async def hello_ok_frame(hub: Hub, to: Greeting, protocol: int, request_id: Any) -> str:
@@ -159,7 +167,9 @@ def _hello_ok(
         },
         "policy": dump(policy()),
     }
-    if identity is not None:
+    if to.auth is not None:
+        payload["auth"] = to.auth
+    elif identity is not None:
         payload["auth"] = {"role": identity.role, "scopes": identity.scopes}
     return payload
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from pydantic import ValidationError
 
+from gateway.delivery import extensions
 from gateway.delivery.encoded import EncodedEvent
 from gateway.delivery.hub import Hub
 from gateway.protocol import events as ev
@@ -34,9 +35,10 @@ from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
 from gateway.rpc.context import CallContext
 from gateway.rpc.hello import Greeting, hello_ok_frame
 from gateway.rpc.registry import Method, registry
-from gateway.security import auth, ratelimit
+from gateway.security import auth, scopes
 from gateway.security.webauth import BrowserCredentials
 from gateway.state import outage
+from gateway.ws import admission
 from gateway.ws.inbound import (
     Reject,
     frame_or_problem,
@@ -44,6 +46,7 @@ from gateway.ws.inbound import (
     negotiate,
     parse,
     presence_entry,
+    ratelimit_refusal,
 )
 from gateway.ws.writer import SLOW_CONSUMER_ABORT_SECONDS, Transport
 
@@ -87,6 +90,8 @@ class Connection:
         #: Events that arrived between joining presence and sending hello-ok.
         self._early: list[EncodedEvent] | None = []
         self._handshake_timer: asyncio.TimerHandle | None = None
+        #: This connection's ``connect.challenge`` (a device signs its nonce and ts).
+        self.challenge: dict[str, Any] = {}
         self._max_buffered = settings.WINGMAN.policy.max_buffered_bytes
         #: Over ``maxBufferedBytes`` with an event that cannot be dropped: close 4008.
         self.slow = False
@@ -109,9 +114,9 @@ class Connection:
         if self.hub.shutting_down:
             await self.close(CloseCode.SERVICE_RESTART)
             return
-        challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
+        self.challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
         await self._send(
-            dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": challenge})
+            dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": self.challenge})
         )
         timeout = settings.WINGMAN.policy.handshake_timeout_ms / 1000
         self._handshake_timer = asyncio.get_running_loop().call_later(
@@ -139,9 +144,8 @@ class Connection:
             await self.close(CloseCode.POLICY_VIOLATION)
 
     async def _unavailable(self, text: str | None, data: bytes | None, exc: Exception) -> None:
-        """Redis is down (rate limit, auth lockout, ...): this request gets UNAVAILABLE,
-        retryable, and the socket stays open (gateway/state/outage.py) - unless it was the
-        handshake of a dialect that allows only one: then close 1013, try again later."""
+        """Redis is down: this request gets UNAVAILABLE, retryable, the socket stays open
+        (gateway/state/outage.py), unless it was a one-shot handshake: then close 1013."""
         outage.redis_state.failed(exc, "handling a request")
         self.hub.stats.frames_rejected += 1
         rid = self.codec.request_id_of(parse(text, data))  # it parsed once already
@@ -177,6 +181,8 @@ class Connection:
         self._forgotten = True
         try:
             await self.hub.unregister(self)
+            if self.identity is not None and (authority := extensions.authority()) is not None:
+                await authority.departed(self.conn_id, self.identity)
         except Exception:
             logger.exception("cleanup of %s failed", self.conn_id)
 
@@ -230,27 +236,14 @@ class Connection:
         await self._send(text)
 
     async def _within_rate_limit(self, frame: Any) -> bool:
-        limit = settings.WINGMAN.policy.rate_limit_per_minute
-        decision = await ratelimit.hit(self._rate_key(), limit)
-        if decision.allowed:
-            return True
-        error = GatewayError(
-            ErrorCode.RATE_LIMITED,
-            f"rate limit exceeded ({limit} requests/min)",
-            retryable=True,
-            retry_after_ms=decision.retry_after_ms,
-        )
-        text = self.codec.encode_error(self.codec.request_id_of(frame), error)
-        if decision.excess > limit:  # as many refused as allowed: sustained abuse
-            raise Reject(CloseCode.RATE_LIMITED, text)
-        self.hub.stats.frames_rejected += 1
-        await self._send(text)
-        return False
-
-    def _rate_key(self) -> str:
         ident = self.identity
-        who = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
-        return f"{who}"
+        key = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
+        refusal = await ratelimit_refusal(key, frame, self.codec)
+        if refusal is None:
+            return True
+        self.hub.stats.frames_rejected += 1
+        await self._send(refusal)
+        return False
 
     # handshake ---------------------------------------------------------------------------
     async def _handshake(self, hello: Hello) -> None:
@@ -261,8 +254,12 @@ class Connection:
             )
         protocol = negotiate(hello, self.codec)
         try:
-            await auth.authenticate(
-                token=hello.token, password=hello.password, ip=self.client_ip, browser=self.browser
+            grant = await admission.admit(
+                hello,
+                conn_id=self.conn_id,
+                ip=self.client_ip,
+                browser=self.browser,
+                challenge=self.challenge,
             )
         except GatewayError as error:
             self._auth_failures += 1
@@ -274,7 +271,9 @@ class Connection:
         if self.closed:  # closed while the credentials were checked (handshake timeout)
             return
         await self._establish(hello.client)
-        greeting = Greeting(self.conn_id, self.identity, self.codec)
+        if hello.client.role == "node":
+            await self.join_topic(hello.client.node_topic)
+        greeting = Greeting(self.conn_id, self.identity, self.codec, grant)
         await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))
         self.greeted = True
         await self._release_early_events()
@@ -312,7 +311,9 @@ class Connection:
                 )
             await self._run(call, method)
             return
-        await self._establish(ClientIdentity(client_id="jsonrpc", mode="rpc"))
+        await self._establish(
+            ClientIdentity(client_id="jsonrpc", mode="rpc", scopes=list(scopes.OPERATOR_SCOPES))
+        )
         await self._release_early_events()
         await self._dispatch(call)
 
@@ -328,9 +329,13 @@ class Connection:
 
     async def _run(self, call: Call, method: Method) -> None:
         try:
+            if self.identity is not None:
+                scopes.check(self.identity.scopes, method.scope, method.name)
             params = method.params.model_validate(call.params or {})
         except ValidationError as exc:
             raise invalid(call.request_id, exc) from None
+        except GatewayError as error:
+            raise FrameError(call.request_id, error) from None
         ctx = CallContext(self, call.request_id)
         try:
             result = await method.handler(ctx, params)

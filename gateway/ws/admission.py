@@ -1,0 +1,73 @@
+"""The handshake's checks, in order: device signature, credentials (gateway secret or device
+token), scopes, then pairing (the registered device authority, ``extensions.authority``).
+
+Any failure raises ``GatewayError``; the connection answers it and closes 1008.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.delivery import extensions
+from gateway.protocol.dialects.base import Hello, now_ms
+from gateway.security import auth, device, scopes
+from gateway.security.webauth import BrowserCredentials
+
+
+def signed_device(hello: Hello) -> device.SignedDevice | None:
+    """The device block with the fields its signature covers, or None when none was sent."""
+    d, c = hello.device, hello.client
+    if d is None:
+        return None
+    return device.SignedDevice(
+        device_id=d.id,
+        public_key=d.public_key,
+        signature=d.signature,
+        signed_at=d.signed_at,
+        nonce=d.nonce,
+        client_id=c.client_id,
+        client_mode=c.mode,
+        role=c.role,
+        scopes=tuple(c.scopes),
+        token=hello.token,
+        platform=c.platform,
+        device_family=c.device_family,
+    )
+
+
+async def admit(
+    hello: Hello,
+    *,
+    conn_id: str,
+    ip: str | None,
+    browser: BrowserCredentials | None,
+    challenge: dict[str, Any],
+) -> dict[str, Any]:
+    """Check everything; fill ``hello.client``'s device id, credential and granted scopes.
+    Returns the ``hello-ok.auth`` object."""
+    client = hello.client
+    signed = signed_device(hello)
+    if signed is not None:
+        device.verify(
+            signed, nonce=challenge["nonce"], challenge_ts=challenge["ts"], now_ms=now_ms()
+        )
+        client.device_id = signed.device_id.lower()
+    authority = extensions.authority()
+    allowed: list[str] | None = None
+    if signed is not None and hello.token and authority is not None:
+        allowed = await authority.device_token_scopes(client.device_id or "", hello.token)
+    if allowed is None:
+        await auth.authenticate(token=hello.token, password=hello.password, ip=ip, browser=browser)
+    else:
+        client.credential = "device-token"
+    client.scopes = scopes.grant(role=client.role, requested=client.scopes, allowed=allowed)
+    grant: dict[str, Any] = {"role": client.role, "scopes": client.scopes}
+    if authority is not None:
+        admission = extensions.Admission(
+            conn_id=conn_id,
+            client=client,
+            ip=ip,
+            public_key=signed.public_key if signed is not None else None,
+        )
+        grant.update(await authority.admit(admission))
+    return grant
