@@ -36,7 +36,7 @@ class TestDevice:
         self,
         challenge: dict[str, Any],
         *,
-        token: str | None = "secret",
+        token: str | None = "secret",  # noqa: S107 (the test gateway token)
         role: str = "node",
         scopes: list[str] | None = None,
         commands: list[str] | None = None,

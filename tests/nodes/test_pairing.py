@@ -8,7 +8,6 @@ import pytest
 from gateway.security import device as dv
 from nodes.models import Device, Node
 from tests.nodes.conftest import call_seeing, connect_node, event, operator
-from tests.nodes.signer import TestDevice
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +22,7 @@ async def test_loopback_node_is_approved_silently_with_a_device_token(clients, t
     assert stored.token_hash and auth["deviceToken"] not in stored.token_hash  # hashed
     # the device token works instead of the gateway secret, and is not issued again
     await node.close()
-    again, res2, _ = await connect_node(clients, dev, token=auth["deviceToken"])
+    _again, res2, _ = await connect_node(clients, dev, token=auth["deviceToken"])
     assert res2["ok"], res2
     assert "deviceToken" not in res2["payload"]["auth"]
     # a wrong token is refused
@@ -65,7 +64,7 @@ async def test_remote_device_needs_pairing_then_uses_its_token(clients, token_au
     listed = (await op.call("device.pair.list", {}))["payload"]
     assert [p["requestId"] for p in listed["pending"]] == [request_id]
     # a second attempt reuses the pending request
-    c2, res2, _ = await connect_node(
+    _c2, res2, _ = await connect_node(
         clients, dev, ip="10.1.2.3", role="operator", scopes=["operator.read"]
     )
     assert res2["error"]["details"]["requestId"] == request_id
@@ -76,24 +75,24 @@ async def test_remote_device_needs_pairing_then_uses_its_token(clients, token_au
     assert resolved["decision"] == "approved" and resolved["requestId"] == request_id
     unknown = await op.call("device.pair.approve", {"requestId": request_id})
     assert unknown["error"]["message"] == "unknown requestId"
-    c3, res3, _ = await connect_node(
+    _c3, res3, _ = await connect_node(
         clients, dev, ip="10.1.2.3", role="operator", scopes=["operator.read"]
     )
     assert res3["ok"], res3
     token = res3["payload"]["auth"]["deviceToken"]
     assert res3["payload"]["auth"]["scopes"] == ["operator.read"]
     # the device token carries the approved scopes only
-    c4, res4, _ = await connect_node(
+    _c4, res4, _ = await connect_node(
         clients, dev, ip="10.1.2.3", role="operator", scopes=["operator.admin"], token=token
     )
     assert res4["ok"] and res4["payload"]["auth"]["scopes"] == [], res4
     # rotate: the old token stops working; revoke: the new one too
     rotated = (await op.call("device.token.rotate", {"deviceId": dev.device_id}))["payload"]
-    c5, res5, _ = await connect_node(
+    _c5, res5, _ = await connect_node(
         clients, dev, ip="10.1.2.3", role="operator", scopes=["operator.read"], token=token
     )
     assert res5["error"]["code"] == "UNAUTHORIZED"
-    c6, res6, _ = await connect_node(
+    _c6, res6, _ = await connect_node(
         clients,
         dev,
         ip="10.1.2.3",
@@ -103,7 +102,7 @@ async def test_remote_device_needs_pairing_then_uses_its_token(clients, token_au
     )
     assert res6["ok"], res6
     await op.call("device.token.revoke", {"deviceId": dev.device_id})
-    c7, res7, _ = await connect_node(
+    _c7, res7, _ = await connect_node(
         clients,
         dev,
         ip="10.1.2.3",
@@ -116,12 +115,12 @@ async def test_remote_device_needs_pairing_then_uses_its_token(clients, token_au
 
 async def test_rejected_device_stays_unpaired(clients, token_auth):
     op = await operator(clients)
-    c, res, dev = await connect_node(clients, ip="10.9.9.9")
+    _c, res, dev = await connect_node(clients, ip="10.9.9.9")
     request_id = res["error"]["details"]["requestId"]
     rejected = await op.call("device.pair.reject", {"requestId": request_id})
     assert rejected["ok"], rejected
     assert not await Device.objects.filter(device_id=dev.device_id).aexists()
-    c2, res2, _ = await connect_node(clients, dev, ip="10.9.9.9")
+    _c2, res2, _ = await connect_node(clients, dev, ip="10.9.9.9")
     assert res2["error"]["details"]["requestId"] != request_id
 
 
@@ -166,7 +165,7 @@ async def test_node_surface_pending_until_approved(clients, token_auth):
     assert mine["approvalState"] == "approved" and mine["hostStats"]["cpuCount"] == 2
     # a wider surface needs approval again; the approved part keeps working meanwhile
     await node.close()
-    node2, res2, _ = await connect_node(clients, dev, commands=["system.which", "system.run"])
+    _node2, _res2, _ = await connect_node(clients, dev, commands=["system.which", "system.run"])
     again = await event(op, "node.pair.requested")
     assert again["requiredApproveScopes"] == ["operator.pairing", "operator.admin"]
     row = (await op.call("node.describe", {"nodeId": dev.device_id}))["payload"]
@@ -184,7 +183,7 @@ async def test_node_surface_pending_until_approved(clients, token_auth):
 
 
 async def test_presence_lists_nodes_with_their_device(clients, token_auth):
-    node, res, dev = await connect_node(clients)
+    _node, _res, dev = await connect_node(clients)
     op = await operator(clients)
     presence = (await op.call("system-presence", {}))["payload"]["presence"]
     (entry,) = [e for e in presence if e.get("role") == "node"]
