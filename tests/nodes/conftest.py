@@ -8,6 +8,13 @@ from typing import Any
 import pytest
 
 from tests.gateway.communicator import Client
+
+# The end-to-end fixtures (real gateway subprocesses, logs attached to failures).
+from tests.gateway.conftest import (  # noqa: F401
+    gateway,
+    gateway_factory,
+    pytest_runtest_makereport,
+)
 from tests.nodes.signer import TestDevice
 
 TOKEN = "secret"
