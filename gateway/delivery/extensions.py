@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from gateway.protocol.dialects.base import ClientIdentity
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+#: Builds the agent tools one configured tool name stands for (e.g. ``node:box:system.run``).
+ToolProvider = Callable[[str], Awaitable[list[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class Extension:
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
     #: Decides device pairing on every handshake (at most one app provides it).
     authority: DeviceAuthority | None = None
+    #: Agent tools the app provides, by the prefix of their configured name (``node``).
+    tools: Mapping[str, ToolProvider] = field(default_factory=dict)
 
 
 _registered: dict[str, Extension] = {}
@@ -113,3 +117,14 @@ def authority() -> DeviceAuthority | None:
     if len(found) > 1:
         raise ValueError("more than one device authority registered")
     return found[0] if found else None
+
+
+def tool_provider(name: str) -> ToolProvider | None:
+    """The provider of agent tool ``name`` (``<prefix>:...``), or None."""
+    prefix, sep, _ = name.partition(":")
+    if not sep:
+        return None
+    for ext in _registered.values():
+        if prefix in ext.tools:
+            return ext.tools[prefix]
+    return None
