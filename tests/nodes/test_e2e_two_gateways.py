@@ -8,11 +8,12 @@ import json
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.agents.test_e2e_agents import E2E_REDIS_URL, shared_database  # noqa: F401 (fixture)
 from tests.conftest import delete_redis_prefix, require_redis
-from tests.gateway.gateway_process import GatewayFactory, WsClient, connect_params, ws_client
+from tests.gateway.gateway_process import TOKEN, GatewayFactory, WsClient, connect_params, ws_client
 from tests.nodes.signer import TestDevice
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
@@ -82,6 +83,18 @@ async def test_operator_on_a_invokes_a_node_on_b(two_gateways) -> None:
         await node.next_event("node.pair.resolved")
         server = asyncio.ensure_future(serve_invokes(node, dev.device_id))
         try:
+            # A counts the node connected to B: /health and /stats
+            async with httpx.AsyncClient() as http:
+                health = (await http.get(f"{a.http_url}/health")).json()
+                stats = (
+                    await http.get(
+                        f"{a.http_url}/stats", headers={"Authorization": f"Bearer {TOKEN}"}
+                    )
+                ).json()
+            assert health["stats"]["toolNodes"] == 1 and health["stats"]["totalNodes"] == 2, health
+            assert stats["nodes"]["toolNodes"] == 1, stats["nodes"]
+            (entry,) = [e for e in stats["nodes"]["nodes"] if e.get("role") == "node"]
+            assert entry["deviceId"] == dev.device_id
             row = await op.ok("node.describe", {"nodeId": dev.device_id})
             assert row["connected"] is True and row["commands"] == ["system.which"], row
             for i in range(5):
