@@ -62,3 +62,12 @@ class NodeHost:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def openclaw_cli(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real ``openclaw`` CLI (its own HOME) and return the finished process."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"HOME": str(home), "PATH": f"{NODE_BIN}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [str(OPENCLAW), *args], env=env, cwd=home, capture_output=True, text=True, timeout=timeout
+    )
