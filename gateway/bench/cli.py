@@ -72,10 +72,17 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream"],
+        choices=["fanout", "agent-stream", "invoke"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
-        "offline model streaming through the gateway vs in-process",
+        "offline model streaming through the gateway vs in-process; invoke: node.invoke round "
+        "trips through the gateway vs a direct WebSocket echo between the same two programs",
+    )
+    p.add_argument(
+        "--invokes",
+        type=_positive,
+        default=2000,
+        help="invoke mode: round trips to measure, each way (default 2000)",
     )
     stream_cli.add_arguments(p)
     _add_connection_arguments(p)
@@ -133,6 +140,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the bench; print the table (and JSON). 0 unless the run itself failed."""
     if args.mode == "agent-stream":
         return _run_agent_stream(args)
+    if args.mode == "invoke":
+        return _run_invoke(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -154,6 +163,21 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(stream_cli.table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
+def _run_invoke(args: argparse.Namespace) -> int:
+    from gateway.bench import invoke
+
+    try:
+        options = _options(args)
+        report = asyncio.run(invoke.measure(options.endpoint, invokes=args.invokes))
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(invoke.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0
