@@ -14,9 +14,7 @@ from channels.db import database_sync_to_async
 
 from gateway.delivery.publish import publish, publish_topic
 from gateway.protocol import events as ev
-from gateway.protocol.dialects.base import node_topic, now_ms
-from gateway.protocol.errors import ErrorCode, GatewayError
-from gateway.protocol.nodes import (
+from gateway.protocol.devices import (
     DeviceIdParams,
     DevicePairApproveParams,
     NodeEventParams,
@@ -28,6 +26,8 @@ from gateway.protocol.nodes import (
     NodeReportParams,
     RequestIdParams,
 )
+from gateway.protocol.dialects.base import node_topic, now_ms
+from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.system import NoParams
 from gateway.rpc import CallContext, registry
 from gateway.security import scopes

@@ -30,6 +30,8 @@ class Admission:
     client: ClientIdentity
     ip: str | None
     public_key: str | None = None
+    #: A canonical ``role: "node"`` connection offering commands (the OpenClaw node host).
+    tool_node: bool = False
 
 
 class DeviceAuthority(Protocol):

@@ -42,9 +42,12 @@ async def admit(
     ip: str | None,
     browser: BrowserCredentials | None,
     challenge: dict[str, Any],
+    dialect: str = "canonical",
 ) -> dict[str, Any]:
     """Check everything; fill ``hello.client``'s device id, credential and granted scopes.
-    Returns the ``hello-ok.auth`` object."""
+    Returns the ``hello-ok.auth`` object. Only a canonical ``role: "node"`` connection (the
+    OpenClaw node host) is a tool node, held to the ``node`` scope; other dialects' nodes
+    (wingman-node swarm members) get the operator default as before."""
     client = hello.client
     signed = signed_device(hello)
     if signed is not None:
@@ -60,13 +63,17 @@ async def admit(
         await auth.authenticate(token=hello.token, password=hello.password, ip=ip, browser=browser)
     else:
         client.credential = "device-token"
-    client.scopes = scopes.grant(role=client.role, requested=client.scopes, allowed=allowed)
+    tool_node = client.role == "node" and dialect == "canonical"
+    client.scopes = scopes.grant(
+        role="node" if tool_node else "operator", requested=client.scopes, allowed=allowed
+    )
     grant: dict[str, Any] = {"role": client.role, "scopes": client.scopes}
     if authority is not None:
         admission = extensions.Admission(
             conn_id=conn_id,
             client=client,
             ip=ip,
+            tool_node=tool_node,
             public_key=signed.public_key if signed is not None else None,
         )
         grant.update(await authority.admit(admission))

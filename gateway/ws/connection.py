@@ -124,8 +124,7 @@ class Connection:
         )
 
     async def received(self, text: str | None = None, data: bytes | None = None) -> None:
-        """Handle one inbound frame; never raises. A frame still queued when the socket was
-        closed is dropped: after the close nothing more is processed."""
+        """Handle one inbound frame; never raises. Once closed, queued frames are dropped."""
         if self.closed:
             return
         self.hub.stats.messages_processed += 1
@@ -260,6 +259,7 @@ class Connection:
                 ip=self.client_ip,
                 browser=self.browser,
                 challenge=self.challenge,
+                dialect=self.codec.name,
             )
         except GatewayError as error:
             self._auth_failures += 1
@@ -271,7 +271,7 @@ class Connection:
         if self.closed:  # closed while the credentials were checked (handshake timeout)
             return
         await self._establish(hello.client)
-        if hello.client.role == "node":
+        if hello.client.scopes == [scopes.NODE]:  # a tool node: its invokes come here
             await self.join_topic(hello.client.node_topic)
         greeting = Greeting(self.conn_id, self.identity, self.codec, grant)
         await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))

@@ -11,6 +11,7 @@ from gateway.delivery.extensions import Admission
 from gateway.delivery.publish import publish
 from gateway.protocol import events as ev
 from gateway.protocol.dialects.base import ClientIdentity, now_ms
+from gateway.security import scopes
 from nodes import selectors
 from nodes.services import devices, invoke, pairing
 
@@ -43,7 +44,7 @@ class Authority:
             if request is not None:
                 await publish(ev.DEVICE_PAIR_REQUESTED, selectors.device_request_row(request))
                 raise devices.not_paired(request)
-        if client.role == "node":
+        if admission.tool_node:
             await self._node_connected(admission)
         return extra
 
@@ -76,7 +77,7 @@ class Authority:
             await publish(ev.NODE_PAIR_REQUESTED, await db(selectors.pending_row)(request))
 
     async def departed(self, conn_id: str, client: ClientIdentity) -> None:
-        if client.role == "node":
+        if client.scopes == [scopes.NODE]:  # a tool node (admission.tool_node)
             await invoke.live_remove(node_id=client.node_id, conn_id=conn_id)
 
 

@@ -1,4 +1,4 @@
-"""Wire models of the device and node methods (OpenClaw's names and fields).
+"""Wire models of the device and node methods (OpenClaw node host: pairing, node.invoke).
 
 Params a node host sends (``node.event``, ``node.invoke.result``, the ``*.update`` reports)
 accept fields we do not use (:class:`~gateway.protocol.base.Open`): newer node hosts add
