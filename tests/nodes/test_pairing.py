@@ -188,3 +188,27 @@ async def test_presence_lists_nodes_with_their_device(clients, token_auth):
     presence = (await op.call("system-presence", {}))["payload"]["presence"]
     (entry,) = [e for e in presence if e.get("role") == "node"]
     assert entry["deviceId"] == dev.device_id
+
+
+async def test_pending_requests_expire(clients, token_auth):
+    """An expired surface request is gone from the list and cannot be approved; the node's
+    next connect asks again with a new request."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from nodes.models import NodePairingRequest
+
+    op = await operator(clients, ["operator.read", "operator.pairing", "operator.admin"])
+    node, _res, dev = await connect_node(clients, commands=["system.which"])
+    (request,) = (await op.call("node.pair.list", {}))["payload"]["pending"]
+    await NodePairingRequest.objects.filter(request_id=request["requestId"]).aupdate(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert (await op.call("node.pair.list", {}))["payload"]["pending"] == []
+    late = await op.call("node.pair.approve", {"requestId": request["requestId"]})
+    assert late["error"]["message"] == "unknown requestId"
+    await node.close()
+    await connect_node(clients, dev, commands=["system.which"])
+    (again,) = (await op.call("node.pair.list", {}))["payload"]["pending"]
+    assert again["requestId"] != request["requestId"]
