@@ -32,6 +32,9 @@ class Admission:
     public_key: str | None = None
     #: A canonical ``role: "node"`` connection offering commands (the OpenClaw node host).
     tool_node: bool = False
+    #: Its device may be paired without an operator (a browser, ``controlUi.pairingRequired``
+    #: off); loopback with the gateway secret always may.
+    unattended: bool = False
 
 
 class DeviceAuthority(Protocol):

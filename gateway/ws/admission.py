@@ -6,12 +6,43 @@ Any failure raises ``GatewayError``; the connection answers it and closes 1008.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+
+from django.conf import settings
 
 from gateway.delivery import extensions
 from gateway.protocol.dialects.base import Hello, now_ms
+from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.security import auth, device, scopes
 from gateway.security.webauth import BrowserCredentials
+
+
+def is_loopback(ip: str | None) -> bool:
+    """127.0.0.0/8 or ::1."""
+    try:
+        return ip is not None and ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def browser_check(browser: BrowserCredentials | None, ip: str | None, has_device: bool) -> bool:
+    """For a browser (its upgrade carried an ``Origin``) not on loopback: refuse it without a
+    device identity when ``controlUi.pairingRequired`` and not ``allowInsecureAuth``
+    (``NOT_PAIRED``, ``details.code: DEVICE_IDENTITY_REQUIRED``). Returns whether a browser
+    device may be paired without an operator (``pairingRequired: false``)."""
+    if browser is None or browser.origin is None or is_loopback(ip):
+        return False
+    ui = settings.WINGMAN.control_ui
+    if not has_device and ui.pairing_required and not ui.allow_insecure_auth:
+        raise GatewayError(
+            ErrorCode.NOT_PAIRED,
+            "this browser must pair a device identity to connect from another machine "
+            "(controlUi.pairingRequired); set controlUi.allowInsecureAuth to allow token or "
+            "session login without one",
+            details={"code": "DEVICE_IDENTITY_REQUIRED"},
+        )
+    return not ui.pairing_required
 
 
 def signed_device(hello: Hello) -> device.SignedDevice | None:
@@ -63,6 +94,7 @@ async def admit(
         await auth.authenticate(token=hello.token, password=hello.password, ip=ip, browser=browser)
     else:
         client.credential = "device-token"
+    unattended = browser_check(browser, ip, signed is not None)
     tool_node = client.role == "node" and dialect == "canonical"
     client.scopes = scopes.grant(
         role="node" if tool_node else "operator", requested=client.scopes, allowed=allowed
@@ -74,6 +106,7 @@ async def admit(
             client=client,
             ip=ip,
             tool_node=tool_node,
+            unattended=unattended,
             public_key=signed.public_key if signed is not None else None,
         )
         grant.update(await authority.admit(admission))

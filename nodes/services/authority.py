@@ -39,6 +39,7 @@ class Authority:
                 client_mode=client.mode or "",
                 ip=admission.ip,
                 credential=client.credential,
+                unattended=admission.unattended,
             )
             extra, request = await db(devices.device_admit)(claim=claim)
             if request is not None:

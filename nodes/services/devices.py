@@ -42,6 +42,8 @@ class DeviceClaim:
     client_mode: str
     ip: str | None
     credential: str
+    #: Pair without an operator even off loopback (a browser with pairingRequired off).
+    unattended: bool = False
 
 
 def token_hash(token: str) -> str:
@@ -88,7 +90,7 @@ def device_admit(*, claim: DeviceClaim) -> tuple[dict[str, Any], DevicePairingRe
                 extra["deviceToken"] = _issue_token(device)
             device.save()
             return extra, None
-        if is_loopback(claim.ip) and claim.credential == "shared":
+        if claim.unattended or (is_loopback(claim.ip) and claim.credential == "shared"):
             device = _store_device(claim, now)
             token = _issue_token(device)
             device.save()
