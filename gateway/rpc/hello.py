@@ -63,11 +63,14 @@ async def presence_snapshot(hub: Hub) -> tuple[list[dict[str, Any]], dict[str, i
 
 def node_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
     """Node figures of the presence ``entries`` (every process): ``totalNodes`` counts every
-    connected client (seed 001), ``toolNodes`` those connected with ``role: "node"`` (machines
-    offering commands). Other kinds of nodes add their own counts to these (sum the dicts)."""
+    connected client (seed 001), ``toolNodes`` the canonical ``role: "node"`` connections
+    (OpenClaw node hosts offering commands). Other kinds of nodes add their own counts to
+    these (sum the dicts)."""
     return {
         "totalNodes": len(entries),
-        "toolNodes": sum(1 for e in entries if e.get("role") == "node"),
+        "toolNodes": sum(
+            1 for e in entries if e.get("role") == "node" and e.get("dialect") == "canonical"
+        ),
     }
 
 
