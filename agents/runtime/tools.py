@@ -7,6 +7,8 @@ from pathlib import Path
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
+from gateway.delivery import extensions
+
 MAX_READ_BYTES = 256 * 1024
 MAX_LIST = 500
 
@@ -69,10 +71,28 @@ BUILTIN_TOOLS: dict[str, Callable[[Path], Callable[..., str]]] = {
 }
 
 
+def is_known(name: str) -> bool:
+    """A built-in tool, or one an app provides (``node:<node>:<command|*>``)."""
+    return name in BUILTIN_TOOLS or extensions.tool_provider(name) is not None
+
+
 def build_tools(names: list[str], working_folder: Path) -> list[BaseTool]:
-    """The allowed tools, bound to ``working_folder``. Unknown names raise ``KeyError``."""
+    """The allowed built-in tools, bound to ``working_folder``. Unknown names raise
+    ``KeyError``; names an app provides are left to :func:`build_all_tools`."""
     tools = []
     for name in names:
+        if extensions.tool_provider(name) is not None:
+            continue
         func = BUILTIN_TOOLS[name](working_folder)
         tools.append(StructuredTool.from_function(func, name=name, handle_tool_error=True))
+    return tools
+
+
+async def build_all_tools(names: list[str], working_folder: Path) -> list[BaseTool]:
+    """Built-in tools plus those apps provide (node tools: one per node command)."""
+    tools = build_tools(names, working_folder)
+    for name in names:
+        provider = extensions.tool_provider(name)
+        if provider is not None:
+            tools.extend(await provider(name))
     return tools

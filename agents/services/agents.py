@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from agents.models import Agent, Binding, PeerKind, Session
-from agents.runtime.tools import BUILTIN_TOOLS
+from agents.runtime.tools import BUILTIN_TOOLS, is_known
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 DEFAULT_AGENT_ID = "main"
@@ -202,10 +202,11 @@ def agent_check(agent: Agent) -> None:
     if not isinstance(agent.tools, list) or not all(isinstance(t, str) for t in agent.tools):
         errors.setdefault("tools", []).append("a list of tool names")
     else:
-        unknown = sorted(set(agent.tools) - set(BUILTIN_TOOLS))
+        unknown = sorted(t for t in agent.tools if not is_known(t))
         if unknown:
             errors.setdefault("tools", []).append(
-                f"unknown tool(s) {unknown}; known: {sorted(BUILTIN_TOOLS)}"
+                f"unknown tool(s) {unknown}; known: {sorted(BUILTIN_TOOLS)} "
+                "and node tools node:<nodeId|name>:<command|*>"
             )
     provider, sep, name = agent.model.partition(":")
     if agent.model and not (sep and provider and name):

@@ -72,7 +72,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream", "webhook", "routines", "rooms"],
+        choices=["fanout", "agent-stream", "webhook", "routines", "rooms", "invoke"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
         "offline model streaming through the gateway vs in-process; webhook: deliveries to "
@@ -80,7 +80,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         "routines: N routines due at one minute, fired by the real scheduler in fresh "
         "processes (embedded and scaled); rooms: N wingman-node connections in rooms "
         "broadcasting at stepped rates vs a pure-websockets node server (--url may list "
-        "several gateways, comma-separated)",
+        "several gateways, comma-separated); invoke: node.invoke round trips through the "
+        "gateway vs a direct WebSocket echo between the same two programs",
     )
     modes.add_arguments(p)
     stream_cli.add_arguments(p)
@@ -146,6 +147,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return modes.run_routines(args)
     if args.mode == "rooms":
         return _run_rooms(args)
+    if args.mode == "invoke":
+        return modes.run_invoke(args, _options(args).endpoint)
     try:
         options = _options(args)
         _check_open_file_limits(options)

@@ -1,5 +1,5 @@
-"""``wingman gateway bench --mode webhook|routines``: their options and runs (the measuring is
-in ``webhook.py`` and ``routines.py``)."""
+"""``wingman gateway bench --mode webhook|routines|invoke``: their options and runs (the
+measuring is in ``webhook.py``, ``routines.py`` and ``invoke.py``)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,15 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The webhook and routines modes' options."""
+    """The webhook, routines and invoke modes' options."""
     _add_routines_arguments(p)
     _add_webhook_arguments(p)
+    p.add_argument(
+        "--invokes",
+        type=_positive,
+        default=2000,
+        help="invoke mode: round trips to measure, each way (default 2000)",
+    )
 
 
 def _add_routines_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,6 +140,21 @@ def run_routines(args: argparse.Namespace) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(routines.table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
+def run_invoke(args: argparse.Namespace, endpoint: Endpoint) -> int:
+    """node.invoke round trips through the gateway vs a direct WebSocket echo."""
+    from gateway.bench import invoke
+
+    try:
+        report = asyncio.run(invoke.measure(endpoint, invokes=args.invokes))
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(invoke.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0

@@ -13,9 +13,43 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from gateway.protocol.dialects.base import ClientIdentity
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+#: Builds the agent tools one configured tool name stands for (e.g. ``node:box:system.run``).
+ToolProvider = Callable[[str], Awaitable[list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A connection whose credentials (and device signature) checked out, about to be
+    established: what a :class:`DeviceAuthority` decides on."""
+
+    conn_id: str
+    client: ClientIdentity
+    ip: str | None
+    public_key: str | None = None
+    #: A canonical ``role: "node"`` connection offering commands (the OpenClaw node host).
+    tool_node: bool = False
+    #: Its device may be paired without an operator (a browser, ``controlUi.pairingRequired``
+    #: off); loopback with the gateway secret always may.
+    unattended: bool = False
+
+
+class DeviceAuthority(Protocol):
+    """Pairing and device tokens (the nodes app implements it; the handshake calls it)."""
+
+    async def device_token_scopes(self, device_id: str, token: str) -> list[str] | None:
+        """The scopes a valid device token was approved with, or None (not a device token)."""
+
+    async def admit(self, admission: Admission) -> dict[str, Any]:
+        """Admit the connection (raise ``GatewayError`` ``NOT_PAIRED`` to refuse); returns
+        extra ``hello-ok.auth`` fields (``deviceToken``)."""
+
+    async def departed(self, conn_id: str, client: ClientIdentity) -> None:
+        """An admitted connection closed."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +71,10 @@ class Extension:
     on_disconnect: Callable[[str], Awaitable[Any]] | None = None
     #: Long-running coroutines (sweepers, heartbeats) that servers and workers start.
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
+    #: Decides device pairing on every handshake (at most one app provides it).
+    authority: DeviceAuthority | None = None
+    #: Agent tools the app provides, by the prefix of their configured name (``node``).
+    tools: Mapping[str, ToolProvider] = field(default_factory=dict)
 
 
 _registered: dict[str, Extension] = {}
@@ -93,3 +131,22 @@ def stored() -> dict[str, Any]:
 
 def background() -> list[Callable[[], Awaitable[None]]]:
     return [work for ext in _registered.values() for work in ext.background]
+
+
+def authority() -> DeviceAuthority | None:
+    """The registered :class:`DeviceAuthority` (None: no app pairs devices)."""
+    found = [ext.authority for ext in _registered.values() if ext.authority is not None]
+    if len(found) > 1:
+        raise ValueError("more than one device authority registered")
+    return found[0] if found else None
+
+
+def tool_provider(name: str) -> ToolProvider | None:
+    """The provider of agent tool ``name`` (``<prefix>:...``), or None."""
+    prefix, sep, _ = name.partition(":")
+    if not sep:
+        return None
+    for ext in _registered.values():
+        if prefix in ext.tools:
+            return ext.tools[prefix]
+    return None

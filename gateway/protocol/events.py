@@ -35,6 +35,15 @@ NODE_MESSAGE = "node.message"
 #: The gateway's heartbeat to one node that has been silent (wingman-node ``ping``).
 NODE_PING = "node.ping"
 
+#: Nodes (OpenClaw's wire names): pairing of a node's command surface, and invokes sent to
+#: the node's own connection.
+NODE_PAIR_REQUESTED = "node.pair.requested"
+NODE_PAIR_RESOLVED = "node.pair.resolved"
+NODE_INVOKE_REQUEST = "node.invoke.request"
+NODE_INVOKE_CANCEL = "node.invoke.cancel"
+DEVICE_PAIR_REQUESTED = "device.pair.requested"
+DEVICE_PAIR_RESOLVED = "device.pair.resolved"
+
 EVENTS = (
     CONNECT_CHALLENGE,
     TICK,
@@ -50,6 +59,12 @@ EVENTS = (
     ROOM_MEMBER,
     NODE_MESSAGE,
     NODE_PING,
+    NODE_PAIR_REQUESTED,
+    NODE_PAIR_RESOLVED,
+    NODE_INVOKE_REQUEST,
+    NODE_INVOKE_CANCEL,
+    DEVICE_PAIR_REQUESTED,
+    DEVICE_PAIR_RESOLVED,
 )
 
 # The ``type`` of an ``agent`` event that ends a run: every run ends with exactly one.

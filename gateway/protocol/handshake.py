@@ -34,7 +34,7 @@ class Credentials(Frame):
 
 
 class DeviceIdentity(Frame):
-    """A signed device identity (pairing uses it; accepted and recorded today)."""
+    """A signed device identity (verified by ``gateway/security/device.py``)."""
 
     id: str = Field(max_length=256)
     public_key: str = Field(alias="publicKey", max_length=1024)
@@ -118,6 +118,7 @@ class PresenceEntry(Frame):
     instance_id: str | None = Field(default=None, alias="instanceId")
     display_name: str | None = Field(default=None, alias="displayName")
     platform: str | None = None
+    device_id: str | None = Field(default=None, alias="deviceId")
     dialect: str
     connected_at: int = Field(alias="connectedAt")
     ts: int
@@ -155,6 +156,7 @@ class Policy(Frame):
 class AuthGrant(Frame):
     role: str
     scopes: list[str]
+    device_token: str | None = Field(default=None, alias="deviceToken")
 
 
 class HelloOk(Frame):

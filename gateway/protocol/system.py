@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gateway.protocol.base import Frame
+from gateway.protocol.base import Frame, Open
 from gateway.protocol.handshake import Health, PresenceEntry
 
 
@@ -53,3 +53,9 @@ class StatusResult(Frame):
 class PresenceResult(Frame):
     presence: list[PresenceEntry]
     state_version: dict[str, int] = Field(alias="stateVersion")
+
+
+class ConfigGetParams(Open):
+    """``config.get`` (OpenClaw may send a ``path``; the whole configuration is returned)."""
+
+    path: str | None = None

@@ -61,11 +61,24 @@ async def presence_snapshot(hub: Hub) -> tuple[list[dict[str, Any]], dict[str, i
     return await hub.presence.snapshot()
 
 
-def gateway_stats(hub: Hub, total_nodes: int) -> dict[str, Any]:
+def node_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Node figures of the presence ``entries`` (every process): ``totalNodes`` counts every
+    connected client (seed 001), ``toolNodes`` the canonical ``role: "node"`` connections
+    (OpenClaw node hosts offering commands). Other kinds of nodes add their own counts to
+    these (sum the dicts)."""
+    return {
+        "totalNodes": len(entries),
+        "toolNodes": sum(
+            1 for e in entries if e.get("role") == "node" and e.get("dialect") == "canonical"
+        ),
+    }
+
+
+def gateway_stats(hub: Hub, totals: dict[str, int]) -> dict[str, Any]:
     """The ``stats`` of ``/health`` and the ``gateway`` of ``/stats`` (seed 001)."""
     return {
         "uptime": hub.stats.uptime_ms,
-        "totalNodes": total_nodes,
+        **totals,
         "totalGroups": 0,
         "messagesProcessed": hub.stats.messages_processed,
         "startedAt": int(hub.stats.started_at * 1000),
@@ -84,13 +97,13 @@ async def health_report(hub: Hub) -> dict[str, Any]:
         why = outage.reason(exc) if str(exc) else f"no answer within {HEALTH_PROBE_SECONDS:g} s"
         outage.redis_state.failed(exc, "answering /health")
         down = {"redis": f"unreachable: {why}"}
-        nodes = hub.established_count
+        totals = node_totals(list(hub.presence.entries.values()))
     else:
-        down, nodes = {}, len(entries)
+        down, totals = {}, node_totals(entries)
     report = {
         "status": "degraded" if down else "healthy",
         "version": wingman.__version__,
-        "stats": gateway_stats(hub, nodes),
+        "stats": gateway_stats(hub, totals),
         "timestamp": now_ms(),
     }
     if down:
@@ -101,9 +114,10 @@ async def health_report(hub: Hub) -> dict[str, Any]:
 async def stats_report(hub: Hub) -> dict[str, Any]:
     """Seed 001's ``GET /stats`` body (also ``GET /api/stats``)."""
     entries, _ = await presence_snapshot(hub)
+    totals = node_totals(entries)
     return {
-        "gateway": gateway_stats(hub, len(entries)),
-        "nodes": {"totalNodes": len(entries), "nodes": entries},
+        "gateway": gateway_stats(hub, totals),
+        "nodes": {**totals, "nodes": entries},
         "groups": {"totalGroups": 0, "groups": []},
         **await extensions.report(),
     }
@@ -115,14 +129,22 @@ _PRESENCE_SLOT = f"wingman-presence-{secrets.token_hex(12)}"
 
 
 class Greeting:
-    """Who the ``hello-ok`` is for: the connection's id, identity and dialect."""
+    """Who the ``hello-ok`` is for: the connection's id, identity, dialect and what the
+    handshake granted (``hello-ok.auth``: role, scopes, deviceToken?)."""
 
-    __slots__ = ("conn_id", "dialect", "identity")
+    __slots__ = ("auth", "conn_id", "dialect", "identity")
 
-    def __init__(self, conn_id: str, identity: ClientIdentity | None, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        identity: ClientIdentity | None,
+        dialect: Dialect,
+        auth: dict[str, Any] | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.identity = identity
         self.dialect = dialect
+        self.auth = auth
 
 
 async def hello_ok_frame(hub: Hub, to: Greeting, protocol: int, request_id: Any) -> str:
@@ -160,7 +182,9 @@ def _hello_ok(
         },
         "policy": dump(policy()),
     }
-    if identity is not None:
+    if to.auth is not None:
+        payload["auth"] = to.auth
+    elif identity is not None:
         payload["auth"] = {"role": identity.role, "scopes": identity.scopes}
     return payload
 

@@ -9,6 +9,7 @@ from typing import Any
 from gateway.protocol.base import Frame
 from gateway.protocol.system import NoParams
 from gateway.rpc.context import CallContext
+from gateway.security import scopes
 
 Handler = Callable[[CallContext, Any], Awaitable[Any]]
 
@@ -20,6 +21,8 @@ class Method:
     handler: Handler
     #: Callable before authentication (jsonrpc allows only ``ping`` and ``auth``).
     public: bool = False
+    #: The scope a caller needs (``gateway/security/scopes.py``).
+    scope: str = scopes.READ
 
 
 class Registry:
@@ -29,12 +32,24 @@ class Registry:
         self._methods: dict[str, Method] = {}
 
     def method(
-        self, name: str, params: type[Frame] = NoParams, *, public: bool = False
+        self,
+        name: str,
+        params: type[Frame] = NoParams,
+        *,
+        public: bool = False,
+        scope: str | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register a handler. ``scope``: what a caller needs; omitted, it is derived from the
+        name (:func:`~gateway.security.scopes.default_scope`: read verbs → ``operator.read``,
+        anything else → ``operator.write``)."""
+        needed = scope or scopes.default_scope(name)
+        if needed not in scopes.ALL_SCOPES:
+            raise ValueError(f"method {name!r}: unknown scope {needed!r}")
+
         def register(handler: Handler) -> Handler:
             if name in self._methods:
                 raise ValueError(f"method {name!r} registered twice")
-            self._methods[name] = Method(name, params, handler, public)
+            self._methods[name] = Method(name, params, handler, public, needed)
             return handler
 
         return register

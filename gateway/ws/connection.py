@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from pydantic import ValidationError
 
+from gateway.delivery import extensions
 from gateway.delivery.encoded import EncodedEvent
 from gateway.delivery.hub import Hub
 from gateway.protocol import events as ev
@@ -34,17 +35,10 @@ from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
 from gateway.rpc.context import CallContext
 from gateway.rpc.hello import Greeting, hello_ok_frame
 from gateway.rpc.registry import Method, registry
-from gateway.security import auth, ratelimit
+from gateway.security import auth, scopes
 from gateway.security.webauth import BrowserCredentials
 from gateway.state import outage
-from gateway.ws.inbound import (
-    Reject,
-    frame_or_problem,
-    handler_error,
-    negotiate,
-    parse,
-    presence_entry,
-)
+from gateway.ws import admission, inbound
 from gateway.ws.writer import SLOW_CONSUMER_ABORT_SECONDS, Transport
 
 logger = logging.getLogger(__name__)
@@ -87,6 +81,8 @@ class Connection:
         #: Events that arrived between joining presence and sending hello-ok.
         self._early: list[EncodedEvent] | None = []
         self._handshake_timer: asyncio.TimerHandle | None = None
+        #: This connection's ``connect.challenge`` (a device signs its nonce and ts).
+        self.challenge: dict[str, Any] = {}
         self._max_buffered = settings.WINGMAN.policy.max_buffered_bytes
         #: Over ``maxBufferedBytes`` with an event that cannot be dropped: close 4008.
         self.slow = False
@@ -109,9 +105,9 @@ class Connection:
         if self.hub.shutting_down:
             await self.close(CloseCode.SERVICE_RESTART)
             return
-        challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
+        self.challenge = {"nonce": secrets.token_urlsafe(16), "ts": now_ms()}
         await self._send(
-            dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": challenge})
+            dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": self.challenge})
         )
         timeout = settings.WINGMAN.policy.handshake_timeout_ms / 1000
         self._handshake_timer = asyncio.get_running_loop().call_later(
@@ -119,14 +115,13 @@ class Connection:
         )
 
     async def received(self, text: str | None = None, data: bytes | None = None) -> None:
-        """Handle one inbound frame; never raises. A frame still queued when the socket was
-        closed is dropped: after the close nothing more is processed."""
+        """Handle one inbound frame; never raises. Once closed, queued frames are dropped."""
         if self.closed:
             return
         self.hub.stats.messages_processed += 1
         try:
             await self._receive(text, data)
-        except Reject as rej:
+        except inbound.Reject as rej:
             self.hub.stats.frames_rejected += 1
             if rej.frame is not None:
                 await self._send(rej.frame)
@@ -139,12 +134,11 @@ class Connection:
             await self.close(CloseCode.POLICY_VIOLATION)
 
     async def _unavailable(self, text: str | None, data: bytes | None, exc: Exception) -> None:
-        """Redis is down (rate limit, auth lockout, ...): this request gets UNAVAILABLE,
-        retryable, and the socket stays open (gateway/state/outage.py) - unless it was the
-        handshake of a dialect that allows only one: then close 1013, try again later."""
+        """Redis is down: this request gets UNAVAILABLE, retryable, the socket stays open
+        (gateway/state/outage.py), unless it was a one-shot handshake: then close 1013."""
         outage.redis_state.failed(exc, "handling a request")
         self.hub.stats.frames_rejected += 1
-        rid = self.codec.request_id_of(parse(text, data))  # it parsed once already
+        rid = self.codec.request_id_of(inbound.parse(text, data))  # it parsed once already
         await self._send(self.codec.encode_error(rid, outage.unavailable(exc)))
         if not self.greeted and self.codec.handshake_first:
             await self.close(CloseCode.TRY_AGAIN_LATER)
@@ -177,6 +171,8 @@ class Connection:
         self._forgotten = True
         try:
             await self.hub.unregister(self)
+            if self.identity is not None and (authority := extensions.authority()) is not None:
+                await authority.departed(self.conn_id, self.identity)
         except Exception:
             logger.exception("cleanup of %s failed", self.conn_id)
 
@@ -194,13 +190,13 @@ class Connection:
     async def _receive(self, text: str | None, data: bytes | None) -> None:
         size = len(text.encode("utf-8")) if text is not None else len(data or b"")
         if size > settings.WINGMAN.policy.max_payload:
-            raise Reject(CloseCode.MESSAGE_TOO_BIG)
+            raise inbound.Reject(CloseCode.MESSAGE_TOO_BIG)
         first = self.dialect is None
-        frame, problem = frame_or_problem(text, data)
+        frame, problem = inbound.frame_or_problem(text, data)
         if first:
             self.dialect = detect(frame) if problem is None else None
             if self.dialect is None:
-                raise Reject(CloseCode.POLICY_VIOLATION)
+                raise inbound.Reject(CloseCode.POLICY_VIOLATION)
             self.subscriptions = set(self.dialect.default_events)
         # Every later frame counts, parseable or not: a flood of garbage costs the same.
         elif not await self._within_rate_limit(frame):
@@ -222,35 +218,22 @@ class Connection:
     async def _reply_error(self, frame: Any, err: FrameError) -> None:
         self.hub.stats.frames_rejected += 1
         if self.dialect is None:
-            raise Reject(err.close or CloseCode.POLICY_VIOLATION)
+            raise inbound.Reject(err.close or CloseCode.POLICY_VIOLATION)
         rid = err.request_id if err.request_id is not None else self.codec.request_id_of(frame)
         text = self.codec.encode_error(rid, err.error)
         if err.close is not None:
-            raise Reject(err.close, text)
+            raise inbound.Reject(err.close, text)
         await self._send(text)
 
     async def _within_rate_limit(self, frame: Any) -> bool:
-        limit = settings.WINGMAN.policy.rate_limit_per_minute
-        decision = await ratelimit.hit(self._rate_key(), limit)
-        if decision.allowed:
-            return True
-        error = GatewayError(
-            ErrorCode.RATE_LIMITED,
-            f"rate limit exceeded ({limit} requests/min)",
-            retryable=True,
-            retry_after_ms=decision.retry_after_ms,
-        )
-        text = self.codec.encode_error(self.codec.request_id_of(frame), error)
-        if decision.excess > limit:  # as many refused as allowed: sustained abuse
-            raise Reject(CloseCode.RATE_LIMITED, text)
-        self.hub.stats.frames_rejected += 1
-        await self._send(text)
-        return False
-
-    def _rate_key(self) -> str:
         ident = self.identity
-        who = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
-        return f"{who}"
+        key = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
+        refusal = await inbound.ratelimit_refusal(key, frame, self.codec)
+        if refusal is None:
+            return True
+        self.hub.stats.frames_rejected += 1
+        await self._send(refusal)
+        return False
 
     # handshake ---------------------------------------------------------------------------
     async def _handshake(self, hello: Hello) -> None:
@@ -260,26 +243,33 @@ class Connection:
                 error = GatewayError(ErrorCode.INVALID_REQUEST, "already authenticated")
                 raise FrameError(hello.request_id, error)
             return await self._dispatch(hello.call)  # a node registering again
-        protocol = negotiate(hello, self.codec)
+        protocol = inbound.negotiate(hello, self.codec)
         try:
-            await auth.authenticate(
-                token=hello.token, password=hello.password, ip=self.client_ip, browser=self.browser
+            grant = await admission.admit(
+                hello,
+                conn_id=self.conn_id,
+                ip=self.client_ip,
+                browser=self.browser,
+                challenge=self.challenge,
+                dialect=self.codec.name,
             )
         except GatewayError as error:
             self._auth_failures += 1
             text = self.codec.encode_hello_error(hello.request_id, error)
             if fatal or self._auth_failures >= MAX_AUTH_ATTEMPTS:
-                raise Reject(CloseCode.POLICY_VIOLATION, text) from None
+                raise inbound.Reject(CloseCode.POLICY_VIOLATION, text) from None
             await self._send(text)
             return
         if self.closed:  # closed while the credentials were checked (handshake timeout)
             return
         await self._establish(hello.client)
+        if hello.client.scopes == [scopes.NODE]:  # a tool node: its invokes come here
+            await self.join_topic(hello.client.node_topic)
         if hello.call is not None:  # the handshake's reply is the call's (wingman-node)
             self.greeted = True
             await self._dispatch(hello.call)
         else:
-            greeting = Greeting(self.conn_id, self.identity, self.codec)
+            greeting = Greeting(self.conn_id, self.identity, self.codec, grant)
             await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))
             self.greeted = True
         await self._release_early_events()
@@ -296,7 +286,7 @@ class Connection:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         self.identity = client
-        entry = presence_entry(
+        entry = inbound.presence_entry(
             self.conn_id,
             client,
             ip=self.client_ip,
@@ -316,7 +306,9 @@ class Connection:
                 raise FrameError(call.request_id, why)
             await self._run(call, method)
             return
-        await self._establish(ClientIdentity(client_id="jsonrpc", mode="rpc"))
+        await self._establish(
+            ClientIdentity(client_id="jsonrpc", mode="rpc", scopes=list(scopes.OPERATOR_SCOPES))
+        )
         await self._release_early_events()
         await self._dispatch(call)
 
@@ -330,9 +322,13 @@ class Connection:
 
     async def _run(self, call: Call, method: Method) -> None:
         try:
+            if self.identity is not None:
+                scopes.check(self.identity.scopes, method.scope, method.name)
             params = method.params.model_validate(call.params or {})
         except ValidationError as exc:
             raise invalid(call.request_id, exc) from None
+        except GatewayError as error:
+            raise FrameError(call.request_id, error) from None
         ctx = CallContext(self, call.request_id)
         try:
             result = await method.handler(ctx, params)
@@ -340,7 +336,7 @@ class Connection:
             await self._send(self.codec.encode_error(call.request_id, error))
             return
         except Exception as exc:
-            error = handler_error(call.method, exc)
+            error = inbound.handler_error(call.method, exc)
             await self._send(self.codec.encode_error(call.request_id, error))
             return
         reply = self.codec.encode_result(call.request_id, result)

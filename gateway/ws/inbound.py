@@ -7,9 +7,12 @@ import json
 import logging
 from typing import Any
 
+from django.conf import settings
+
 from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
 from gateway.protocol.dialects.base import ClientIdentity, Dialect, Hello
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
+from gateway.security import ratelimit
 from gateway.state import outage
 
 logger = logging.getLogger("gateway.ws.connection")
@@ -95,8 +98,28 @@ def presence_entry(
         "instanceId": client.instance_id,
         "displayName": client.display_name,
         "platform": client.platform,
+        "deviceId": client.device_id,
         "dialect": dialect,
         "connectedAt": connected_at,
         "ts": ts,
     }
     return {k: v for k, v in entry.items() if v is not None}
+
+
+async def ratelimit_refusal(key: str, frame: Any, codec: Dialect) -> str | None:
+    """None when the frame is within the rate limit, else the error reply to send; raises
+    :class:`Reject` (close 4029) once as many were refused as allowed (sustained abuse)."""
+    limit = settings.WINGMAN.policy.rate_limit_per_minute
+    decision = await ratelimit.hit(key, limit)
+    if decision.allowed:
+        return None
+    error = GatewayError(
+        ErrorCode.RATE_LIMITED,
+        f"rate limit exceeded ({limit} requests/min)",
+        retryable=True,
+        retry_after_ms=decision.retry_after_ms,
+    )
+    text = codec.encode_error(codec.request_id_of(frame), error)
+    if decision.excess > limit:
+        raise Reject(CloseCode.RATE_LIMITED, text)
+    return text

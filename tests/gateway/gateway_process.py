@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.protocol import events as ev
 from gateway.protocol import frames, handshake, system
 from gateway.protocol.base import Frame
+from gateway.security.scopes import OPERATOR_SCOPES
 from tests.fixtures import client_frames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -444,8 +445,10 @@ def connect_params(
     mode: str = "cli",
     display_name: str | None = None,
     role: str = "operator",
+    scopes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``connect`` params shaped like the OpenClaw CLI's."""
+    """``connect`` params shaped like the OpenClaw CLI's (``scopes``: every operator scope
+    unless given, so a test may call any operator method)."""
     client: dict[str, Any] = {
         "id": client_id,
         "version": "2026.9.6",
@@ -462,7 +465,7 @@ def connect_params(
         "client": client,
         "caps": [],
         "role": role,
-        "scopes": ["operator.read"],
+        "scopes": list(OPERATOR_SCOPES) if scopes is None else scopes,
     }
     auth = {k: v for k, v in {"token": token, "password": password}.items() if v is not None}
     if auth:

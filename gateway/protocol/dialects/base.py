@@ -52,6 +52,30 @@ class ClientIdentity:
     role: str = "operator"
     scopes: list[str] = field(default_factory=list)
     caps: list[str] = field(default_factory=list)
+    #: A node's declared command surface and permissions (``role: "node"``).
+    commands: list[str] = field(default_factory=list)
+    permissions: dict[str, bool] = field(default_factory=dict)
+    path_env: str | None = None
+    #: The verified device id (``connect.params.device``), set by the handshake.
+    device_id: str | None = None
+    #: How the connection authenticated: ``shared`` (gateway secret, browser session or auth
+    #: none) or ``device-token``; set by the handshake.
+    credential: str = "shared"
+
+    @property
+    def node_id(self) -> str:
+        """A node's id: its device id (OpenClaw), else its instance id or client id."""
+        return self.device_id or self.instance_id or self.client_id
+
+    @property
+    def node_topic(self) -> str:
+        """The topic a ``role: "node"`` connection receives its invokes on."""
+        return node_topic(self.node_id)
+
+
+def node_topic(node_id: str) -> str:
+    """The topic of a node's own connection (``node.invoke.request`` goes there)."""
+    return f"node:{node_id}"
 
 
 @dataclass(slots=True)
@@ -67,6 +91,8 @@ class Hello:
     #: The handshake is also this call (wingman-node ``register``): its reply replaces
     #: ``hello-ok``.
     call: Call | None = None
+    #: ``connect.params.device`` (a ``gateway.protocol.handshake.DeviceIdentity``), if sent.
+    device: Any = None
 
 
 @dataclass(slots=True)

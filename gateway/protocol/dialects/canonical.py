@@ -79,11 +79,15 @@ class Canonical(Dialect):
                 role=params.role or "operator",
                 scopes=list(params.scopes or []),
                 caps=list(params.caps or []),
+                commands=list(params.commands or []),
+                permissions=dict(params.permissions or {}),
+                path_env=params.path_env,
             ),
             token=auth.token if auth else None,
             password=auth.password if auth else None,
             min_protocol=params.min_protocol,
             max_protocol=params.max_protocol,
+            device=params.device,
         )
 
     def _decode_hello(self, frame: dict[str, Any]) -> Hello:

@@ -1,0 +1,1 @@
+"""Device pairing, node pairing and node.invoke (the only writers of the nodes models)."""
