@@ -106,7 +106,7 @@ async def rooms_leave(ctx: CallContext, params: RoomIdParams) -> dict[str, Any]:
     return {"roomId": params.room_id, "left": left}
 
 
-@registry.method("rooms.members", RoomIdParams)
+@registry.method("rooms.members", RoomIdParams, scope="operator.read")
 async def rooms_members(ctx: CallContext, params: RoomIdParams) -> dict[str, Any]:
     """Member agents (persisted) and live members (connections, nodes)."""
     return await live.room_members(room_id=params.room_id)
