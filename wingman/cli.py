@@ -121,6 +121,10 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
 
+    from wingman.tunnel_cli import add_tunnel_command
+
+    add_tunnel_command(sub)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
