@@ -1,20 +1,19 @@
-"""Tailscale: gateways among the tailnet's peers, and who a tailnet connection belongs to.
+"""Tailscale discovery: the gateways among the tailnet's peers.
 
 - :func:`discover` asks the local tailscaled's LocalAPI (``GET /localapi/v0/status`` on its
   unix socket; no API key) for the peers, or — when the daemon does not answer — the
   Tailscale HTTP API (``GET /api/v2/tailnet/<tailnet>/devices`` with an API key); keeps the
   online peers carrying the configured tags; and probes each one's ``/health`` on the
   gateway port (in parallel, bounded).
-- :func:`whois` asks the LocalAPI who owns a tailnet address (``/localapi/v0/whois``): the
-  check behind ``gateway.auth.allowTailscale`` (gateway/security/tailscale_auth.py).
+
+The LocalAPI client is gateway/security/tailscale.py's (which also verifies
+``gateway.auth.allowTailscale`` identities with it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
-#: The Host header tailscaled's LocalAPI expects.
-LOCALAPI_HOST = "local-tailscaled.sock"
+from gateway.security.tailscale import localapi_get
+
 #: A device the API last saw this long ago counts as offline (when it has no
 #: ``connectedToControl``).
 API_ONLINE_WINDOW = timedelta(minutes=5)
@@ -75,40 +74,6 @@ class DiscoveryResult:
     source: str
     candidates: list[Peer] = field(default_factory=list)
     gateways: list[TailnetGateway] = field(default_factory=list)
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over tailscaled's unix socket."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__(LOCALAPI_HOST, timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def localapi_get(socket_path: str, path: str, timeout: float) -> dict:
-    """``GET <path>`` on the LocalAPI as JSON; OSError / ValueError when it cannot."""
-    conn = _UnixHTTPConnection(socket_path, timeout)
-    try:
-        conn.request("GET", path, headers={"Host": LOCALAPI_HOST})
-        resp = conn.getresponse()
-        body = resp.read()
-    except http.client.HTTPException as exc:
-        raise OSError(f"bad LocalAPI answer: {exc}") from exc
-    finally:
-        conn.close()
-    if resp.status != 200:
-        raise OSError(f"LocalAPI {path} answered {resp.status}: {body[:200]!r}")
-    return json.loads(body)
 
 
 def _dns(name: str | None) -> str:
@@ -226,12 +191,3 @@ def discover(cfg, *, timeout: float) -> DiscoveryResult:
         probed = pool.map(lambda p: _probe(p, cfg.port, probe_timeout), result.candidates)
         result.gateways = sorted((g for g in probed if g), key=lambda g: g.name)
     return result
-
-
-def whois(socket_path: str, addr: str, timeout: float = 2.0) -> dict | None:
-    """The LocalAPI's WhoIsResponse for ``ip:port`` (Node, UserProfile), or None."""
-    path = f"/localapi/v0/whois?addr={urllib.parse.quote(addr)}"
-    try:
-        return localapi_get(socket_path, path, timeout)
-    except (OSError, ValueError):
-        return None
