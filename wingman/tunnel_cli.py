@@ -38,7 +38,10 @@ def add_tunnel_command(sub: argparse._SubParsersAction) -> None:
         "exposes the local gateway on the remote host's loopback (ssh -N -R). Uses the system "
         "ssh client with your keys / SSH agent (never asks for a password).",
     )
-    p.add_argument("target", nargs="+", metavar="[reverse] user@host", help="the SSH host")
+    p.add_argument(
+        "target", metavar="user@host", help="the SSH host (`reverse user@host`: reverse tunnel)"
+    )
+    p.add_argument("reverse_target", nargs="?", metavar="", help=argparse.SUPPRESS)
     p.add_argument(
         "--port",
         type=int,
@@ -70,17 +73,18 @@ def add_tunnel_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_tunnel)
 
 
-def _parse_target(parts: list[str]) -> tuple[bool, str] | None:
-    if len(parts) == 1 and parts[0] != "reverse":
-        return False, parts[0]
-    if len(parts) == 2 and parts[0] == "reverse":
-        return True, parts[1]
+def _parse_target(first: str, second: str | None) -> tuple[bool, str] | None:
+    """(reverse?, user@host) from ``user@host`` or ``reverse user@host``; None if neither."""
+    if second is None and first != "reverse":
+        return False, first
+    if second is not None and first == "reverse":
+        return True, second
     return None
 
 
 def cmd_tunnel(args: argparse.Namespace) -> int:
     """Set up the tunnel, then hold it until Ctrl+C / SIGTERM; never leaves ssh behind."""
-    parsed = _parse_target(args.target)
+    parsed = _parse_target(args.target, args.reverse_target)
     if parsed is None:
         print("usage: wingman gateway tunnel [reverse] user@host [options]", file=sys.stderr)
         return EXIT_USAGE

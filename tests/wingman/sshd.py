@@ -157,3 +157,17 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+def ssh_clients_of(port: int) -> list[int]:
+    """PIDs of live ``ssh`` clients whose command line names ``-p <port>``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            named = argv and argv[0].endswith(b"ssh") and str(port).encode() in argv
+            if named and pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found

@@ -23,7 +23,14 @@ from tests.gateway.gateway_process import (
     run_cli,
     wingman_command,
 )
-from tests.wingman.sshd import keygen, pid_alive, require_sshd, ssh_children, start_sshd
+from tests.wingman.sshd import (
+    keygen,
+    pid_alive,
+    require_sshd,
+    ssh_children,
+    ssh_clients_of,
+    start_sshd,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -171,11 +178,13 @@ def test_forward_tunnel_with_the_ssh_agent_carries_an_agent_run_and_ctrl_c_clean
         assert f"ws://127.0.0.1:{local}/ws" in up and "connected through it" in up
         ssh_pids = ssh_children(cli.proc.pid)
         assert len(ssh_pids) == 1, ssh_pids
+        assert ssh_clients_of(sshd.port) == ssh_pids
         result = run_agent(f"ws://127.0.0.1:{local}/ws", tmp_path)
         assert result.returncode == 0, (result.stdout, result.stderr)
         assert "You said: hello through ssh" in result.stdout
         assert cli.stop(signal.SIGINT) == 130
         assert_no_ssh_left(cli.proc.pid, ssh_pids)
+        assert ssh_clients_of(sshd.port) == []
     finally:
         cli.kill()
 
@@ -224,6 +233,7 @@ def test_a_key_the_server_does_not_accept_is_a_clear_auth_error(sshd, gateway, t
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "SSH authentication failed for" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ssh_clients_of(sshd.port) == []
 
 
 def test_an_unknown_host_key_is_a_clear_host_key_error(sshd, gateway, tmp_path):
@@ -264,3 +274,25 @@ def test_usage_error_for_a_bad_target(tmp_path):
     assert result.returncode == 2
     assert "usage: wingman gateway tunnel [reverse] user@host" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_wrong_gateway_token_through_the_tunnel_is_reported_and_ssh_stopped(
+    sshd, gateway, tmp_path
+):
+    result = run_cli(
+        [
+            "gateway",
+            "tunnel",
+            sshd.target,
+            "--port",
+            str(gateway.port),
+            "--token",
+            "wrong",
+            *ssh_flags(sshd, identity=sshd.client_key),
+        ],
+        client_env(tmp_path),
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "wingman: tunnel is up but the gateway refused: UNAUTHORIZED" in result.stderr
+    assert "Tunnel up" not in result.stdout
+    assert ssh_clients_of(sshd.port) == []
