@@ -296,3 +296,20 @@ def test_a_wrong_gateway_token_through_the_tunnel_is_reported_and_ssh_stopped(
     assert "wingman: tunnel is up but the gateway refused: UNAUTHORIZED" in result.stderr
     assert "Tunnel up" not in result.stdout
     assert ssh_clients_of(sshd.port) == []
+
+
+def test_a_changed_host_key_is_a_clear_host_key_error(sshd, gateway, tmp_path):
+    other = keygen(tmp_path / "other_host_key").with_suffix(".pub").read_text().split()
+    recorded = tmp_path / "known_hosts"
+    recorded.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    flags = [
+        f"UserKnownHostsFile={recorded}" if f.startswith("UserKnownHostsFile") else f
+        for f in ssh_flags(sshd, identity=sshd.client_key)
+    ]
+    result = run_cli(
+        ["gateway", "tunnel", sshd.target, "--port", str(gateway.port), *flags],
+        client_env(tmp_path),
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "the host key of 127.0.0.1 CHANGED" in result.stderr, result.stderr
+    assert ssh_clients_of(sshd.port) == []
