@@ -27,6 +27,8 @@ async def _refusal(request: HttpRequest) -> JsonResponse | None:
         return None
     secret = _bearer(request)
     if not secret:
+        if await _tailscale_user(request):
+            return None
         return _unauthorized()
     try:
         await auth.authenticate(token=secret, password=secret, ip=request.META.get("REMOTE_ADDR"))
@@ -37,6 +39,15 @@ async def _refusal(request: HttpRequest) -> JsonResponse | None:
             return JsonResponse({"error": error.as_dict()}, status=503)
         return _unauthorized()
     return None
+
+
+async def _tailscale_user(request: HttpRequest) -> bool:
+    """A ``tailscale serve`` identity confirmed by tailscaled (``allowTailscale``)."""
+    from gateway.security import tailscale
+
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    ident = tailscale.TailscaleIdentity.from_headers(headers, request.META.get("REMOTE_ADDR"))
+    return ident.present and await tailscale.verify(ident) is not None
 
 
 def _unauthorized() -> JsonResponse:

@@ -85,6 +85,15 @@ if [ ! -x "$OPENCLAW_DIR/oc/node_modules/.bin/openclaw" ] || [ ! -x "$OPENCLAW_N
     || fail_or_warn "the OpenClaw node host is not installed in $OPENCLAW_DIR (needs npm)"
 fi
 export WINGMAN_OPENCLAW_DIR="$OPENCLAW_DIR"
+# The SSH tunnel tests run a real OpenSSH server on loopback (tests/wingman/sshd.py).
+if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tests/run.sh: installing Debian's openssh-server" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; } \
+      >/dev/null || echo "tests/run.sh: apt-get install openssh-server failed" >&2
+  fi
+  [ -x /usr/sbin/sshd ] || fail_or_warn "sshd is not installed (apt-get install openssh-server)"
+fi
 
 echo "== ruff" >&2
 .venv/bin/ruff check .

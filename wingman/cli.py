@@ -32,6 +32,7 @@ _FLAG_ENV = {
     "name": "WINGMAN_GATEWAY_NAME",
     "server": "WINGMAN_ASGI_SERVER",
     "ui_port": "WINGMAN_CONTROL_UI_PORT",
+    "discovery": "WINGMAN_DISCOVERY",
 }
 
 
@@ -58,12 +59,18 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
         help="second listener for the Control UI (default 18790, 0 = any free; "
         "WINGMAN_CONTROL_UI_PORT; WINGMAN_CONTROL_UI=false turns it off)",
     )
+    p.add_argument(
+        "--discovery",
+        choices=["mdns", "none"],
+        help="announce this gateway on the LAN over mDNS (_wingman-gateway._tcp), or not "
+        "(default: discovery.enabled in config; WINGMAN_DISCOVERY)",
+    )
 
 
 def _run_args(args: argparse.Namespace) -> list[str]:
     """The server flags again, for the daemon's child (secrets travel in the environment)."""
     out: list[str] = []
-    for dest in ("host", "port", "auth_mode", "config", "name", "server", "ui_port"):
+    for dest in ("host", "port", "auth_mode", "config", "name", "server", "ui_port", "discovery"):
         value = getattr(args, dest, None)
         if value is not None:
             out += [f"--{dest.replace('_', '-')}", str(value)]
@@ -125,6 +132,12 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
 
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
+
+    from wingman.discovery_cli import add_discover_command
+    from wingman.tunnel_cli import add_tunnel_command
+
+    add_discover_command(sub)
+    add_tunnel_command(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,12 +83,39 @@ class GatewayConfig(_Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
+#: Where tailscaled's LocalAPI socket is on Linux (``discovery.tailscale.socket``).
+TAILSCALED_SOCKET = "/var/run/tailscale/tailscaled.sock"
+TAILSCALE_API_URL = "https://api.tailscale.com"
+
+
+class TailscaleDiscoveryConfig(_Strict):
+    """``discovery.tailscale``: which peers are gateways and how to ask Tailscale."""
+
+    tags: list[str] = Field(default_factory=list)
+    socket: str = TAILSCALED_SOCKET
+    tailnet: str = "-"
+    api_key: str | None = Field(default=None, alias="apiKey")
+    api_url: str = Field(default=TAILSCALE_API_URL, alias="apiUrl")
+    #: The gateway port probed on each peer.
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+
+
+class DiscoveryConfig(_Strict):
+    """``discovery`` (seed 001): announce this gateway over mDNS when enabled."""
+
+    enabled: bool = False
+    method: Literal["mdns", "tailscale"] = "mdns"
+    name: str | None = None
+    tailscale: TailscaleDiscoveryConfig = Field(default_factory=TailscaleDiscoveryConfig)
+
+
 class ConfigFile(BaseModel):
-    """The whole file. Sections other than ``gateway`` belong to later features."""
+    """The whole file. Sections other than ``gateway`` and ``discovery`` belong to features."""
 
     model_config = ConfigDict(extra="allow")
 
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
 
 
 class ResolvedConfig(_Strict):
@@ -103,6 +130,8 @@ class ResolvedConfig(_Strict):
     auth_mode: AuthMode
     token: str | None
     password: str | None
+    allow_tailscale: bool = False
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     fs_roots: list[Path]
     control_ui: ControlUiConfig
     policy: PolicyConfig
@@ -182,6 +211,29 @@ def _control_ui(env: dict[str, str], cfg: ControlUiConfig) -> ControlUiConfig:
         raise ConfigError(_error_text(exc, "gateway.controlUi")) from exc
 
 
+def _discovery(env: dict[str, str], cfg: DiscoveryConfig) -> DiscoveryConfig:
+    """``discovery`` with ``WINGMAN_DISCOVERY`` (``--discovery``: mdns | none) and the
+    Tailscale variables (``WINGMAN_TAILSCALE_SOCKET``, ``TAILSCALE_API_KEY``,
+    ``TAILSCALE_TAILNET``, ``WINGMAN_TAILSCALE_API_URL``) applied."""
+    method = env.get("WINGMAN_DISCOVERY", "").strip().lower()
+    if method and method not in ("mdns", "none"):
+        raise ConfigError(f"WINGMAN_DISCOVERY: expected mdns or none, got {method!r}")
+    if method:
+        cfg = cfg.model_copy(update={"enabled": method == "mdns", "method": "mdns"})
+    ts = cfg.tailscale
+    update = {
+        field: env[name]
+        for field, name in (
+            ("socket", "WINGMAN_TAILSCALE_SOCKET"),
+            ("api_key", "TAILSCALE_API_KEY"),
+            ("tailnet", "TAILSCALE_TAILNET"),
+            ("api_url", "WINGMAN_TAILSCALE_API_URL"),
+        )
+        if env.get(name)
+    }
+    return cfg.model_copy(update={"tailscale": ts.model_copy(update=update)})
+
+
 def _env_int(env: dict[str, str], name: str) -> int | None:
     value = env.get(name)
     if value in (None, ""):
@@ -250,10 +302,12 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             auth_mode=mode,  # type: ignore[arg-type]
             token=token,
             password=password,
+            allow_tailscale=gw.auth.allow_tailscale,
+            discovery=_discovery(env, file_cfg.discovery),
             fs_roots=fs_roots,
             control_ui=_control_ui(env, gw.control_ui),
             policy=_policy(env, gw.policy),
-            raw=file_cfg.model_dump(by_alias=True, exclude={"gateway"}),
+            raw=file_cfg.model_dump(by_alias=True, exclude={"gateway", "discovery"}),
         )
     except ValidationError as exc:
         raise ConfigError(_resolved_error(exc)) from exc

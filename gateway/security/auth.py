@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
 
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.security import tailscale
 from gateway.security.webauth import BrowserCredentials
 from gateway.state import cache as shared
 from gateway.state import outage
@@ -148,6 +149,10 @@ async def _check(
         raise GatewayError(ErrorCode.UNAUTHORIZED, _cookie_refusal(browser))
     if credentials_valid(token=token, password=password):
         return
+    ident = browser.tailscale if browser is not None else None
+    if ident is not None and ident.present and not token and not password:
+        await check_tailscale(ident)
+        return
     if browser is not None and browser.present and not token and not password:
         if browser.same_origin and await browser.authorized():
             return
@@ -158,6 +163,16 @@ async def _check(
         ErrorCode.UNAUTHORIZED,
         f"unauthorized: gateway {what} {'mismatch' if given else 'missing'}",
     )
+
+
+async def check_tailscale(ident: tailscale.TailscaleIdentity) -> None:
+    """Accept a ``tailscale serve`` identity confirmed by tailscaled, else UNAUTHORIZED."""
+    if await tailscale.verify(ident) is not None:
+        return
+    why = tailscale.refusal(ident) or (
+        f"Tailscale identity {ident.login!r} not confirmed by tailscaled (whois)"
+    )
+    raise GatewayError(ErrorCode.UNAUTHORIZED, f"unauthorized: {why}")
 
 
 def _foreign_page(browser: BrowserCredentials | None) -> bool:

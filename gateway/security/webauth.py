@@ -21,6 +21,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from gateway.security.tailscale import TailscaleIdentity
+
 #: Session key set by the Control UI's token/password login (no Django user behind it).
 SESSION_FLAG = "wingman.gateway_auth"
 
@@ -50,11 +52,13 @@ def origin_allowed(origin: str | None, host: str | None) -> bool:
 
 @dataclass(frozen=True)
 class BrowserCredentials:
-    """What a WebSocket upgrade request carried that matters for cookie auth."""
+    """What a WebSocket upgrade request carried that matters for header auth: the session
+    cookie, and the Tailscale identity headers (gateway/security/tailscale.py)."""
 
     session_key: str | None
     origin: str | None
     host: str | None
+    tailscale: TailscaleIdentity | None = None
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> BrowserCredentials:
@@ -67,7 +71,12 @@ class BrowserCredentials:
                 host = value.decode("latin-1")
             elif name == b"cookie":
                 cookie = value.decode("latin-1")
-        return cls(session_key=_session_key(cookie), origin=origin, host=host)
+        return cls(
+            session_key=_session_key(cookie),
+            origin=origin,
+            host=host,
+            tailscale=TailscaleIdentity.from_scope(scope),
+        )
 
     @property
     def present(self) -> bool:

@@ -38,6 +38,9 @@ def announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
     print(f"  Control UI: http://{shown}:{port}/", flush=True)
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n{shown}:{port}\n", encoding="utf-8")
+    from gateway.discovery import announce as discovery
+
+    discovery.start(host, port)  # mDNS, when discovery is on (in the background)
 
 
 def announce_ui(host: str, port: int) -> None:
@@ -95,8 +98,10 @@ def tune_gc() -> None:
 async def drain(stop_listening: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> None:
     """Stop accepting, tell every client (``shutdown``, close 1012), then ``stop()``."""
     from gateway.delivery.hub import current_hub
+    from gateway.discovery import announce as discovery
 
     try:
+        await discovery.withdraw()  # clients stop finding us before we stop answering
         with contextlib.suppress(Exception):
             await stop_listening()
         hub = current_hub()

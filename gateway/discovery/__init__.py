@@ -1,0 +1,1 @@
+"""Finding gateways: mDNS announce/browse (mdns.py) and Tailscale peers (tailscale.py)."""
