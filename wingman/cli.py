@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wingman import agent_cli
 
     agent_cli.add_commands(top)
+    from wingman import ops_cli
+
+    ops_cli.add_commands(top)
     return parser
 
 

@@ -1,0 +1,9 @@
+"""Fixtures for the operations tests (backup, logs, migrations, deployment files): real
+gateway and worker subprocesses, their logs attached to failures."""
+
+from tests.gateway.conftest import (  # noqa: F401
+    gateway,
+    gateway_factory,
+    pytest_runtest_makereport,
+    worker_factory,
+)
