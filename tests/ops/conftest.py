@@ -7,3 +7,4 @@ from tests.gateway.conftest import (  # noqa: F401
     pytest_runtest_makereport,
     worker_factory,
 )
+from tests.agents.test_e2e_agents import shared_database  # noqa: F401, E402
