@@ -92,6 +92,10 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=cmd_migrate)
 
+    from wingman import ops_cli
+
+    ops_cli.add_install_service(sub)
+
     p = sub.add_parser("start", help="start the gateway in the background (PID file + log)")
     _server_flags(p)
     p.set_defaults(func=cmd_start)

@@ -36,6 +36,41 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_restore, needs_django=False)
 
 
+def add_install_service(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "install-service",
+        help="write and enable systemd units for the gateway, worker and beat (deploy/systemd/)",
+    )
+    p.add_argument("--user", action="store_true", help="user units (systemctl --user)")
+    p.add_argument("--dry-run", action="store_true", help="print what it would do, do nothing")
+    p.add_argument("--unit-dir", help="write the units here instead of systemd's directory")
+    p.add_argument("--no-enable", action="store_true", help="write the units, do not enable them")
+    p.set_defaults(func=cmd_install_service, needs_django=False)
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from wingman import service_units
+
+    inst, unit_dir = service_units.for_this_install(args.user)
+    if args.unit_dir:
+        unit_dir = Path(args.unit_dir).expanduser().absolute()
+    steps = service_units.plan(inst, unit_dir, enable=not args.no_enable)
+    for step in steps:
+        print(("would " if args.dry_run else "") + service_units.describe(step), flush=True)
+    if args.dry_run:
+        return EXIT_OK
+    try:
+        service_units.execute(steps)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"wingman: install-service: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"Installed {', '.join(service_units.UNITS)} in {unit_dir}; settings and secrets go in "
+          f"{inst.env_file}")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from django.conf import settings
 

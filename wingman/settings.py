@@ -289,7 +289,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = STATE_DIR / "static"
+# where `manage.py collectstatic` writes (the container image collects into /app/static)
+STATIC_ROOT = Path(env.str("WINGMAN_STATIC_ROOT", default=str(STATE_DIR / "static")))
 
 # LOGGING -------------------------------------------------------------------------------
 LOG_LEVEL = wingman_config.log_level(env.str("WINGMAN_LOG_LEVEL", default="INFO"))
