@@ -70,3 +70,38 @@ def test_unknown_log_format_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "wingman: config error: WINGMAN_LOG_FORMAT: expected text or json, got 'xml'"
     )
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_worker_json_logs_carry_the_run(
+    gateway_factory: GatewayFactory, worker_factory, shared_database: str, tmp_path: Path
+) -> None:
+    """In the scaled setup the run executes in the Celery worker: its lines are JSON too."""
+    import uuid
+
+    from tests.agents.test_e2e_agents import E2E_REDIS_URL
+    from tests.agents.test_e2e_scaled import delete_unacked, scaled_env
+    from tests.conftest import delete_redis_prefix, require_redis
+
+    require_redis()
+    prefix = f"wmjson-{uuid.uuid4().hex[:12]}"
+    env = {**scaled_env(shared_database, prefix), "WINGMAN_LOG_FORMAT": "json"}
+    gw = None
+    try:
+        gw = gateway_factory(env, name="gw")
+        worker = worker_factory(env, name="jsonworker")
+        async with connected(gw) as c:
+            ack, final, _ = await run_agent(c, {"message": "in the worker"})
+        assert final["status"] == "ok"
+        worker.stop()
+        records = json_lines(worker.log())
+        assert records and all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+        started = [r for r in records if r["message"] == f"run {ack['runId']} started (agent main)"]
+        assert len(started) == 1 and started[0]["runId"] == ack["runId"], records
+        assert started[0]["sessionKey"] == "agent:main:main"
+    finally:
+        if gw is not None:  # before its Redis keys go
+            gw.stop()
+        delete_redis_prefix(prefix, E2E_REDIS_URL)
+        delete_unacked(env["WINGMAN_CELERY_QUEUE"])
