@@ -11,12 +11,15 @@ import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
+from wingman.config import ConfigError
+
 #: The advisory lock key of ``migrate`` (any constant shared by every wingman process).
 ADVISORY_KEY = 0x57494E47  # "WING"
 
 
-class NewerSchema(Exception):
-    """The database has migrations this version does not know: a newer one upgraded it."""
+class NewerSchema(ConfigError):
+    """The database has migrations this version does not know: a newer one upgraded it
+    (a ConfigError: any command that meets it says so in one line, exit 2)."""
 
     def __init__(self, unknown: list[tuple[str, str]]) -> None:
         names = ", ".join(f"{app}.{name}" for app, name in unknown[:5])
