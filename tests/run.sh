@@ -94,6 +94,21 @@ if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
   fi
   [ -x /usr/sbin/sshd ] || fail_or_warn "sshd is not installed (apt-get install openssh-server)"
 fi
+# The compose topology test (tests/ops/test_topology.py) puts Debian's nginx in front of two
+# gateways; the deployment files test validates deploy/compose.yaml with Debian's
+# docker-compose (no Docker daemon needed for `config`).
+for tool in nginx:nginx-light docker-compose:docker-compose; do
+  bin=${tool%%:*} pkg=${tool#*:}
+  if ! command -v "$bin" >/dev/null && [ ! -x "/usr/sbin/$bin" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "tests/run.sh: installing Debian's $pkg" >&2
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "$pkg"; } >/dev/null || echo "tests/run.sh: apt-get install $pkg failed" >&2
+    fi
+    command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] \
+      || fail_or_warn "$bin is not installed (apt-get install $pkg)"
+  fi
+done
 
 echo "== ruff" >&2
 .venv/bin/ruff check .

@@ -177,13 +177,13 @@ async def _run_remote(args: argparse.Namespace, printer: _Printer) -> int:
 async def _run_local(args: argparse.Namespace, printer: _Printer) -> int:
     from asgiref.sync import sync_to_async
     from django.conf import settings
-    from django.core.management import call_command
 
     from agents.models import RunSource
     from agents.services import runs
     from agents.services.agents import ConfigImportError, bootstrap
+    from wingman.schema import migrate_once
 
-    await sync_to_async(call_command)("migrate", interactive=False, verbosity=0)
+    await sync_to_async(migrate_once)()
     try:
         await sync_to_async(bootstrap)(settings.WINGMAN.raw)
     except ConfigImportError as exc:
@@ -246,11 +246,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         if token:
             print(f"  gateway token: {token}  (clients send it; kept only in that file, mode 600)")
     if not args.skip_agent:
-        from django.core.management import call_command
-
         from agents.services.agents import agents_import
+        from wingman.schema import migrate_once
 
-        call_command("migrate", interactive=False, verbosity=0)
+        migrate_once()
         result = agents_import(config, update_existing=True)
         (cfg.state_dir / "agents" / args.agent).mkdir(parents=True, exist_ok=True)
         print(f'Agent {args.agent!r} ready ({result}). Try: wingman agent --local "hello"')
@@ -282,16 +281,16 @@ def _starter_config(args: argparse.Namespace, cfg, entry: dict[str, Any]) -> dic
 
 def cmd_agents_import(args: argparse.Namespace) -> int:
     from django.conf import settings
-    from django.core.management import call_command
 
     from agents.services.agents import ConfigImportError, agents_config_check, agents_import
+    from wingman.schema import migrate_once
 
     if settings.WINGMAN.config_path is None:
         print("wingman: no wingman.config.json (use --config or wingman init)", file=sys.stderr)
         return EXIT_FAIL
     try:
         agents_config_check(settings.WINGMAN.raw)  # before the database is even created
-        call_command("migrate", interactive=False, verbosity=0)
+        migrate_once()
         result = agents_import(settings.WINGMAN.raw, update_existing=True)
     except ConfigImportError as exc:
         print(f"wingman: config error: {exc}", file=sys.stderr)
@@ -301,11 +300,10 @@ def cmd_agents_import(args: argparse.Namespace) -> int:
 
 
 def cmd_agents_list(args: argparse.Namespace) -> int:
-    from django.core.management import call_command
-
     from agents.selectors import agent_list
+    from wingman.schema import migrate_once
 
-    call_command("migrate", interactive=False, verbosity=0)
+    migrate_once()
     for agent in agent_list():
         flag = " (default)" if agent["default"] else ""
         model = agent["model"] or "default model"

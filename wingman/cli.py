@@ -92,6 +92,17 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     _server_flags(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser(
+        "migrate",
+        help="apply database migrations once, under a lock (several gateways may start "
+        "together); exit 2 on a database migrated by a newer version",
+    )
+    p.set_defaults(func=cmd_migrate)
+
+    from wingman import ops_cli
+
+    ops_cli.add_install_service(sub)
+
     p = sub.add_parser("start", help="start the gateway in the background (PID file + log)")
     _server_flags(p)
     p.set_defaults(func=cmd_start)
@@ -156,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     routines_cli.add_commands(top)
     webhooks_cli.add_commands(top)
     rooms_cli.add_commands(top)
+    from wingman import ops_cli
+
+    ops_cli.add_commands(top)
     return parser
 
 
@@ -167,8 +181,6 @@ def _cfg():
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from django.core.management import call_command
-
     from gateway.server import statelock
     from gateway.server.serve import serve
 
@@ -179,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"wingman: {exc}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     _warn_if_redis_unreachable()
-    call_command("migrate", interactive=False, verbosity=0)
+    if (code := cmd_migrate(args)) != EXIT_OK:
+        return code
     from agents.services.agents import ConfigImportError, bootstrap
 
     try:
@@ -206,6 +219,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     return serve(host=cfg.host, port=cfg.port, pid_file=Path(pid_file) if pid_file else None)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply migrations once (wingman/schema.py); exit 2 on a newer version's database."""
+    from wingman.schema import NewerSchema, migrate_once
+
+    try:
+        applied = migrate_once()
+    except NewerSchema as exc:
+        print(f"wingman: refusing to start: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(
+        f"Migrations: applied {applied}" if applied else "Migrations: database up to date",
+        flush=True,
+    )
+    return EXIT_OK
 
 
 def _warn_if_redis_unreachable() -> None:

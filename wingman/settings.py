@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 
 from wingman import config as wingman_config
 from wingman.database import database_config
+from wingman.logs import log_format
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -334,15 +335,26 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = STATE_DIR / "static"
+# where `manage.py collectstatic` writes (the container image collects into /app/static)
+STATIC_ROOT = Path(env.str("WINGMAN_STATIC_ROOT", default=str(STATE_DIR / "static")))
 
 # LOGGING -------------------------------------------------------------------------------
 LOG_LEVEL = wingman_config.log_level(env.str("WINGMAN_LOG_LEVEL", default="INFO"))
+# text (default) or json: one object per line for log shippers (wingman/logs.py)
+LOG_FORMAT = log_format(env.str("WINGMAN_LOG_FORMAT", default="text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "wingman.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "daphne": {"level": "WARNING"},

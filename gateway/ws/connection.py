@@ -37,7 +37,7 @@ from gateway.rpc.hello import Greeting, hello_ok_frame
 from gateway.rpc.registry import Method, registry
 from gateway.security import auth, scopes
 from gateway.security.webauth import BrowserCredentials
-from gateway.state import outage
+from gateway.state import logcontext, outage
 from gateway.ws import admission, inbound
 from gateway.ws.writer import SLOW_CONSUMER_ABORT_SECONDS, Transport
 
@@ -64,6 +64,8 @@ class Connection:
         #: Cookie and Origin of the upgrade request (browser login, see webauth.py).
         self.browser = browser
         self.conn_id = hub.new_conn_id()
+        # this socket's task (and what it starts) logs with its connId (wingman/logs.py)
+        logcontext.conn_id.set(self.conn_id)
         self.dialect: Dialect | None = None
         self.identity: ClientIdentity | None = None
         self.subscriptions: set[str] = set()
@@ -272,6 +274,7 @@ class Connection:
             greeting = Greeting(self.conn_id, self.identity, self.codec, grant)
             await self._send(await hello_ok_frame(self.hub, greeting, protocol, hello.request_id))
             self.greeted = True
+        logger.debug("%s connected (%s, %s)", self.conn_id, self.codec.name, self.client_ip)
         await self._release_early_events()
 
     async def _release_early_events(self) -> None:

@@ -17,7 +17,7 @@ from agents.services.runs.requests import HISTORY_LIMIT, RunPlan, RunTicket
 from agents.services.runs.stream import RunStream
 from agents.services.runs.transitions import Turn
 from gateway.protocol.errors import ErrorCode, GatewayError
-from gateway.state import outage
+from gateway.state import logcontext, outage
 from gateway.state.db import db_call
 
 logger = logging.getLogger(__name__)
@@ -38,9 +38,12 @@ class Gone(Exception):
 async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: str) -> None:
     """The body of a run's task; ``ticket.final`` is the answer once it returns."""
     status, error, code = RunStatus.OK, "", ""
+    logcontext.run_id.set(plan.run_id)  # this task's log lines carry the run (wingman/logs.py)
+    logcontext.session_key.set(plan.session_key)
     try:
         async with asyncio.timeout(plan.timeout):
             await _wait_turn(plan.run_id, plan.session_id)
+            logger.info("run %s started (agent %s)", plan.run_id, plan.agent_id)
             await stream.emit(
                 {"type": "agent-start", "agent": plan.agent_id, "prompt": plan.prompt}
             )
@@ -60,6 +63,7 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
     # Persist and publish the end before the next queued run may start: it must see this
     # answer in its history and start after this run's terminal event.
     await asyncio.shield(finish(ticket, stream, status, error, code, owner=owner))
+    logger.info("run %s ended: %s", plan.run_id, status)
     turns.wake(plan.session_id)
 
 
