@@ -69,6 +69,18 @@ class PolicyConfig(_Strict):
     write_coalesce_us: int = Field(default=500, ge=0, le=1_000_000, alias="writeCoalesceUs")
 
 
+class BridgeConfig(_Strict):
+    """The HTTP bridge (``/bridge/send``, ``/bridge/poll``, ``/bridge/sse``; gateway/bridge/)."""
+
+    enabled: bool = True
+    #: A ``/bridge/poll`` with nothing queued answers (empty) after this long at most.
+    poll_timeout_ms: int = Field(default=30_000, ge=0, le=120_000, alias="pollTimeoutMs")
+    #: A session no request touched for this long is closed and its presence removed.
+    session_idle_ms: int = Field(default=90_000, ge=1_000, alias="sessionIdleMs")
+    #: Browser origins allowed to call the bridge from another origin (CORS); ``*`` any.
+    cors_origins: list[str] = Field(default_factory=list, alias="corsOrigins")
+
+
 class GatewayConfig(_Strict):
     """The ``gateway`` section of ``wingman.config.json`` (seed 001 format plus ``policy``)."""
 
@@ -81,6 +93,7 @@ class GatewayConfig(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     control_ui: ControlUiConfig = Field(default_factory=ControlUiConfig, alias="controlUi")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
 
 
 class ConfigFile(BaseModel):
@@ -106,6 +119,7 @@ class ResolvedConfig(_Strict):
     fs_roots: list[Path]
     control_ui: ControlUiConfig
     policy: PolicyConfig
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -182,6 +196,22 @@ def _control_ui(env: dict[str, str], cfg: ControlUiConfig) -> ControlUiConfig:
         raise ConfigError(_error_text(exc, "gateway.controlUi")) from exc
 
 
+def _bridge(env: dict[str, str], cfg: BridgeConfig) -> BridgeConfig:
+    """``bridge`` with ``WINGMAN_BRIDGE_POLL_TIMEOUT_MS`` / ``WINGMAN_BRIDGE_IDLE_MS`` applied."""
+    update: dict[str, Any] = {}
+    for field, name in (
+        ("pollTimeoutMs", "WINGMAN_BRIDGE_POLL_TIMEOUT_MS"),
+        ("sessionIdleMs", "WINGMAN_BRIDGE_IDLE_MS"),
+    ):
+        value = _env_int(env, name)
+        if value is not None:
+            update[field] = value
+    try:
+        return BridgeConfig.model_validate({**cfg.model_dump(by_alias=True), **update})
+    except ValidationError as exc:
+        raise ConfigError(_error_text(exc, "gateway.bridge")) from exc
+
+
 def _env_int(env: dict[str, str], name: str) -> int | None:
     value = env.get(name)
     if value in (None, ""):
@@ -253,6 +283,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             fs_roots=fs_roots,
             control_ui=_control_ui(env, gw.control_ui),
             policy=_policy(env, gw.policy),
+            bridge=_bridge(env, gw.bridge),
             raw=file_cfg.model_dump(by_alias=True, exclude={"gateway"}),
         )
     except ValidationError as exc:
