@@ -27,6 +27,7 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="gateway token (default WINGMAN_GATEWAY_TOKEN / config)")
     p.add_argument("--password", help="gateway password")
     p.add_argument("--local", action="store_true", help="run in this process, without a gateway")
+    add_transport_arguments(p)
     p.add_argument("--json", action="store_true", help="print every event as one JSON line")
     p.set_defaults(func=cmd_agent)
 
@@ -109,6 +110,29 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
 
 
+def add_transport_arguments(p: argparse.ArgumentParser) -> None:
+    """``--transport``, ``--auto-transport`` and ``--tls-fingerprint`` of a gateway client."""
+    p.add_argument(
+        "--transport",
+        choices=("websocket", "http"),
+        default="auto",
+        help="websocket only, or http (the HTTP bridge) only; default: WebSocket, falling "
+        "back to the bridge when a proxy refuses the upgrade",
+    )
+    p.add_argument(
+        "--auto-transport",
+        dest="transport",
+        action="store_const",
+        const="auto",
+        help="WebSocket, else the HTTP bridge (the default)",
+    )
+    p.add_argument(
+        "--tls-fingerprint",
+        help="SHA-256 fingerprint the gateway's certificate must have (wss:// / https://); "
+        "a mismatch is refused",
+    )
+
+
 async def _on_interrupt(cancel) -> None:
     """Ctrl+C: cancel the run (once), then let it end with its terminal event."""
     loop = asyncio.get_running_loop()
@@ -130,7 +154,11 @@ async def _run_remote(args: argparse.Namespace, printer: _Printer) -> int:
     cfg = settings.WINGMAN
     url = _gateway_url(args)
     client = GatewayClient(
-        url, token=args.token or cfg.token, password=args.password or cfg.password
+        url,
+        token=args.token or cfg.token,
+        password=args.password or cfg.password,
+        transport=args.transport,
+        tls_fingerprint=args.tls_fingerprint,
     )
     try:
         await client.connect()

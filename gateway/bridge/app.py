@@ -4,7 +4,8 @@
   session named by ``X-Wingman-Session`` / ``?session=``; without one a new session is
   created (its ``connect.challenge`` is its first frame). Answers at once with
   ``{"session", "accepted", "closed"}``; replies and events come through poll or sse.
-  ``?ack=N`` acknowledges frames like a poll's cursor.
+  ``?ack=N`` acknowledges frames like a poll's cursor; ``?close=1`` ends the session after
+  its frames (like closing a WebSocket: presence goes at once).
 - ``GET /bridge/poll?session=&cursor=N&timeout=MS``: acknowledges frames up to ``N``, waits
   (at most ``gateway.bridge.pollTimeoutMs``) until a frame after ``N`` is queued and
   returns ``{"session", "frames": [{"id", "frame"}], "cursor", "closed"}``.
@@ -22,6 +23,7 @@ from django.conf import settings
 from gateway.bridge import http
 from gateway.bridge.http import SESSION_HEADER, BadRequest
 from gateway.bridge.sessions import BridgeSession, registry
+from gateway.protocol.errors import CloseCode
 from gateway.ws.writer import SOCKET_SCOPE_KEY
 
 #: A batch may hold this many frames of ``maxPayload`` each, at most.
@@ -93,6 +95,9 @@ async def _send(scope: dict, receive, send, extra) -> None:
     if ack:
         session.queue.ack(ack)
     accepted = await session.receive(frames)
+    if params.get("close") == "1":
+        await session.connection.close(CloseCode.NORMAL)
+        registry().drop(session.id)
     answer = {"session": session.id, "accepted": accepted, "closed": session.queue.close_code}
     headers = [*extra, (SESSION_HEADER.encode(), session.id.encode())]
     await http.respond(send, 200, answer, headers)
