@@ -115,7 +115,7 @@ class GatewayClient:
                     open_timeout=self.connect_timeout,
                     max_size=None,
                     ping_interval=20,
-                    ssl=context,
+                    **({"ssl": context} if context is not None else {}),
                 )
                 self.transport_used = "websocket"
                 return ws

@@ -81,6 +81,27 @@ class BridgeConfig(_Strict):
     cors_origins: list[str] = Field(default_factory=list, alias="corsOrigins")
 
 
+class TlsConfig(_Strict):
+    """``gateway.tls``: serve wss:// and https:// (gateway and Control UI ports)."""
+
+    enabled: bool = False
+    cert_path: str | None = Field(default=None, alias="certPath")
+    key_path: str | None = Field(default=None, alias="keyPath")
+    #: Make a self-signed pair in the state dir when there is none (fingerprint printed).
+    auto_generate: bool = Field(default=False, alias="autoGenerate")
+
+    @model_validator(mode="after")
+    def _check(self) -> TlsConfig:
+        if self.enabled and not self.auto_generate and not (self.cert_path and self.key_path):
+            raise ValueError("TLS needs certPath and keyPath, or autoGenerate: true")
+        return self
+
+    @property
+    def on(self) -> bool:
+        """TLS is served (``enabled``, or certificate files / ``autoGenerate`` given)."""
+        return self.enabled or self.auto_generate or bool(self.cert_path and self.key_path)
+
+
 class GatewayConfig(_Strict):
     """The ``gateway`` section of ``wingman.config.json`` (seed 001 format plus ``policy``)."""
 
@@ -94,6 +115,7 @@ class GatewayConfig(_Strict):
     control_ui: ControlUiConfig = Field(default_factory=ControlUiConfig, alias="controlUi")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
 
 class ConfigFile(BaseModel):
@@ -120,6 +142,7 @@ class ResolvedConfig(_Strict):
     control_ui: ControlUiConfig
     policy: PolicyConfig
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -284,6 +307,7 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             control_ui=_control_ui(env, gw.control_ui),
             policy=_policy(env, gw.policy),
             bridge=_bridge(env, gw.bridge),
+            tls=gw.tls,
             raw=file_cfg.model_dump(by_alias=True, exclude={"gateway"}),
         )
     except ValidationError as exc:
