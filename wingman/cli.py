@@ -24,6 +24,7 @@ EXIT_ALREADY_RUNNING = 4
 #: flag dest → environment variable it sets.
 _FLAG_ENV = {
     "host": "WINGMAN_HOST",
+    "bind": "WINGMAN_BIND",
     "port": "WINGMAN_PORT",
     "auth_mode": "WINGMAN_AUTH_MODE",
     "token": "WINGMAN_GATEWAY_TOKEN",
@@ -36,7 +37,15 @@ _FLAG_ENV = {
 
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="interface to bind (default 127.0.0.1; WINGMAN_HOST)")
+    p.add_argument(
+        "--host", help="interface to bind; wins over --bind (default 127.0.0.1; WINGMAN_HOST)"
+    )
+    p.add_argument(
+        "--bind",
+        choices=["loopback", "lan", "tailnet", "auto"],
+        help="loopback (default) | lan (all interfaces) | tailnet (the Tailscale address) | "
+        "auto (tailnet when Tailscale is up, else loopback); gateway.bind, WINGMAN_BIND",
+    )
     p.add_argument("--port", type=int, help="port (default 18789, 0 = any free; WINGMAN_PORT)")
     p.add_argument(
         "--auth-mode",
@@ -63,7 +72,7 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
 def _run_args(args: argparse.Namespace) -> list[str]:
     """The server flags again, for the daemon's child (secrets travel in the environment)."""
     out: list[str] = []
-    for dest in ("host", "port", "auth_mode", "config", "name", "server", "ui_port"):
+    for dest in ("host", "bind", "port", "auth_mode", "config", "name", "server", "ui_port"):
         value = getattr(args, dest, None)
         if value is not None:
             out += [f"--{dest.replace('_', '-')}", str(value)]
@@ -171,6 +180,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{'redis' if os.environ.get('REDIS_URL') else 'embedded (SQLite, in-memory layer)'}",
         flush=True,
     )
+    from wingman.config import is_loopback
+
+    if not is_loopback(cfg.host) and not cfg.tls.on:
+        print(
+            f"wingman: warning: listening on {cfg.host} without TLS: tokens and messages cross "
+            "the network in clear text; set gateway.tls (autoGenerate: true) or use a VPN",
+            file=sys.stderr,
+            flush=True,
+        )
     pid_file = os.environ.get("WINGMAN_PID_FILE")
     from pathlib import Path
 

@@ -26,6 +26,7 @@ CONFIG_FILENAME = "wingman.config.json"
 AuthMode = Literal["token", "password", "none"]
 #: The ASGI server the gateway runs on (gateway/server/serve.py); the first is the default.
 AsgiServer = Literal["uvicorn", "daphne"]
+BindMode = Literal["loopback", "lan", "tailnet", "auto"]
 DEFAULT_ASGI_SERVER: AsgiServer = "uvicorn"
 
 
@@ -106,7 +107,11 @@ class GatewayConfig(_Strict):
     """The ``gateway`` section of ``wingman.config.json`` (seed 001 format plus ``policy``)."""
 
     name: str | None = None
-    host: str = "127.0.0.1"
+    #: An explicit interface (wins over ``bind``, like ``--host``).
+    host: str | None = None
+    #: loopback (default) | lan (all interfaces) | tailnet (the Tailscale address only) |
+    #: auto (tailnet when Tailscale is up, else loopback).
+    bind: BindMode = "loopback"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     asgi_server: AsgiServer | None = Field(default=None, alias="asgiServer")
     state_dir: str | None = Field(default=None, alias="stateDir")
@@ -133,6 +138,7 @@ class ResolvedConfig(_Strict):
     state_dir: Path
     name: str
     host: str
+    bind: BindMode = "loopback"
     port: int = Field(ge=0, le=65535)
     asgi_server: AsgiServer = DEFAULT_ASGI_SERVER
     auth_mode: AuthMode
@@ -163,6 +169,29 @@ class ResolvedConfig(_Strict):
                 "set a token or password"
             )
         return self
+
+
+def bind_host(env: dict[str, str], mode: str) -> str:
+    """The interface ``gateway.bind`` (or ``WINGMAN_BIND``) names."""
+    from wingman import tailnet
+
+    mode = env.get("WINGMAN_BIND") or mode
+    if mode == "lan":
+        return "0.0.0.0"  # noqa: S104 - what "lan" means
+    if mode in ("tailnet", "auto"):
+        address = tailnet.address(env)
+        if address is not None:
+            return address
+        if mode == "tailnet":
+            raise ConfigError(
+                "gateway.bind: 'tailnet' needs Tailscale up on this machine (no address from "
+                "tailscaled's LocalAPI or `tailscale ip`); start it with `tailscale up`, or "
+                "use bind 'loopback' / 'lan' or --host"
+            )
+        return "127.0.0.1"
+    if mode != "loopback":
+        raise ConfigError(f"gateway.bind: expected loopback, lan, tailnet or auto, got {mode!r}")
+    return "127.0.0.1"
 
 
 def is_loopback(host: str) -> bool:
@@ -297,7 +326,8 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
             config_path=config_path,
             state_dir=state_dir,
             name=env.get("WINGMAN_GATEWAY_NAME") or gw.name or "wingman-gateway",
-            host=env.get("WINGMAN_HOST") or gw.host,
+            host=env.get("WINGMAN_HOST") or gw.host or bind_host(env, gw.bind),
+            bind=env.get("WINGMAN_BIND") or gw.bind,
             port=gw.port if port is None else port,
             asgi_server=env.get("WINGMAN_ASGI_SERVER") or gw.asgi_server or DEFAULT_ASGI_SERVER,
             auth_mode=mode,  # type: ignore[arg-type]
