@@ -98,7 +98,18 @@ def _gateway_url(args: argparse.Namespace) -> str:
 
     cfg = settings.WINGMAN
     host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host  # noqa: S104
-    return f"ws://{host}:{cfg.port}/ws"
+    return f"{'wss' if cfg.tls.on else 'ws'}://{host}:{cfg.port}/ws"
+
+
+def _local_pin(args: argparse.Namespace, cfg) -> str | None:
+    """``--tls-fingerprint``, else (our own gateway's TLS) the certificate in the config."""
+    if args.tls_fingerprint or args.gateway or not cfg.tls.on:
+        return args.tls_fingerprint
+    from wingman import tls
+
+    cert = Path(cfg.tls.cert_path).expanduser() if cfg.tls.cert_path else None
+    cert = cert or cfg.state_dir / tls.CERT_NAME
+    return tls.file_fingerprint(cert) if cert.exists() else None
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -158,7 +169,7 @@ async def _run_remote(args: argparse.Namespace, printer: _Printer) -> int:
         token=args.token or cfg.token,
         password=args.password or cfg.password,
         transport=args.transport,
-        tls_fingerprint=args.tls_fingerprint,
+        tls_fingerprint=_local_pin(args, cfg),
     )
     try:
         await client.connect()

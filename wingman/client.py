@@ -108,7 +108,7 @@ class GatewayClient:
     async def _open(self) -> Any:
         """A WebSocket, or a bridge session when asked or when the upgrade is refused."""
         context = await tls.client_context(self.url, self.tls_fingerprint)
-        if self.transport != "http":
+        if self.transport != "http" and not self.url.startswith(("http://", "https://")):
             try:
                 ws = await websockets.connect(
                     self.url,
