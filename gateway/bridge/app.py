@@ -20,14 +20,18 @@ import json
 
 from django.conf import settings
 
-from gateway.bridge import http
+from gateway.bridge import forward, http
 from gateway.bridge.http import SESSION_HEADER, BadRequest
+from gateway.bridge.ops import do_poll, do_send
 from gateway.bridge.sessions import BridgeSession, registry
-from gateway.protocol.errors import CloseCode
+from gateway.delivery.hub import get_hub
 from gateway.ws.writer import SOCKET_SCOPE_KEY
 
 #: A batch may hold this many frames of ``maxPayload`` each, at most.
 MAX_BATCH = 64
+#: A forwarded send waits this long for the owner (it answers at once; a batch of calls may
+#: take a moment).
+FORWARDED_SEND_SECONDS = 10.0
 #: An idle SSE stream gets a comment line this often (proxies drop silent connections).
 SSE_KEEPALIVE_SECONDS = 15.0
 
@@ -56,15 +60,23 @@ async def bridge_app(scope: dict, receive, send) -> None:
         await http.respond(send, err.status, error, extra)
 
 
-def _session(scope: dict, params: dict[str, str]) -> BridgeSession:
-    """The request's session, or ``BadRequest`` 404 (unknown or expired: start a new one)."""
+def _session_id(scope: dict, params: dict[str, str]) -> str:
     session_id = http.header(scope, SESSION_HEADER) or params.get("session")
     if not session_id:
         raise BadRequest(400, "INVALID_REQUEST", "no session (X-Wingman-Session or ?session=)")
+    return session_id
+
+
+async def _locate(session_id: str) -> BridgeSession | str:
+    """The session when it is here, else the seat id of the process holding it; 404 when
+    neither (unknown or expired: start a new one)."""
     session = registry().get(session_id)
-    if session is None:
+    if session is not None:
+        return session
+    owner = forward.owner_of(session_id)
+    if owner is None or owner == (await get_hub()).id:
         raise BadRequest(404, "NOT_FOUND", "unknown or expired bridge session")
-    return session
+    return owner
 
 
 def _frames(body: bytes) -> list[str]:
@@ -85,49 +97,39 @@ def _frames(body: bytes) -> list[str]:
 async def _send(scope: dict, receive, send, extra) -> None:
     params = http.query(scope)
     limit = settings.WINGMAN.policy.max_payload * MAX_BATCH
-    body = await http.read_body(receive, limit)
-    frames = _frames(body)
-    if http.header(scope, SESSION_HEADER) or params.get("session"):
-        session = _session(scope, params)
-    else:
-        session = await registry().create(scope)
+    frames = _frames(await http.read_body(receive, limit))
     ack = http.int_param(params, "ack", 0)
-    if ack:
-        session.queue.ack(ack)
-    accepted = await session.receive(frames)
-    if params.get("close") == "1":
-        await session.connection.close(CloseCode.NORMAL)
-        registry().drop(session.id)
-    answer = {"session": session.id, "accepted": accepted, "closed": session.queue.close_code}
-    headers = [*extra, (SESSION_HEADER.encode(), session.id.encode())]
+    close = params.get("close") == "1"
+    if http.header(scope, SESSION_HEADER) or params.get("session"):
+        session_id = _session_id(scope, params)
+        where = await _locate(session_id)
+    else:
+        where = await registry().create(scope)
+        session_id = where.id
+    headers = [*extra, (SESSION_HEADER.encode(), session_id.encode())]
+    if isinstance(where, str):
+        data = {"session": session_id, "frames": frames, "ack": ack, "close": close}
+        status, body = await forward.forward(where, "send", data, wait=FORWARDED_SEND_SECONDS)
+        await http.respond(send, status, body, headers)
+        return
+    answer = await do_send(where, frames, ack=ack, close=close)
     await http.respond(send, 200, answer, headers)
 
 
 async def _poll(scope: dict, send, extra) -> None:
     params = http.query(scope)
-    session = _session(scope, params)
+    where = await _locate(_session_id(scope, params))
     cursor = http.int_param(params, "cursor", 0)
     cap = settings.WINGMAN.bridge.poll_timeout_ms
-    timeout = min(http.int_param(params, "timeout", cap), cap) / 1000
-    queue = session.queue
-    queue.ack(cursor)
-    session.readers += 1
-    session.touch()
-    try:
-        await queue.wait(cursor, seconds=timeout)
-    finally:
-        session.readers -= 1
-        session.touch()
-    frames = queue.after(cursor)
-    last = frames[-1][0] if frames else max(cursor, queue.acked)
-    items = ",".join(f'{{"id":{fid},"frame":{text}}}' for fid, text in frames)
-    closed = json.dumps(queue.close_code)
-    body = (
-        f'{{"session":{json.dumps(session.id)},"frames":[{items}],'
-        f'"cursor":{last},"closed":{closed}}}'
-    )
-    if not frames:
-        registry().finished(session)
+    seconds = min(http.int_param(params, "timeout", cap), cap) / 1000
+    if isinstance(where, str):
+        data = {"session": _session_id(scope, params), "cursor": cursor, "after": cursor}
+        status, body = await forward.forward(
+            where, "poll", {**data, "seconds": seconds}, wait=seconds
+        )
+        await http.respond(send, status, body, extra)
+        return
+    body = await do_poll(where, cursor=cursor, after=cursor, seconds=seconds)
     await http.respond(send, 200, body, extra)
 
 
@@ -140,10 +142,9 @@ def _resume_cursor(scope: dict, params: dict[str, str]) -> int:
 
 async def _sse(scope: dict, receive, send, extra) -> None:
     params = http.query(scope)
-    session = _session(scope, params)
+    session_id = _session_id(scope, params)
+    where = await _locate(session_id)
     cursor = _resume_cursor(scope, params)
-    queue = session.queue
-    queue.ack(cursor)
     headers = [
         (b"content-type", b"text/event-stream"),
         (b"cache-control", b"no-store"),
@@ -152,6 +153,14 @@ async def _sse(scope: dict, receive, send, extra) -> None:
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     gone = asyncio.get_running_loop().create_task(_disconnected(receive))
+    if isinstance(where, str):
+        try:
+            await _stream_forwarded(where, session_id, cursor, send, gone)
+        finally:
+            gone.cancel()
+        return
+    session, queue = where, where.queue
+    queue.ack(cursor)
     session.readers += 1
     queue.stream_socket = scope.get(SOCKET_SCOPE_KEY)
     try:
@@ -191,6 +200,42 @@ async def _stream(session: BridgeSession, cursor: int, send, gone: asyncio.Task)
         if not waiter.done():
             waiter.cancel()
         elif not queue.after(cursor) and queue.close_code is None:
+            ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
+            await send(ping)
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _stream_forwarded(
+    owner: str, session_id: str, cursor: int, send, gone: asyncio.Task
+) -> None:
+    """An SSE stream here for a session held by another process: forwarded polls, each
+    marking what it returns as streamed (the same bookkeeping as a local stream)."""
+    await send({"type": "http.response.body", "body": b": ok\n\n", "more_body": True})
+    acked = cursor
+    while not gone.done():
+        data = {"session": session_id, "cursor": acked, "after": cursor, "streamed": True}
+        data["seconds"] = SSE_KEEPALIVE_SECONDS
+        poll = asyncio.ensure_future(
+            forward.forward(owner, "poll", data, wait=SSE_KEEPALIVE_SECONDS)
+        )
+        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not poll.done():
+            poll.cancel()
+            break
+        status, body = poll.result()
+        if status != 200:
+            break
+        answer = json.loads(body)
+        frames = [(f["id"], json.dumps(f["frame"])) for f in answer["frames"]]
+        if frames:
+            cursor = frames[-1][0]
+            text = "".join(_event(fid, frame) for fid, frame in frames)
+            await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+        elif answer["closed"] is not None:
+            close = f'event: close\ndata: {{"code":{answer["closed"]}}}\n\n'
+            await send({"type": "http.response.body", "body": close.encode()})
+            return
+        else:
             ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
             await send(ping)
     await send({"type": "http.response.body", "body": b""})

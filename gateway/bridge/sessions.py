@@ -67,7 +67,9 @@ class SessionRegistry:
 
     async def create(self, scope: dict) -> BridgeSession:
         """A new session whose connection has sent ``connect.challenge`` already."""
-        session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+        hub = await get_hub()
+        # the owner's seat id first: any process can forward to it (gateway/bridge/forward.py)
+        session_id = f"{hub.id}~{secrets.token_urlsafe(SESSION_ID_BYTES)}"
         queue = FrameQueue(
             max_bytes=settings.WINGMAN.policy.max_buffered_bytes,
             on_abort=lambda: self.drop(session_id),
@@ -75,7 +77,7 @@ class SessionRegistry:
         client = scope.get("client") or (None, None)
         connection = Connection(
             queue,
-            await get_hub(),
+            hub,
             client_ip=client[0],
             browser=BrowserCredentials.from_scope(scope),
         )
