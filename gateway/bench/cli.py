@@ -72,10 +72,18 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream"],
+        choices=["fanout", "agent-stream", "bridge"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
-        "offline model streaming through the gateway vs in-process",
+        "offline model streaming through the gateway vs in-process; bridge: event delivery "
+        "latency over /bridge/poll, /bridge/sse and WebSocket",
+    )
+    p.add_argument(
+        "--clients",
+        type=_positive,
+        default=200,
+        help="bridge: clients per transport, all connected at once (default 200); "
+        "--broadcasts sets the rounds",
     )
     stream_cli.add_arguments(p)
     _add_connection_arguments(p)
@@ -133,6 +141,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the bench; print the table (and JSON). 0 unless the run itself failed."""
     if args.mode == "agent-stream":
         return _run_agent_stream(args)
+    if args.mode == "bridge":
+        return _run_bridge(args)
     try:
         options = _options(args)
         _check_open_file_limits(options)
@@ -160,6 +170,23 @@ def _run_agent_stream(args: argparse.Namespace) -> int:
 
 
 # options ---------------------------------------------------------------------------------
+def _run_bridge(args: argparse.Namespace) -> int:
+    from gateway.bench import bridge
+
+    try:
+        endpoint = _options(args).endpoint
+        report = asyncio.run(
+            bridge.measure(endpoint, clients=args.clients, rounds=args.broadcasts, log=_log)
+        )
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(bridge.table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
 def _options(args: argparse.Namespace) -> Options:
     from django.conf import settings
 
