@@ -180,6 +180,7 @@ async def _disconnected(receive) -> None:
 async def _stream(session: BridgeSession, cursor: int, send, gone: asyncio.Task) -> None:
     """Write frames as they are queued until the client leaves or the session ends."""
     queue = session.queue
+    gone.add_done_callback(lambda _: queue.wake())  # a disconnect ends the wait at once
     await send({"type": "http.response.body", "body": b": ok\n\n", "more_body": True})
     while not gone.done():
         frames = queue.after(cursor)
@@ -195,11 +196,8 @@ async def _stream(session: BridgeSession, cursor: int, send, gone: asyncio.Task)
             await send({"type": "http.response.body", "body": close.encode()})
             registry().drop(session.id)
             return
-        waiter = asyncio.ensure_future(queue.wait(cursor, seconds=SSE_KEEPALIVE_SECONDS))
-        await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
-        if not waiter.done():
-            waiter.cancel()
-        elif not queue.after(cursor) and queue.close_code is None:
+        await queue.wait(cursor, seconds=SSE_KEEPALIVE_SECONDS)  # or the client left
+        if not gone.done() and not queue.after(cursor) and queue.close_code is None:
             ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
             await send(ping)
     await send({"type": "http.response.body", "body": b""})

@@ -50,13 +50,13 @@ class FrameQueue:
         self.frames.append((self.last_id, text))
         self._sizes[self.last_id] = size
         self._untaken += size
-        self._wake()
+        self.wake()
 
     async def close(self, code: int) -> None:
         """The connection closed: no frame after this one; pollers learn the code."""
         if self.close_code is None:
             self.close_code = code
-        self._wake()
+        self.wake()
 
     def buffered_bytes(self) -> int:
         """Bytes the client has not taken: unsent frames plus the SSE socket's buffer."""
@@ -117,7 +117,8 @@ class FrameQueue:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake every waiter (they look again at the queue)."""
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
