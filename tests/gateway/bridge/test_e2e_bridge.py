@@ -249,3 +249,26 @@ async def test_bad_requests_change_nothing(gateway: GatewayProcess) -> None:
         await b.send({"hello": 1})
         await b.poll(timeout_ms=300)
         assert b.closed == 1008
+
+
+async def test_poll_and_sse_on_each_server(gateway_factory: GatewayFactory, each_server) -> None:
+    gateway = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
+    hello, call = dialect_frames("canonical")
+    async with httpx.AsyncClient() as http:
+        b = Bridge(http, gateway.http_url)
+        await b.send(hello)
+        check_reply("canonical", await b.until(lambda f: reply_to(f, "c1")))
+        reader = asyncio.create_task(
+            sse_frames(
+                http,
+                gateway.http_url,
+                b.session,
+                count=99,
+                last_event_id=b.cursor,
+                pred=lambda f: reply_to(f, "h1"),
+            )
+        )
+        await asyncio.sleep(0.2)
+        await b.send(call)
+        got, _ = await asyncio.wait_for(reader, 15)
+        assert got[0][0] == b.cursor + 1 and got[-1][1]["id"] == "h1", got
