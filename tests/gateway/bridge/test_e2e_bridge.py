@@ -137,20 +137,25 @@ async def test_lost_poll_response_is_redelivered_never_duplicated(gateway: Gatew
         b = Bridge(http, gateway.http_url)
         await b.send([hello, call])
         await b.until(lambda f: reply_to(f, "h1"))
+        for _ in range(10):  # until quiet (the presence event of our own connect may follow)
+            if not await b.poll(timeout_ms=300):
+                break
         last = b.cursor
-        # the client "lost" every response: asking again from 0 returns the same frames
-        again = (await b.poll_raw(0)).json()
-        assert [(f["id"], f["frame"]) for f in again["frames"]] == b.frames
-        # acked up to ``last``: nothing again, the poll waits out its timeout empty
-        empty = (await b.poll_raw(last, timeout_ms=300)).json()
-        assert empty["frames"] == [] and empty["cursor"] == last, empty
-        # once acked, even a stale cursor never gets them back
+        assert [fid for fid, _ in b.frames] == list(range(1, last + 1))
+        await b.send({"type": "req", "id": "h2", "method": "health", "params": {}})
+        first = (await b.poll_raw(last)).json()
+        assert [f["id"] for f in first["frames"]] == [last + 1], first
+        assert first["frames"][0]["frame"]["id"] == "h2"
+        # that response was "lost": the same poll again returns the same frame
+        again = (await b.poll_raw(last)).json()
+        assert again["frames"] == first["frames"] and again["cursor"] == last + 1, again
+        # acknowledged by the next cursor: never again, not even to a stale cursor
+        empty = (await b.poll_raw(last + 1, timeout_ms=300)).json()
+        assert empty["frames"] == [] and empty["cursor"] == last + 1, empty
         stale = (await b.poll_raw(0, timeout_ms=300)).json()
         assert stale["frames"] == [], stale
-        await b.send({"type": "req", "id": "h2", "method": "health", "params": {}})
-        more = (await b.poll_raw(last)).json()
-        assert [f["id"] for f in more["frames"]] == [last + 1], more
-        assert more["frames"][0]["frame"]["id"] == "h2"
+        stale = (await b.poll_raw(last, timeout_ms=300)).json()
+        assert stale["frames"] == [], stale
 
 
 async def test_sse_resumes_after_last_event_id(gateway: GatewayProcess) -> None:
@@ -160,12 +165,20 @@ async def test_sse_resumes_after_last_event_id(gateway: GatewayProcess) -> None:
         await b.send([hello, call])
         first, _ = await sse_frames(http, gateway.http_url, b.session, count=1)
         assert [fid for fid, _ in first] == [1]
-        # the stream broke after event 1 (or 2): a reconnect resumes right after it
-        rest, _ = await sse_frames(http, gateway.http_url, b.session, count=2, last_event_id=1)
-        assert [fid for fid, _ in rest] == [2, 3], rest
+        # the stream broke after event 1: a reconnect resumes right after it
+        rest, _ = await sse_frames(
+            http,
+            gateway.http_url,
+            b.session,
+            count=99,
+            last_event_id=1,
+            pred=lambda f: reply_to(f, "h1"),
+        )
+        assert [fid for fid, _ in rest] == list(range(2, len(rest) + 2)), rest
         assert rest[-1][1]["id"] == "h1"
-        tail, _ = await sse_frames(http, gateway.http_url, b.session, count=1, last_event_id=2)
-        assert [fid for fid, _ in tail] == [3]
+        h1 = rest[-1][0]
+        tail, _ = await sse_frames(http, gateway.http_url, b.session, count=1, last_event_id=h1 - 1)
+        assert tail[0] == rest[-1], tail
 
 
 async def test_queue_is_bounded_slow_consumer_closed(gateway_factory: GatewayFactory) -> None:
