@@ -27,6 +27,7 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="gateway token (default WINGMAN_GATEWAY_TOKEN / config)")
     p.add_argument("--password", help="gateway password")
     p.add_argument("--local", action="store_true", help="run in this process, without a gateway")
+    add_transport_arguments(p)
     p.add_argument("--json", action="store_true", help="print every event as one JSON line")
     p.set_defaults(func=cmd_agent)
 
@@ -97,7 +98,18 @@ def _gateway_url(args: argparse.Namespace) -> str:
 
     cfg = settings.WINGMAN
     host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host  # noqa: S104
-    return f"ws://{host}:{cfg.port}/ws"
+    return f"{'wss' if cfg.tls.on else 'ws'}://{host}:{cfg.port}/ws"
+
+
+def _local_pin(args: argparse.Namespace, cfg) -> str | None:
+    """``--tls-fingerprint``, else (our own gateway's TLS) the certificate in the config."""
+    if args.tls_fingerprint or args.gateway or not cfg.tls.on:
+        return args.tls_fingerprint
+    from wingman import tls
+
+    cert = Path(cfg.tls.cert_path).expanduser() if cfg.tls.cert_path else None
+    cert = cert or cfg.state_dir / tls.CERT_NAME
+    return tls.file_fingerprint(cert) if cert.exists() else None
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -107,6 +119,29 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return asyncio.run(runner(args, printer))
     except KeyboardInterrupt:
         return EXIT_CANCELLED
+
+
+def add_transport_arguments(p: argparse.ArgumentParser) -> None:
+    """``--transport``, ``--auto-transport`` and ``--tls-fingerprint`` of a gateway client."""
+    p.add_argument(
+        "--transport",
+        choices=("websocket", "http"),
+        default="auto",
+        help="websocket only, or http (the HTTP bridge) only; default: WebSocket, falling "
+        "back to the bridge when a proxy refuses the upgrade",
+    )
+    p.add_argument(
+        "--auto-transport",
+        dest="transport",
+        action="store_const",
+        const="auto",
+        help="WebSocket, else the HTTP bridge (the default)",
+    )
+    p.add_argument(
+        "--tls-fingerprint",
+        help="SHA-256 fingerprint the gateway's certificate must have (wss:// / https://); "
+        "a mismatch is refused",
+    )
 
 
 async def _on_interrupt(cancel) -> None:
@@ -130,7 +165,11 @@ async def _run_remote(args: argparse.Namespace, printer: _Printer) -> int:
     cfg = settings.WINGMAN
     url = _gateway_url(args)
     client = GatewayClient(
-        url, token=args.token or cfg.token, password=args.password or cfg.password
+        url,
+        token=args.token or cfg.token,
+        password=args.password or cfg.password,
+        transport=args.transport,
+        tls_fingerprint=_local_pin(args, cfg),
     )
     try:
         await client.connect()

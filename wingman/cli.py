@@ -7,12 +7,8 @@ precedence is flags > environment > ``wingman.config.json`` > defaults everywher
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 EXIT_OK = 0
@@ -24,6 +20,7 @@ EXIT_ALREADY_RUNNING = 4
 #: flag dest → environment variable it sets.
 _FLAG_ENV = {
     "host": "WINGMAN_HOST",
+    "bind": "WINGMAN_BIND",
     "port": "WINGMAN_PORT",
     "auth_mode": "WINGMAN_AUTH_MODE",
     "token": "WINGMAN_GATEWAY_TOKEN",
@@ -37,7 +34,15 @@ _FLAG_ENV = {
 
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", help="interface to bind (default 127.0.0.1; WINGMAN_HOST)")
+    p.add_argument(
+        "--host", help="interface to bind; wins over --bind (default 127.0.0.1; WINGMAN_HOST)"
+    )
+    p.add_argument(
+        "--bind",
+        choices=["loopback", "lan", "tailnet", "auto"],
+        help="loopback (default) | lan (all interfaces) | tailnet (the Tailscale address) | "
+        "auto (tailnet when Tailscale is up, else loopback); gateway.bind, WINGMAN_BIND",
+    )
     p.add_argument("--port", type=int, help="port (default 18789, 0 = any free; WINGMAN_PORT)")
     p.add_argument(
         "--auth-mode",
@@ -70,7 +75,17 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
 def _run_args(args: argparse.Namespace) -> list[str]:
     """The server flags again, for the daemon's child (secrets travel in the environment)."""
     out: list[str] = []
-    for dest in ("host", "port", "auth_mode", "config", "name", "server", "ui_port", "discovery"):
+    for dest in (
+        "host",
+        "bind",
+        "port",
+        "auth_mode",
+        "config",
+        "name",
+        "server",
+        "ui_port",
+        "discovery",
+    ):
         value = getattr(args, dest, None)
         if value is not None:
             out += [f"--{dest.replace('_', '-')}", str(value)]
@@ -117,24 +132,14 @@ def add_gateway_commands(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", help="is a gateway running on this state dir? (exit 3 if not)")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("token", help="gateway token utilities")
-    p.add_argument("--generate", action="store_true", help="print a new random token")
-    p.set_defaults(func=cmd_token, needs_django=False)
+    from wingman import gateway_tools_cli
 
-    p = sub.add_parser("health", help="query GET /health; exit 0 only when healthy")
-    p.add_argument("--url", help="gateway URL (ws:// or http://; default from config)")
-    p.add_argument("--host", help="gateway host")
-    p.add_argument("--port", type=int, help="gateway port")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    p.set_defaults(func=cmd_health)
+    gateway_tools_cli.add_commands(sub)
 
     p = sub.add_parser("join", help="join a gateway as a swarm node and print what arrives")
     from wingman.node_cli import add_join_arguments
 
     add_join_arguments(p)
-
-    p = sub.add_parser("schema", help="print the protocol's JSON Schema")
-    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser(
         "bench", help="benchmark a running gateway against a pure-websockets baseline"
@@ -215,6 +220,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{'redis' if os.environ.get('REDIS_URL') else 'embedded (SQLite, in-memory layer)'}",
         flush=True,
     )
+    from wingman.config import is_loopback
+
+    if not is_loopback(cfg.host) and not cfg.tls.on:
+        print(
+            f"wingman: warning: listening on {cfg.host} without TLS: tokens and messages cross "
+            "the network in clear text; set gateway.tls (autoGenerate: true) or use a VPN",
+            file=sys.stderr,
+            flush=True,
+        )
     pid_file = os.environ.get("WINGMAN_PID_FILE")
     from pathlib import Path
 
@@ -332,61 +346,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _who(current) -> str:
     return f"pid {current.info.pid}" + (", foreground" if current.foreground else "")
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-    if not args.generate:
-        print("usage: wingman gateway token --generate", file=sys.stderr)
-        return 2
-    print(secrets.token_urlsafe(32))
-    return EXIT_OK
-
-
-def _http_base(url: str | None, host: str | None, port: int | None) -> str:
-    if url:
-        base = url.rstrip("/")
-        for old, new in (("ws://", "http://"), ("wss://", "https://")):
-            if base.startswith(old):
-                base = new + base[len(old) :]
-        return base.removesuffix("/ws")
-    cfg = _cfg()
-    h = host or cfg.host
-    if h in ("0.0.0.0", "::"):  # noqa: S104 - a bind-all address is reached via loopback
-        h = "127.0.0.1"
-    return f"http://{h}:{port or cfg.port}"
-
-
-def cmd_health(args: argparse.Namespace) -> int:
-    base = _http_base(args.url, args.host, args.port)
-    try:
-        with urllib.request.urlopen(f"{base}/health", timeout=args.timeout) as resp:  # noqa: S310
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:  # 503: degraded, with the report
-        try:
-            body = json.loads(exc.read())
-        except ValueError:
-            print(f"unhealthy: {base}/health answered {exc.code}")
-            return EXIT_FAIL
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"unhealthy: cannot reach {base}/health ({reason})")
-        return EXIT_FAIL
-    status = body.get("status")
-    stats = body.get("stats", {})
-    down = "".join(f"; {name} {why}" for name, why in (body.get("down") or {}).items())
-    print(
-        f"{status}: version {body.get('version')}, uptime {stats.get('uptime', 0) / 1000:.0f}s, "
-        f"{stats.get('totalNodes', 0)} connected, {stats.get('messagesProcessed', 0)} messages"
-        f"{down}"
-    )
-    return EXIT_OK if status == "healthy" else EXIT_FAIL
-
-
-def cmd_schema(args: argparse.Namespace) -> int:
-    from gateway.rpc.schema import protocol_schema
-
-    print(json.dumps(protocol_schema(), indent=2))
-    return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

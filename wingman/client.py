@@ -26,7 +26,17 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from wingman import __version__
+from wingman import __version__, tls
+from wingman.bridge_client import BridgeClosed, BridgeSocket
+
+#: ``transport`` values: WebSocket only, the HTTP bridge only, or WebSocket falling back.
+TRANSPORTS = ("auto", "websocket", "http")
+#: The WebSocket upgrade was answered but refused (a proxy, a 4xx/5xx): try the bridge.
+UPGRADE_REFUSED = (
+    websockets.exceptions.InvalidStatus,
+    websockets.exceptions.InvalidHandshake,
+    websockets.exceptions.InvalidMessage,
+)
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
@@ -55,8 +65,19 @@ class GatewayClient:
         reconnect_attempts: int = 5,
         max_backoff: float = 8.0,
         connect_timeout: float = 10.0,
+        transport: str = "auto",
+        tls_fingerprint: str | None = None,
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport: expected one of {', '.join(TRANSPORTS)}, got {transport!r}"
+            )
         self.url = url
+        #: ``websocket``, ``http`` (the bridge) or ``auto`` (WebSocket, else the bridge).
+        self.transport = transport
+        #: The transport the last connect used.
+        self.transport_used: str | None = None
+        self.tls_fingerprint = tls_fingerprint
         self.auth = {k: v for k, v in (("token", token), ("password", password)) if v}
         self.client = {
             "id": client_id,
@@ -68,7 +89,7 @@ class GatewayClient:
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
         self.hello: dict[str, Any] | None = None
-        self._ws: ClientConnection | None = None
+        self._ws: ClientConnection | BridgeSocket | None = None
         self._reader: asyncio.Task | None = None
         self._ids = itertools.count(1)
         self._waiters: dict[str, asyncio.Queue[dict[str, Any]]] = {}
@@ -84,11 +105,34 @@ class GatewayClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _open(self) -> Any:
+        """A WebSocket, or a bridge session when asked or when the upgrade is refused."""
+        context = await tls.client_context(self.url, self.tls_fingerprint)
+        if self.transport != "http" and not self.url.startswith(("http://", "https://")):
+            try:
+                ws = await websockets.connect(
+                    self.url,
+                    open_timeout=self.connect_timeout,
+                    max_size=None,
+                    ping_interval=20,
+                    **({"ssl": context} if context is not None else {}),
+                )
+                self.transport_used = "websocket"
+                return ws
+            except UPGRADE_REFUSED:
+                if self.transport == "websocket":
+                    raise
+        sock = await BridgeSocket.open(
+            self.url,
+            open_timeout=self.connect_timeout,
+            verify=context or True,
+        )
+        self.transport_used = "http"
+        return sock
+
     async def connect(self) -> dict[str, Any]:
         """Open the socket and handshake; returns ``hello-ok``."""
-        ws = await websockets.connect(
-            self.url, open_timeout=self.connect_timeout, max_size=None, ping_interval=20
-        )
+        ws = await self._open()
         try:
             challenge = json.loads(await asyncio.wait_for(ws.recv(), self.connect_timeout))
             if challenge.get("event") != "connect.challenge":
@@ -135,7 +179,7 @@ class GatewayClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: ClientConnection | BridgeSocket) -> None:
         try:
             async for raw in ws:
                 frame = json.loads(raw)
@@ -145,7 +189,7 @@ class GatewayClient:
                         queue.put_nowait(frame)
                 elif frame.get("type") == "event":
                     await self._dispatch_event(frame)
-        except websockets.ConnectionClosed:
+        except (websockets.ConnectionClosed, BridgeClosed):
             pass
         finally:
             self._lost.set()

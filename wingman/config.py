@@ -10,7 +10,6 @@ e.g. ``gateway.port: Input should be less than or equal to 65535``.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -19,7 +18,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-DEFAULT_PORT = 18789
+from wingman.config_net import (  # noqa: F401 - the net sections, re-exported
+    DEFAULT_PORT,
+    TAILSCALE_API_URL,
+    TAILSCALED_SOCKET,
+    BindMode,
+    BridgeConfig,
+    ConfigError,
+    DiscoveryConfig,
+    TailscaleDiscoveryConfig,
+    TlsConfig,
+    bind_host,
+    bridge_from_env,
+    discovery_from_env,
+    env_int,
+    error_text,
+    is_loopback,
+)
+from wingman.config_net import Strict as _Strict
+
 DEFAULT_CONTROL_UI_PORT = 18790
 CONFIG_FILENAME = "wingman.config.json"
 
@@ -27,14 +44,6 @@ AuthMode = Literal["token", "password", "none"]
 #: The ASGI server the gateway runs on (gateway/server/serve.py); the first is the default.
 AsgiServer = Literal["uvicorn", "daphne"]
 DEFAULT_ASGI_SERVER: AsgiServer = "uvicorn"
-
-
-class ConfigError(Exception):
-    """A configuration value is invalid; the message names the key."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class AuthConfig(_Strict):
@@ -73,7 +82,11 @@ class GatewayConfig(_Strict):
     """The ``gateway`` section of ``wingman.config.json`` (seed 001 format plus ``policy``)."""
 
     name: str | None = None
-    host: str = "127.0.0.1"
+    #: An explicit interface (wins over ``bind``, like ``--host``).
+    host: str | None = None
+    #: loopback (default) | lan (all interfaces) | tailnet (the Tailscale address only) |
+    #: auto (tailnet when Tailscale is up, else loopback).
+    bind: BindMode = "loopback"
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     asgi_server: AsgiServer | None = Field(default=None, alias="asgiServer")
     state_dir: str | None = Field(default=None, alias="stateDir")
@@ -81,32 +94,8 @@ class GatewayConfig(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     control_ui: ControlUiConfig = Field(default_factory=ControlUiConfig, alias="controlUi")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
-
-
-#: Where tailscaled's LocalAPI socket is on Linux (``discovery.tailscale.socket``).
-TAILSCALED_SOCKET = "/var/run/tailscale/tailscaled.sock"
-TAILSCALE_API_URL = "https://api.tailscale.com"
-
-
-class TailscaleDiscoveryConfig(_Strict):
-    """``discovery.tailscale``: which peers are gateways and how to ask Tailscale."""
-
-    tags: list[str] = Field(default_factory=list)
-    socket: str = TAILSCALED_SOCKET
-    tailnet: str = "-"
-    api_key: str | None = Field(default=None, alias="apiKey")
-    api_url: str = Field(default=TAILSCALE_API_URL, alias="apiUrl")
-    #: The gateway port probed on each peer.
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
-
-
-class DiscoveryConfig(_Strict):
-    """``discovery`` (seed 001): announce this gateway over mDNS when enabled."""
-
-    enabled: bool = False
-    method: Literal["mdns", "tailscale"] = "mdns"
-    name: str | None = None
-    tailscale: TailscaleDiscoveryConfig = Field(default_factory=TailscaleDiscoveryConfig)
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
 
 class ConfigFile(BaseModel):
@@ -125,6 +114,7 @@ class ResolvedConfig(_Strict):
     state_dir: Path
     name: str
     host: str
+    bind: BindMode = "loopback"
     port: int = Field(ge=0, le=65535)
     asgi_server: AsgiServer = DEFAULT_ASGI_SERVER
     auth_mode: AuthMode
@@ -135,6 +125,8 @@ class ResolvedConfig(_Strict):
     fs_roots: list[Path]
     control_ui: ControlUiConfig
     policy: PolicyConfig
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -157,23 +149,6 @@ class ResolvedConfig(_Strict):
         return self
 
 
-def is_loopback(host: str) -> bool:
-    """localhost or a loopback address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _error_text(exc: ValidationError, prefix: str) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-    return f"{key}: {first['msg']}"
-
-
 def read_file(path: Path) -> ConfigFile:
     """Parse and validate one config file."""
     try:
@@ -189,14 +164,14 @@ def read_file(path: Path) -> ConfigFile:
     try:
         parsed = ConfigFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_error_text(exc, '')}") from exc
+        raise ConfigError(f"{path}: {error_text(exc, '')}") from exc
     return parsed
 
 
 def _control_ui(env: dict[str, str], cfg: ControlUiConfig) -> ControlUiConfig:
     """``controlUi`` with ``WINGMAN_CONTROL_UI_PORT`` / ``WINGMAN_CONTROL_UI`` applied."""
     update: dict[str, Any] = {}
-    port = _env_int(env, "WINGMAN_CONTROL_UI_PORT")
+    port = env_int(env, "WINGMAN_CONTROL_UI_PORT")
     if port is not None:
         update["port"] = port
     enabled = env.get("WINGMAN_CONTROL_UI", "").strip().lower()
@@ -208,40 +183,7 @@ def _control_ui(env: dict[str, str], cfg: ControlUiConfig) -> ControlUiConfig:
     try:
         return ControlUiConfig.model_validate(merged.model_dump(by_alias=True))
     except ValidationError as exc:
-        raise ConfigError(_error_text(exc, "gateway.controlUi")) from exc
-
-
-def _discovery(env: dict[str, str], cfg: DiscoveryConfig) -> DiscoveryConfig:
-    """``discovery`` with ``WINGMAN_DISCOVERY`` (``--discovery``: mdns | none) and the
-    Tailscale variables (``WINGMAN_TAILSCALE_SOCKET``, ``TAILSCALE_API_KEY``,
-    ``TAILSCALE_TAILNET``, ``WINGMAN_TAILSCALE_API_URL``) applied."""
-    method = env.get("WINGMAN_DISCOVERY", "").strip().lower()
-    if method and method not in ("mdns", "none"):
-        raise ConfigError(f"WINGMAN_DISCOVERY: expected mdns or none, got {method!r}")
-    if method:
-        cfg = cfg.model_copy(update={"enabled": method == "mdns", "method": "mdns"})
-    ts = cfg.tailscale
-    update = {
-        field: env[name]
-        for field, name in (
-            ("socket", "WINGMAN_TAILSCALE_SOCKET"),
-            ("api_key", "TAILSCALE_API_KEY"),
-            ("tailnet", "TAILSCALE_TAILNET"),
-            ("api_url", "WINGMAN_TAILSCALE_API_URL"),
-        )
-        if env.get(name)
-    }
-    return cfg.model_copy(update={"tailscale": ts.model_copy(update=update)})
-
-
-def _env_int(env: dict[str, str], name: str) -> int | None:
-    value = env.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: expected an integer, got {value!r}") from exc
+        raise ConfigError(error_text(exc, "gateway.controlUi")) from exc
 
 
 def log_level(value: str) -> str:
@@ -289,24 +231,27 @@ def load(env: dict[str, str] | None = None) -> ResolvedConfig:
     mode = env.get("WINGMAN_AUTH_MODE") or gw.auth.mode
     if mode is None:
         mode = "token" if token else "password" if password else "none"
-    port = _env_int(env, "WINGMAN_PORT")
+    port = env_int(env, "WINGMAN_PORT")
     fs_roots = [Path(p).expanduser() for p in gw.fs_roots] or [state_dir / "outputs"]
     try:
         return ResolvedConfig(
             config_path=config_path,
             state_dir=state_dir,
             name=env.get("WINGMAN_GATEWAY_NAME") or gw.name or "wingman-gateway",
-            host=env.get("WINGMAN_HOST") or gw.host,
+            host=env.get("WINGMAN_HOST") or gw.host or bind_host(env, gw.bind),
+            bind=env.get("WINGMAN_BIND") or gw.bind,
             port=gw.port if port is None else port,
             asgi_server=env.get("WINGMAN_ASGI_SERVER") or gw.asgi_server or DEFAULT_ASGI_SERVER,
             auth_mode=mode,  # type: ignore[arg-type]
             token=token,
             password=password,
             allow_tailscale=gw.auth.allow_tailscale,
-            discovery=_discovery(env, file_cfg.discovery),
+            discovery=discovery_from_env(env, file_cfg.discovery),
             fs_roots=fs_roots,
             control_ui=_control_ui(env, gw.control_ui),
             policy=_policy(env, gw.policy),
+            bridge=bridge_from_env(env, gw.bridge),
+            tls=gw.tls,
             raw=file_cfg.model_dump(by_alias=True, exclude={"gateway", "discovery"}),
         )
     except ValidationError as exc:
@@ -342,12 +287,12 @@ _POLICY_ENV = {
 
 def _policy(env: dict[str, str], policy: PolicyConfig) -> PolicyConfig:
     """The file's policy with the environment's overrides, validated."""
-    overrides = {field: _env_int(env, name) for field, name in _POLICY_ENV.items()}
+    overrides = {field: env_int(env, name) for field, name in _POLICY_ENV.items()}
     policy = policy.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         PolicyConfig.model_validate(policy.model_dump(by_alias=True))
     except ValidationError as exc:
-        raise ConfigError(_error_text(exc, "gateway.policy")) from exc
+        raise ConfigError(error_text(exc, "gateway.policy")) from exc
     return policy
 
 

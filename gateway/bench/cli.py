@@ -72,7 +72,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--mode",
-        choices=["fanout", "agent-stream", "webhook", "routines", "rooms", "invoke"],
+        choices=["fanout", "agent-stream", "webhook", "routines", "rooms", "invoke", "bridge"],
         default="fanout",
         help="fanout: N connections, connect/ping/fan-out/RSS (default); agent-stream: the "
         "offline model streaming through the gateway vs in-process; webhook: deliveries to "
@@ -81,7 +81,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         "processes (embedded and scaled); rooms: N wingman-node connections in rooms "
         "broadcasting at stepped rates vs a pure-websockets node server (--url may list "
         "several gateways, comma-separated); invoke: node.invoke round trips through the "
-        "gateway vs a direct WebSocket echo between the same two programs",
+        "gateway vs a direct WebSocket echo between the same two programs; bridge: event "
+        "delivery latency over /bridge/poll, /bridge/sse and WebSocket",
     )
     modes.add_arguments(p)
     stream_cli.add_arguments(p)
@@ -149,6 +150,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return _run_rooms(args)
     if args.mode == "invoke":
         return modes.run_invoke(args, _options(args).endpoint)
+    if args.mode == "bridge":
+        return modes.run_bridge(args, _options(args).endpoint)
     try:
         options = _options(args)
         _check_open_file_limits(options)

@@ -1,5 +1,5 @@
-"""``wingman gateway bench --mode webhook|routines|invoke``: their options and runs (the
-measuring is in ``webhook.py``, ``routines.py`` and ``invoke.py``)."""
+"""``wingman gateway bench --mode webhook|routines|invoke|bridge``: their options and runs (the
+measuring is in ``webhook.py``, ``routines.py``, ``invoke.py`` and ``bridge.py``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The webhook, routines and invoke modes' options."""
+    """The webhook, routines, invoke and bridge modes' options."""
     _add_routines_arguments(p)
     _add_webhook_arguments(p)
     p.add_argument(
@@ -28,6 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_positive,
         default=2000,
         help="invoke mode: round trips to measure, each way (default 2000)",
+    )
+    p.add_argument(
+        "--clients",
+        type=_positive,
+        default=200,
+        help="bridge: clients per transport, all connected at once (default 200); "
+        "--broadcasts sets the rounds",
     )
 
 
@@ -155,6 +162,26 @@ def run_invoke(args: argparse.Namespace, endpoint: Endpoint) -> int:
         print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
         return 1
     print(invoke.table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
+def run_bridge(args: argparse.Namespace, endpoint: Endpoint) -> int:
+    """Event delivery latency over /bridge/poll, /bridge/sse and WebSocket."""
+    from gateway.bench import bridge
+
+    def log(message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    try:
+        report = asyncio.run(
+            bridge.measure(endpoint, clients=args.clients, rounds=args.broadcasts, log=log)
+        )
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(bridge.table(report), flush=True)
     if args.json:
         print(json.dumps(report), flush=True)
     return 0

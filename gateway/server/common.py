@@ -27,15 +27,45 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def schemes() -> tuple[str, str]:
+    """(ws or wss, http or https) as ``gateway.tls`` says."""
+    from django.conf import settings
+
+    return ("wss", "https") if settings.WINGMAN.tls.on else ("ws", "http")
+
+
+def tls_files() -> tuple[Path, Path] | None:
+    """(cert, key) to serve with, None without TLS; ``SystemExit`` (a clear message) when
+    the files are missing or do not load. Prints the certificate's SHA-256 for pinning."""
+    from django.conf import settings
+
+    from wingman import tls
+
+    cfg = settings.WINGMAN.tls
+    if not cfg.on:
+        return None
+    if cfg.cert_path and cfg.key_path:
+        cert, key = Path(cfg.cert_path).expanduser(), Path(cfg.key_path).expanduser()
+    else:
+        cert, key = tls.ensure_self_signed(settings.WINGMAN.state_dir)
+    try:
+        tls.server_context(cert, key)
+        print(f"  TLS certificate SHA-256: {tls.file_fingerprint(cert)}", flush=True)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"wingman: gateway.tls: cannot load {cert} / {key}: {exc}") from None
+    return cert, key
+
+
 def announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
     from gateway.server import statelock
 
     shown = url_host(host)
+    ws, http = schemes()
     statelock.record_address(f"{shown}:{port}")
     print(f"  ASGI server: {server}", flush=True)
-    print(f"Wingman gateway listening on ws://{shown}:{port}/", flush=True)
-    print(f"  health: http://{shown}:{port}/health", flush=True)
-    print(f"  Control UI: http://{shown}:{port}/", flush=True)
+    print(f"Wingman gateway listening on {ws}://{shown}:{port}/", flush=True)
+    print(f"  health: {http}://{shown}:{port}/health", flush=True)
+    print(f"  Control UI: {http}://{shown}:{port}/", flush=True)
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n{shown}:{port}\n", encoding="utf-8")
     from gateway.discovery import announce as discovery
@@ -45,7 +75,7 @@ def announce(server: str, host: str, port: int, pid_file: Path | None) -> None:
 
 def announce_ui(host: str, port: int) -> None:
     """The second listener (``gateway.controlUi.port``) serves the same app."""
-    print(f"  Control UI also on http://{url_host(host)}:{port}/", flush=True)
+    print(f"  Control UI also on {schemes()[1]}://{url_host(host)}:{port}/", flush=True)
 
 
 def ui_port(port: int) -> int | None:

@@ -186,8 +186,13 @@ def serve(*, host: str, port: int, pid_file: Path | None) -> int:
     policy = common.policy()
     endpoint_host = host.replace(":", r"\:")
     ui_port = common.ui_port(port)
+    tls_files = common.tls_files()
+    kind = "tcp"
+    if tls_files is not None:
+        cert, key = (str(f).replace(":", r"\:") for f in tls_files)
+        kind = f"ssl:privateKey={key}:certKey={cert}"
     endpoints = [
-        f"tcp:port={p}:interface={endpoint_host}:backlog={common.LISTEN_BACKLOG}"
+        f"{kind}:port={p}:interface={endpoint_host}:backlog={common.LISTEN_BACKLOG}"
         for p in (port, ui_port)
         if p is not None
     ]

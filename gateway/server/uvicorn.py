@@ -95,7 +95,8 @@ class GatewayServer(uvicorn.Server):
         self.force_exit = self.should_exit = True
 
 
-def _config(application, policy) -> uvicorn.Config:
+def _config(application, policy, tls_files) -> uvicorn.Config:
+    cert, key = tls_files or (None, None)
     return uvicorn.Config(
         application,
         http=GatewayHttp,
@@ -114,6 +115,8 @@ def _config(application, policy) -> uvicorn.Config:
         ws_ping_timeout=policy.ping_timeout_ms / 1000,
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=1,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
     )
 
 
@@ -122,6 +125,7 @@ def serve(*, host: str, port: int, pid_file: Path | None) -> int:
     from wingman.asgi import application
 
     policy = common.policy()
+    tls_files = common.tls_files()
     GatewayWebSocket.coalesce_window = policy.write_coalesce_us / 1e6
     try:
         sock = common.listen(host, port)
@@ -134,7 +138,7 @@ def serve(*, host: str, port: int, pid_file: Path | None) -> int:
             sockets.append(common.listen(host, ui_port))
         except OSError as exc:
             common.cannot_listen_ui(host, ui_port, exc.strerror or str(exc))
-    server = GatewayServer(_config(application, policy), pid_file)
+    server = GatewayServer(_config(application, policy, tls_files), pid_file)
     common.tune_gc()
     try:
         server.run(sockets=sockets)

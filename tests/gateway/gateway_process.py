@@ -56,8 +56,8 @@ STOP_TIMEOUT = 10.0
 RECV_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 5.0
 
-LISTEN_RE = re.compile(r"Wingman gateway listening on ws://127\.0\.0\.1:(\d+)/")
-UI_LISTEN_RE = re.compile(r"Control UI also on http://127\.0\.0\.1:(\d+)/")
+LISTEN_RE = re.compile(r"Wingman gateway listening on wss?://127\.0\.0\.1:(\d+)/")
+UI_LISTEN_RE = re.compile(r"Control UI also on https?://127\.0\.0\.1:(\d+)/")
 
 #: Inherited variables that would leak the developer's own gateway setup into a test server.
 _SCRUBBED_PREFIXES = ("WINGMAN_",)

@@ -27,6 +27,100 @@ export function readConfig() {
   return node ? JSON.parse(node.textContent) : {};
 }
 
+/**
+ * The HTTP bridge (POST /bridge/send, GET /bridge/poll) behind a WebSocket's interface
+ * (send, close, onopen, onmessage, onclose): used when a proxy refuses the WebSocket upgrade.
+ * Polls acknowledge by cursor what the previous poll returned (PROTOCOL.md "HTTP bridge").
+ */
+export class BridgeSocket {
+  constructor() {
+    this.base = `${location.origin}/bridge`;
+    this.session = null;
+    this.cursor = 0;
+    this.closed = false;
+    this.onopen = null;
+    this.onmessage = null;
+    this.onclose = null;
+    this.outbox = Promise.resolve();
+    setTimeout(() => this._start(), 0);
+  }
+
+  async _post(frames, query = "") {
+    const headers = { "content-type": "application/json" };
+    if (this.session) headers["x-wingman-session"] = this.session;
+    const response = await fetch(`${this.base}/send${query}`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(frames),
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(`bridge send: HTTP ${response.status}`);
+    const answer = await response.json();
+    this.session = answer.session;
+    return answer;
+  }
+
+  async _start() {
+    try {
+      await this._post([]);
+    } catch (error) {
+      this._end(1006, String(error));
+      return;
+    }
+    if (this.onopen) this.onopen();
+    this._poll();
+  }
+
+  async _poll() {
+    while (!this.closed) {
+      let answer;
+      try {
+        const query = `session=${encodeURIComponent(this.session)}&cursor=${this.cursor}&timeout=25000`;
+        const response = await fetch(`${this.base}/poll?${query}`, { credentials: "same-origin", cache: "no-store" });
+        if (!response.ok) {
+          this._end(1006, `bridge poll: HTTP ${response.status}`);
+          return;
+        }
+        answer = await response.json();
+      } catch (error) {
+        this._end(1006, String(error));
+        return;
+      }
+      for (const item of answer.frames) {
+        if (this.closed) return;
+        if (this.onmessage) this.onmessage({ data: JSON.stringify(item.frame) });
+      }
+      this.cursor = answer.cursor;
+      if (answer.closed !== null && answer.frames.length === 0) {
+        this._end(answer.closed, "");
+        return;
+      }
+    }
+  }
+
+  send(text) {
+    // one send after the other: the gateway sees the frames in order
+    this.outbox = this.outbox
+      .then(() => this._post([JSON.parse(text)]))
+      .catch((error) => this._end(1006, String(error)));
+  }
+
+  close(code = 1000, reason = "") {
+    if (this.closed) return;
+    if (this.session) {
+      const headers = { "content-type": "application/json", "x-wingman-session": this.session };
+      fetch(`${this.base}/send?close=1`, { method: "POST", headers, body: "[]", keepalive: true }).catch(() => {});
+    }
+    this._end(code, reason);
+  }
+
+  _end(code, reason) {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.onclose) this.onclose({ code, reason });
+  }
+}
+
 export class GatewayClient {
   /**
    * @param {object} options
@@ -53,6 +147,13 @@ export class GatewayClient {
     this.stopped = false;
     this.timer = null;
     this.nextId = 1;
+    // "auto": WebSocket, and the HTTP bridge when a WebSocket never opens (a proxy refused
+    // the upgrade); ?transport=http or ?transport=websocket on the page's URL forces one.
+    const forced = new URLSearchParams(location.search).get("transport");
+    this.transport = forced === "http" || forced === "websocket" ? forced : "auto";
+    this.useBridge = this.transport === "http";
+    /** "websocket" or "http": what the current connection uses. */
+    this.transportUsed = null;
   }
 
   start() {
@@ -117,14 +218,20 @@ export class GatewayClient {
     clearTimeout(this.timer);
     this.onState(this.everReady ? "reconnecting" : "connecting", { inMs: 0, attempt: this.attempt });
     let ws;
+    const bridge = this.useBridge;
     try {
-      ws = new WebSocket(this.url);
+      ws = bridge ? new BridgeSocket() : new WebSocket(this.url);
     } catch (error) {
       this._scheduleReconnect(String(error));
       return;
     }
     this.ws = ws;
     let refused = null;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.transportUsed = bridge ? "http" : "websocket";
+    };
     ws.onmessage = (message) => {
       let frame;
       try {
@@ -144,6 +251,16 @@ export class GatewayClient {
     };
     ws.onclose = (close) => {
       if (this.ws !== ws) return;
+      if (!opened && this.transport === "auto") {
+        // a WebSocket that never opened: try the bridge at once; a bridge that never
+        // opened either: back to WebSocket first on the next attempt
+        this.useBridge = !bridge;
+        if (!bridge) {
+          this.ws = null;
+          this._open();
+          return;
+        }
+      }
       const wasReady = this.ready;
       this.ready = false;
       this.ws = null;
