@@ -15,9 +15,10 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.protocol.errors import ErrorCode, GatewayError
 
@@ -97,7 +98,12 @@ def _fail(code: str, message: str) -> GatewayError:
 
 
 def public_key_of(d: SignedDevice) -> Ed25519PublicKey:
-    """The device's key, checked against its id (raises the matching :class:`GatewayError`)."""
+    """The device's key, checked against its id (raises the matching :class:`GatewayError`).
+
+    ``cryptography`` is imported on the first device handshake, not at start: its OpenSSL
+    bindings cost every gateway process ~7 MB of RSS, most never see a device."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         raw = b64url_decode(d.public_key)
         key = Ed25519PublicKey.from_public_bytes(raw)
@@ -121,6 +127,8 @@ def verify(d: SignedDevice, *, nonce: str, challenge_ts: int, now_ms: int) -> No
         signature = b64url_decode(d.signature)
     except ValueError:
         raise _fail(SIGNATURE_INVALID, "device signature is not base64url") from None
+    from cryptography.exceptions import InvalidSignature
+
     for payload in (payload_v3(d), payload_v2(d)):
         try:
             key.verify(signature, payload.encode("utf-8"))
