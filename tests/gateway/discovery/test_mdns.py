@@ -165,3 +165,18 @@ def test_gateway_without_discovery_announces_nothing(netns, tmp_path):
     finally:
         gw.stop()
         watcher.stop()
+
+
+def test_a_gateway_without_discovery_never_imports_zeroconf() -> None:
+    """python-zeroconf costs a process ~14 MB: only a gateway that announces loads it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from gateway.discovery import announce; "
+        "assert 'zeroconf' not in sys.modules, 'zeroconf imported'; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
