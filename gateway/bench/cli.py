@@ -166,16 +166,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_agent_stream(args: argparse.Namespace) -> int:
-    try:
-        options = _options(args)
-        report = asyncio.run(stream_cli.measure(args, options.endpoint))
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(stream_cli.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
+    return modes.finish(
+        args,
+        lambda: asyncio.run(stream_cli.measure(args, _options(args).endpoint)),
+        stream_cli.table,
+    )
 
 
 def _run_rooms(args: argparse.Namespace) -> int:

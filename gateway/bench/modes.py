@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 
 from gateway.bench.client import BenchError, Endpoint
 
@@ -98,33 +99,39 @@ def _add_webhook_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def finish(
+    args: argparse.Namespace, measure: Callable[[], dict], table: Callable[[dict], str]
+) -> int:
+    """Run ``measure``; print its table (and ``--json``). 0, or 1 when the run failed."""
+    try:
+        report = measure()
+    except (BenchError, OSError) as exc:
+        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(table(report), flush=True)
+    if args.json:
+        print(json.dumps(report), flush=True)
+    return 0
+
+
 def run_webhook(args: argparse.Namespace, endpoint: Endpoint) -> int:
     """``args.webhook_targets``: (path, secret) of the webhooks to post to, made by the
     ``wingman`` CLI (the gateway does not import the webhooks app)."""
     from gateway.bench import webhook
 
-    try:
-        base = f"http://{endpoint.host}:{endpoint.port}"
-        paths = tuple(path for path, _ in args.webhook_targets)
-        headers = tuple({"Authorization": f"Bearer {s}"} for _, s in args.webhook_targets)
-        report = asyncio.run(
-            webhook.measure(
-                base,
-                webhook.Target("bare view", ("/bench/noop",), ({},)),
-                webhook.Target("webhook", paths, headers),
-                total=args.deliveries,
-                concurrency=args.http_concurrency,
-                rate=args.rate,
-                seconds=args.seconds,
-            )
-        )
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(webhook.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
+    base = f"http://{endpoint.host}:{endpoint.port}"
+    paths = tuple(path for path, _ in args.webhook_targets)
+    headers = tuple({"Authorization": f"Bearer {s}"} for _, s in args.webhook_targets)
+    measure = webhook.measure(
+        base,
+        webhook.Target("bare view", ("/bench/noop",), ({},)),
+        webhook.Target("webhook", paths, headers),
+        total=args.deliveries,
+        concurrency=args.http_concurrency,
+        rate=args.rate,
+        seconds=args.seconds,
+    )
+    return finish(args, lambda: asyncio.run(measure), webhook.table)
 
 
 def run_routines(args: argparse.Namespace) -> int:
@@ -132,8 +139,9 @@ def run_routines(args: argparse.Namespace) -> int:
     from gateway.bench import routines
 
     setups = ["embedded", "scaled"] if args.setup == "both" else [args.setup]
-    try:
-        report = routines.measure(
+    return finish(
+        args,
+        lambda: routines.measure(
             n=args.routines,
             setups=setups,
             lead=60.0,
@@ -142,29 +150,17 @@ def run_routines(args: argparse.Namespace) -> int:
             database_url=os.environ.get("DATABASE_URL"),
             workers=args.workers,
             pool=args.pool,
-        )
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(routines.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
+        ),
+        routines.table,
+    )
 
 
 def run_invoke(args: argparse.Namespace, endpoint: Endpoint) -> int:
     """node.invoke round trips through the gateway vs a direct WebSocket echo."""
     from gateway.bench import invoke
 
-    try:
-        report = asyncio.run(invoke.measure(endpoint, invokes=args.invokes))
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(invoke.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
+    measure = invoke.measure(endpoint, invokes=args.invokes)
+    return finish(args, lambda: asyncio.run(measure), invoke.table)
 
 
 def run_bridge(args: argparse.Namespace, endpoint: Endpoint) -> int:
@@ -174,14 +170,5 @@ def run_bridge(args: argparse.Namespace, endpoint: Endpoint) -> int:
     def log(message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
 
-    try:
-        report = asyncio.run(
-            bridge.measure(endpoint, clients=args.clients, rounds=args.broadcasts, log=log)
-        )
-    except (BenchError, OSError) as exc:
-        print(f"wingman: bench failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(bridge.table(report), flush=True)
-    if args.json:
-        print(json.dumps(report), flush=True)
-    return 0
+    measure = bridge.measure(endpoint, clients=args.clients, rounds=args.broadcasts, log=log)
+    return finish(args, lambda: asyncio.run(measure), bridge.table)
