@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from agents.models import Agent, Run, Session
+from agents.runtime.providers import default_model
 from agents.services.runs.accept import OPEN_STATUSES
 from gateway.bench.client import BenchError
 from webhooks import services
@@ -22,9 +23,10 @@ def _check_agent(agent_id: str) -> None:
     agent = Agent.objects.filter(pk=agent_id).first()
     if agent is None:
         raise BenchError(f"no agent {agent_id!r} (--agent)")
-    if not agent.model.startswith(OFFLINE_PREFIX):
+    model = agent.model or default_model()
+    if not model.startswith(OFFLINE_PREFIX):
         raise BenchError(
-            f"agent {agent_id!r} uses {agent.model or 'the default model'!r}: the webhook bench "
+            f"agent {agent_id!r} uses {model!r}: the webhook bench "
             "starts a run per delivery, so it needs an agent on the offline model (wingman:echo)"
         )
 
