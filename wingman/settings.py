@@ -127,9 +127,12 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Persistent connections for both: every database call from async code (channels'
+# database_sync_to_async) closes connections older than CONN_MAX_AGE before and after it, so
+# with Django's default 0 each call opened a new connection (for SQLite: a file open plus
+# the WAL pragmas; most of the CPU of accepting a webhook delivery).
+DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # CHANNELS & CACHE ----------------------------------------------------------------------
