@@ -19,6 +19,7 @@ import json
 import re
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -35,6 +36,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 MODELS = {"echo": 0.0, "slow": 0.05}
+#: id(tool) -> (weak reference to it, its OpenAI schema); agents bind the same shared tool
+#: objects on every model call (agents/runtime/tools.py), and converting costs a pydantic
+#: schema walk each time.
+_SCHEMAS: dict[int, tuple[weakref.ref, dict]] = {}
 _TOOL = re.compile(r"^/tool\s+([\w.-]+)\s*(\{.*\})?\s*$", re.S)
 _STREAM = re.compile(r"^/stream\s+(\d+)\s*$")
 _BENCH = re.compile(r"^/bench\s+(\d+)\s*$")
@@ -67,7 +72,7 @@ class OfflineChatModel(BaseChatModel):
         return {"model_name": self.model_name}
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any):
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+        return self.bind(tools=[_tool_schema(t) for t in tools], **kwargs)
 
     # The answer -------------------------------------------------------------------------
     def _plan(
@@ -164,6 +169,20 @@ class _Stamped:
 
     def __len__(self) -> int:
         return self.count
+
+
+def _tool_schema(tool: Any) -> dict:
+    """``convert_to_openai_tool(tool)``, remembered while ``tool`` lives."""
+    cached = _SCHEMAS.get(id(tool))
+    if cached is not None and cached[0]() is tool:
+        return cached[1]
+    schema = convert_to_openai_tool(tool)
+    try:
+        ref = weakref.ref(tool, lambda _, key=id(tool): _SCHEMAS.pop(key, None))
+    except TypeError:  # a dict or a function: not weakly referable, and cheap anyway
+        return schema
+    _SCHEMAS[id(tool)] = (ref, schema)
+    return schema
 
 
 def _words(text: str) -> list[str]:

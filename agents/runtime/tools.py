@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
@@ -79,13 +80,21 @@ def is_known(name: str) -> bool:
 def build_tools(names: list[str], working_folder: Path) -> list[BaseTool]:
     """The allowed built-in tools, bound to ``working_folder``. Unknown names raise
     ``KeyError``; names an app provides are left to :func:`build_all_tools`."""
-    tools = []
-    for name in names:
-        if extensions.tool_provider(name) is not None:
-            continue
-        func = BUILTIN_TOOLS[name](working_folder)
-        tools.append(StructuredTool.from_function(func, name=name, handle_tool_error=True))
-    return tools
+    builtin = tuple(name for name in names if extensions.tool_provider(name) is None)
+    return list(_builtin_tools(builtin, working_folder))
+
+
+@lru_cache(maxsize=512)
+def _builtin_tools(names: tuple[str, ...], working_folder: Path) -> tuple[BaseTool, ...]:
+    """Made once per (names, folder) and shared by every run that uses them: a tool holds
+    no state besides its folder, and ``StructuredTool.from_function`` (a pydantic model of
+    the signature) cost more CPU than the rest of an offline-model turn."""
+    return tuple(
+        StructuredTool.from_function(
+            BUILTIN_TOOLS[name](working_folder), name=name, handle_tool_error=True
+        )
+        for name in names
+    )
 
 
 async def build_all_tools(names: list[str], working_folder: Path) -> list[BaseTool]:
