@@ -24,34 +24,43 @@ class Turn(Enum):
     GONE = "gone"
 
 
+def _open_runs(session_id: int) -> list[tuple[str, str]]:
+    """(id, status) of the session's open runs, oldest first."""
+    rows = Run.objects.filter(session_id=session_id, status__in=OPEN_STATUSES)
+    return list(rows.order_by("created_at", "id").values_list("id", "status"))
+
+
+def _verdict(run_id: str, open_runs: list[tuple[str, str]]) -> Turn | None:
+    """GONE or WAIT for ``run_id`` among its session's open runs; None when it may start
+    (it is queued, nothing runs, and it is the oldest queued)."""
+    statuses = dict(open_runs)
+    if statuses.get(run_id) != RunStatus.QUEUED:
+        return Turn.GONE
+    if RunStatus.RUNNING in statuses.values():
+        return Turn.WAIT
+    oldest = next(pk for pk, status in open_runs if status == RunStatus.QUEUED)
+    return None if oldest == run_id else Turn.WAIT
+
+
 def turn_take(run_id: str) -> Turn:
     """Start the run if it is its session's turn: no run of the session is running and it is
-    the oldest queued one. One transaction with the session row locked, so two runs of one
-    session never both start (on SQLite, IMMEDIATE transactions serialise writers)."""
+    the oldest queued one. Decided again in one transaction with the session row locked, so
+    two runs of one session never both start (on SQLite, IMMEDIATE transactions serialise
+    writers)."""
     run = Run.objects.filter(pk=run_id).values("status", "session_id").first()
     if run is None or run["status"] != RunStatus.QUEUED:
         return Turn.GONE
-    # A plain read first: while the run ahead is running (the common answer), no write
-    # transaction is taken (on SQLite each one holds the database's one writer lock).
-    if Run.objects.filter(session_id=run["session_id"], status=RunStatus.RUNNING).exists():
-        return Turn.WAIT
+    session_id = run["session_id"]
+    # Plain reads first: while another run goes first (the common answer for a queued run),
+    # no write transaction is taken (on SQLite each one holds the database's one writer lock).
+    verdict = _verdict(run_id, _open_runs(session_id))
+    if verdict is not None:
+        return verdict
     with transaction.atomic():
-        run = Run.objects.filter(pk=run_id).values("status", "session_id").first()
-        if run is None or run["status"] != RunStatus.QUEUED:
-            return Turn.GONE
-        session_id = run["session_id"]
         Session.objects.select_for_update().filter(pk=session_id).first()
-        open_runs = Run.objects.filter(session_id=session_id, status__in=OPEN_STATUSES)
-        if open_runs.filter(status=RunStatus.RUNNING).exists():
-            return Turn.WAIT
-        oldest = (
-            open_runs.filter(status=RunStatus.QUEUED)
-            .order_by("created_at", "id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if oldest != run_id:
-            return Turn.WAIT
+        verdict = _verdict(run_id, _open_runs(session_id))
+        if verdict is not None:
+            return verdict
         started = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
             status=RunStatus.RUNNING, started_at=timezone.now()
         )
