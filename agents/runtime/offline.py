@@ -177,11 +177,12 @@ def _tool_schema(tool: Any) -> dict:
     if cached is not None and cached[0]() is tool:
         return cached[1]
     schema = convert_to_openai_tool(tool)
+    key = id(tool)
     try:
-        ref = weakref.ref(tool, lambda _, key=id(tool): _SCHEMAS.pop(key, None))
+        ref = weakref.ref(tool, lambda _: _SCHEMAS.pop(key, None))
     except TypeError:  # a dict or a function: not weakly referable, and cheap anyway
         return schema
-    _SCHEMAS[id(tool)] = (ref, schema)
+    _SCHEMAS[key] = (ref, schema)
     return schema
 
 
