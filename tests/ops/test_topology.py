@@ -1,130 +1,47 @@
-"""The compose topology (deploy/compose.yaml) as processes: ``wingman gateway migrate`` once,
-two gateways, a Celery worker and exactly one beat on real Redis and PostgreSQL, and Debian's
-nginx running deploy/nginx/wingman.conf in front of the gateways. A client through the proxy
-runs an agent; the gateway it is connected to is restarted mid-run; the run (executing in
-the worker) completes and the client, reconnected through the proxy, reads its answer. SSE
-through the proxy streams unbuffered."""
+"""The compose topology (deploy/compose.yaml) as processes (tests/ops/topology.py): the
+``migrate`` service, two gateways, a Celery worker and exactly one beat on real Redis and
+PostgreSQL, and nginx running deploy/nginx/wingman.conf in front of the gateways. A client
+through the proxy creates a one-time routine and a webhook and runs an agent; the gateway
+it is connected to is restarted mid-run; the run (executing in the worker) completes and
+the client, reconnected through the proxy, reads its answer. Meanwhile the beat (which
+started before the routine existed) fires the routine and the worker executes its run in
+the routine's thread; a delivery through the proxy is accepted (202) and its run executes
+in the worker. SSE through the proxy streams unbuffered."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.agents.e2e_runs import (
-    SLOW_MAIN,
-    first_text,
-    new_session,
-    run_row,
-    start_run,
-    stream_text,
-)
+from tests.agents.e2e_runs import first_text, new_session, run_row, start_run, stream_text
 from tests.agents.test_api_e2e import sse_events
-from tests.agents.test_e2e_agents import E2E_REDIS_URL, RUN_TIMEOUT, write_agents_config
+from tests.agents.test_e2e_agents import E2E_REDIS_URL, RUN_TIMEOUT
 from tests.agents.test_e2e_scaled import delete_unacked, scaled_env
 from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
-    REPO,
     TOKEN,
     GatewayFactory,
     GatewayProcess,
     WorkerFactory,
-    gateway_env,
+    WsClient,
+    wait_until,
     ws_client,
 )
+from tests.ops.topology import Nginx, Topology, connections_of, start_topology
+from tests.webhooks.e2e import deliver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed (tests/run.sh installs nginx-light)")
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Nginx:
-    """Debian's nginx running deploy/nginx/wingman.conf with the gateways' loopback ports."""
-
-    def __init__(self, root: Path, upstreams: list[int]) -> None:
-        self.root = root
-        self.port = free_port()
-        conf = (REPO / "deploy" / "nginx" / "wingman.conf").read_text()
-        for i, port in enumerate(upstreams, start=1):
-            assert f"server gateway{i}:18789 " in conf
-            conf = conf.replace(f"server gateway{i}:18789 ", f"server 127.0.0.1:{port} ")
-        assert "    listen 80;" in conf
-        conf = conf.replace("    listen 80;", f"    listen 127.0.0.1:{self.port};")
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "wingman.conf").write_text(conf)
-        temp = " ".join(
-            f"{kind}_temp_path {root}/{kind};" for kind in ("client_body", "proxy", "fastcgi")
-        )
-        user = "user root;" if os.geteuid() == 0 else ""
-        (root / "nginx.conf").write_text(
-            f"{user} worker_processes 1; pid {root}/nginx.pid; error_log stderr warn;\n"
-            "events { worker_connections 256; }\n"
-            f"http {{ access_log off; {temp} uwsgi_temp_path {root}/uwsgi; "
-            f"scgi_temp_path {root}/scgi; include {root}/wingman.conf; }}\n"
-        )
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Nginx:
-        argv = [nginx_binary(), "-p", str(self.root), "-c", str(self.root / "nginx.conf")]
-        check = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stderr
-        self.proc = subprocess.Popen(
-            [*argv, "-g", "daemon off;"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise AssertionError("nginx did not listen")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-class Beat(GatewayProcess):
-    """``celery -A wingman beat`` (exactly one per installation)."""
-
-    def start(self, timeout: float = 30.0) -> Beat:
-        self._spawn([sys.executable, "-m", "celery", "-A", "wingman", "beat", "--loglevel", "INFO"])
-        self._await_line(lambda line: "beat: Starting..." in line, "start line", "started", timeout)
-        return self
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: The routine's and the delivery's prompts (the offline model streams n tokens).
+ROUTINE_TOKENS, HOOK_TOKENS = 8, 6
 
 
 @pytest.fixture
@@ -135,93 +52,89 @@ def cleanup() -> Iterator[list]:
         stop()
 
 
-def connections_of(gw: GatewayProcess) -> int:
-    """TCP connections open to this gateway's port (the proxy's, here)."""
-    import psutil
-
-    conns = psutil.Process(gw.pid).net_connections(kind="tcp")
-    return sum(1 for c in conns if c.status == "ESTABLISHED" and c.laddr.port == gw.port)
-
-
-async def test_compose_topology_as_processes(
-    gateway_factory: GatewayFactory,
-    worker_factory: WorkerFactory,
-    shared_database: str,
-    tmp_path: Path,
-    cleanup: list,
-) -> None:
-    nginx_binary()
-    require_redis()
-    prefix = f"wmtopo-{uuid.uuid4().hex[:12]}"
-    env = scaled_env(shared_database, prefix)
-    cleanup.append(lambda: delete_unacked(env["WINGMAN_CELERY_QUEUE"]))
-    cleanup.append(lambda: delete_redis_prefix(prefix, E2E_REDIS_URL))
-
-    # the `migrate` service, then everything that depends on it
-    migrate = subprocess.run(
-        [sys.executable, "-m", "wingman", "gateway", "migrate"],
-        env=gateway_env(tmp_path / "migrate", env), cwd=REPO,
-        capture_output=True, text=True, timeout=120, check=False,
+async def create_routine(c: WsClient, due_in: float = 2.0) -> tuple[str, datetime]:
+    """A one-time routine of the default agent due ``due_in`` seconds from now (created
+    after the beat started: the beat must notice it); its id and due time."""
+    at = datetime.now(UTC) + timedelta(seconds=due_in)
+    routine = await c.ok(
+        "routines.create",
+        {"name": "Soon", "agentId": "main", "at": at.isoformat(),
+         "prompt": f"/stream {ROUTINE_TOKENS}"},
     )  # fmt: skip
-    assert migrate.returncode == 0 and "Migrations: applied" in migrate.stdout, migrate
-    for name in ("gateway1", "gateway2"):
-        write_agents_config(tmp_path / name, SLOW_MAIN)
-    gws = {
-        name: gateway_factory(
-            {**env, "WINGMAN_GATEWAY_NAME": name},
-            name=name,
-            start=False,
-            state_dir=tmp_path / name,
-        )
-        for name in ("gateway1", "gateway2")
-    }
-    await asyncio.gather(*(gw.astart() for gw in gws.values()))
-    for gw in gws.values():
-        cleanup.append(gw.stop)
-        assert "Migrations: database up to date" in gw.log()
-    worker = await asyncio.to_thread(worker_factory, env, name="worker")
-    cleanup.append(worker.stop)
-    beat = Beat(tmp_path / "beat", env=env, name="beat")
-    cleanup.append(beat.stop)
-    await asyncio.to_thread(beat.start)
-    proxy = await asyncio.to_thread(Nginx(tmp_path / "nginx", [g.port for g in gws.values()]).start)
-    cleanup.append(proxy.stop)
+    assert routine["enabled"] is True and routine["scheduleKind"] == "at", routine
+    return routine["id"], at
 
-    ws_url = f"ws://127.0.0.1:{proxy.port}/ws"
-    async with ws_client(ws_url, name="client-1") as c:
-        await c.handshake()
-        key = await new_session(c)
-        _, ack = await start_run(c, {"message": "/stream 60", "sessionKey": key})
-        run_id = ack["runId"]
-        await first_text(c, run_id)
-        (holder,) = [g for g in gws.values() if connections_of(g) == 1]
-        holder.signal()  # SIGTERM: drain, close 1012
-        code, _ = await c.expect_close(timeout=10)
-        assert code == 1012, code
-    assert holder.wait(15) == 0, holder.log_tail()
 
-    # reconnect through the proxy (it now reaches the other gateway); the run goes on
-    async with ws_client(ws_url, name="client-2") as c:
-        await c.handshake()
-        waited = await c.ok("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=25)
-        assert waited["status"] == "ok", waited
-        history = await c.ok("chat.history", {"sessionKey": key})
-        assert history["messages"][-1]["content"] == stream_text(60)
-    row = run_row(shared_database, run_id)
-    assert (row["status"], row["executor"], row["owner_pid"]) == ("ok", "celery", worker.pid)
+async def run_and_restart_holder(c: WsClient, topo: Topology) -> tuple[str, str, GatewayProcess]:
+    """Start a long run; SIGTERM the gateway the client reached through the proxy mid-run
+    (it drains and closes 1012). (session key, run id, that gateway)."""
+    key = await new_session(c)
+    _, ack = await start_run(c, {"message": "/stream 60", "sessionKey": key})
+    await first_text(c, ack["runId"])
+    (holder,) = [g for g in topo.gateways.values() if connections_of(g) == 1]
+    holder.signal()  # SIGTERM: drain, close 1012
+    code, _ = await c.expect_close(timeout=10)
+    assert code == 1012, code
+    return key, ack["runId"], holder
 
-    # the restarted gateway serves again; SSE through the proxy arrives as it is produced
-    restarted = gateway_factory(
-        {**env, "WINGMAN_GATEWAY_NAME": holder.name},
-        name=f"{holder.name}-again",
-        state_dir=holder.state_dir,
+
+async def last_message(c: WsClient, session_key: str) -> tuple[str, str]:
+    history = await c.ok("chat.history", {"sessionKey": session_key})
+    last = history["messages"][-1]
+    return last["role"], last["content"]
+
+
+async def check_routine_fired(
+    c: WsClient, topo: Topology, database: str, routine_id: str, at: datetime
+) -> None:
+    """The beat fired the routine once, for its time; the worker executed the run in the
+    routine's thread; the fire's record and the run are stored as ended ok."""
+
+    async def ended() -> list[dict] | None:
+        runs = (await c.ok("routines.runs", {"id": routine_id}))["runs"]
+        return runs if runs and runs[0]["status"] != "running" else None
+
+    try:
+        fired = await wait_until(ended, timeout=RUN_TIMEOUT, interval=0.2, what="routine fired")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nbeat log:\n{topo.beat.log_tail()}") from None
+    sent = f"Sending due task routine:{routine_id} (routines.fire)"
+    assert sent in topo.beat.log(), topo.beat.log_tail()
+    (record,) = fired
+    assert (record["trigger"], record["status"]) == ("schedule", "ok"), record
+    assert record["scheduledAt"] == int(at.timestamp() * 1000), (record, at)
+    assert record["sessionKey"] == f"agent:main:routine:{routine_id}", record
+    row = run_row(database, record["runId"])
+    assert (row["status"], row["source"], row["owner"]) == ("ok", "routine", topo.worker.seat)
+    assert row["result"] == stream_text(ROUTINE_TOKENS)
+    assert await last_message(c, record["sessionKey"]) == (
+        "assistant",
+        stream_text(ROUTINE_TOKENS),
     )
-    assert httpx.get(f"{restarted.http_url}/health", timeout=5).json()["status"] == "healthy"
-    for _ in range(4):  # both gateways serve through the proxy (round robin)
-        assert httpx.get(f"{proxy.http}/health", timeout=5).json()["status"] == "healthy"
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=proxy.http, headers=auth, timeout=30) as api:
-        created = api.post("/api/runs", json={"message": "/stream 30", "sessionKey": key})
+
+
+async def check_webhook(c: WsClient, topo: Topology, database: str, secret: str) -> None:
+    """A delivery through the proxy: 202 at once; its run executes in the worker and ends
+    ok in the webhook's thread; the delivery log holds the 202 and the run."""
+    payload = {"prompt": f"/stream {HOOK_TOKENS}"}
+    res = await asyncio.to_thread(deliver, topo.proxy, "ci", payload, secret)
+    assert res.status_code == 202, res.text
+    run_id, key = res.json()["runId"], res.json()["sessionKey"]
+    waited = await c.ok("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=25)
+    assert waited["status"] == "ok", waited
+    row = run_row(database, run_id)
+    assert (row["status"], row["source"], row["executor"]) == ("ok", "webhook", "celery")
+    assert row["owner_pid"] == topo.worker.pid, row
+    assert await last_message(c, key) == ("assistant", stream_text(HOOK_TOKENS))
+    with httpx.Client(base_url=topo.proxy.http_url, headers=AUTH, timeout=10) as api:
+        log = api.get("/api/webhooks/ci/deliveries").json()["results"]
+    assert [(d["status"], d["accepted"], d["runId"]) for d in log] == [(202, True, run_id)]
+
+
+def sse_through_proxy(proxy: Nginx, session_key: str) -> None:
+    """A REST run's SSE stream through the proxy arrives as it is produced."""
+    with httpx.Client(base_url=proxy.http_url, headers=AUTH, timeout=30) as api:
+        created = api.post("/api/runs", json={"message": "/stream 30", "sessionKey": session_key})
         assert created.status_code in (200, 201, 202), created.text
         sse_id = created.json()["runId"]
         seen: list[tuple[float, str]] = []
@@ -237,5 +150,50 @@ async def test_compose_topology_as_processes(
     assert not reader.is_alive() and seen, seen
     assert seen[0][1] == "agent-start" and seen[-1][1] == "agent-complete", seen
     assert seen[-1][0] - seen[0][0] > 0.8, "events came through the proxy all at once"
-    assert beat.running and worker.running
-    assert "beat: Starting..." in beat.log()
+
+
+async def test_compose_topology_as_processes(
+    gateway_factory: GatewayFactory,
+    worker_factory: WorkerFactory,
+    shared_database: str,
+    tmp_path,
+    cleanup: list,
+) -> None:
+    require_redis()
+    prefix = f"wmtopo-{uuid.uuid4().hex[:12]}"
+    env = scaled_env(shared_database, prefix)
+    cleanup.append(lambda: delete_unacked(env["WINGMAN_CELERY_QUEUE"]))
+    cleanup.append(lambda: delete_redis_prefix(prefix, E2E_REDIS_URL))
+    topo = await start_topology(gateway_factory, worker_factory, env, tmp_path, cleanup)
+
+    async with ws_client(topo.proxy.ws, name="client-1") as c:
+        await c.handshake()
+        routine_id, due = await create_routine(c)
+        hook = await c.ok("webhooks.create", {"id": "ci", "name": "CI", "agentId": "main"})
+        key, run_id, holder = await run_and_restart_holder(c, topo)
+    assert holder.wait(15) == 0, holder.log_tail()
+
+    # reconnect through the proxy (it now reaches the other gateway); the run goes on
+    async with ws_client(topo.proxy.ws, name="client-2") as c:
+        await c.handshake()
+        waited = await c.ok("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=25)
+        assert waited["status"] == "ok", waited
+        assert await last_message(c, key) == ("assistant", stream_text(60))
+        await check_routine_fired(c, topo, shared_database, routine_id, due)
+        await check_webhook(c, topo, shared_database, hook["secret"])
+    row = run_row(shared_database, run_id)
+    assert (row["status"], row["executor"], row["owner_pid"]) == ("ok", "celery", topo.worker.pid)
+
+    # the restarted gateway serves again; both serve through the proxy (round robin)
+    restarted = gateway_factory(
+        {**env, "WINGMAN_GATEWAY_NAME": holder.name},
+        name=f"{holder.name}-again",
+        state_dir=holder.state_dir,
+    )
+    cleanup.append(restarted.stop)
+    assert httpx.get(f"{restarted.http_url}/health", timeout=5).json()["status"] == "healthy"
+    for _ in range(4):
+        health = httpx.get(f"{topo.proxy.http_url}/health", timeout=5).json()
+        assert health["status"] == "healthy"
+    await asyncio.to_thread(sse_through_proxy, topo.proxy, key)
+    assert topo.beat.running and topo.worker.running
