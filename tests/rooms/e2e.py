@@ -165,6 +165,11 @@ class JoinProcess:
                 continue
         raise AssertionError(f"no line with {needle!r} within {timeout}s: {self.lines[-10:]}")
 
+    async def registered(self, name: str, timeout: float = 20) -> str:
+        """Wait for ``registered as <name> (nodeId <id>)``; the node's id."""
+        line = await self.expect(f"registered as {name} (nodeId ", timeout)
+        return line.rsplit(" ", 1)[-1].rstrip(")")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

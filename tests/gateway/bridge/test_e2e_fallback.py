@@ -76,19 +76,14 @@ def test_wingman_agent_falls_back_and_transport_flag_is_honoured(gateway: Gatewa
         assert proxy.refused == 2
 
 
-def node_id(registered_line: str) -> str:
-    """The id in ``registered as <name> (nodeId <id>)``."""
-    return registered_line.rsplit(" ", 1)[-1].rstrip(")")
-
-
 async def relay_between(bridged: JoinProcess, url: str, direct: JoinProcess) -> None:
     """``bridged`` connected over the bridge, ``direct`` over WebSocket, both in ``swarm``:
     a broadcast each way and a direct message reach the other node."""
     await bridged.expect(f"connected to {url} over the HTTP bridge")
-    id_bridged = node_id(await bridged.expect("registered as bridged (nodeId "))
+    id_bridged = await bridged.registered("bridged")
     await bridged.expect("joined group swarm (groupId ")
     await direct.expect("over WebSocket")
-    id_direct = node_id(await direct.expect("registered as direct (nodeId "))
+    id_direct = await direct.registered("direct")
     await direct.expect("joined group swarm")
     bridged.type("hello over the bridge")
     got = await direct.expect(f"broadcast from {id_bridged}")

@@ -17,11 +17,6 @@ from tests.rooms.e2e import JoinProcess
 pytestmark = pytest.mark.e2e
 
 
-def node_id(registered_line: str) -> str:
-    """The id in ``registered as <name> (nodeId <id>)``."""
-    return registered_line.rsplit(" ", 1)[-1].rstrip(")")
-
-
 async def test_join_auto_discover_finds_the_gateway_registers_and_relays(netns, tmp_path):
     name = f"lan-gw-{uuid.uuid4().hex[:6]}"
     gw = NetnsGateway(
@@ -50,12 +45,12 @@ async def test_join_auto_discover_finds_the_gateway_registers_and_relays(netns, 
         found = JoinProcess([*args, "--token", TOKEN], anonymous, prefix=inside)
         await found.expect(f"discovered gateway {name} at {url} (auth required (token))")
         await found.expect(f"connected to {url} over WebSocket")
-        id_found = node_id(await found.expect("registered as found (nodeId "))
+        id_found = await found.registered("found")
         await found.expect("joined group lan (groupId ")
 
         # another node, by URL, in the same group: what one types reaches the other
         other = JoinProcess([url, "--name", "other", "--group", "lan"], gw.env, prefix=inside)
-        id_other = node_id(await other.expect("registered as other (nodeId "))
+        id_other = await other.registered("other")
         await other.expect("joined group lan")
         found.type("hello from a discovered gateway")
         got = await other.expect(f"broadcast from {id_found}")
