@@ -41,6 +41,34 @@ UPGRADE_REFUSED = (
 EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
+async def open_socket(
+    url: str,
+    *,
+    transport: str = "auto",
+    connect_timeout: float = 10.0,
+    tls_fingerprint: str | None = None,
+) -> tuple[ClientConnection | BridgeSocket, str]:
+    """``(socket, "websocket" | "http")``: a WebSocket to ``url``, or a bridge session when
+    ``transport`` is ``http``, the URL is http(s), or (``auto``) the upgrade is refused.
+    Any dialect can be spoken over either; ``wingman gateway join`` uses it too."""
+    context = await tls.client_context(url, tls_fingerprint)
+    if transport != "http" and not url.startswith(("http://", "https://")):
+        try:
+            ws = await websockets.connect(
+                url,
+                open_timeout=connect_timeout,
+                max_size=None,
+                ping_interval=20,
+                **({"ssl": context} if context is not None else {}),
+            )
+            return ws, "websocket"
+        except UPGRADE_REFUSED:
+            if transport == "websocket":
+                raise
+    sock = await BridgeSocket.open(url, open_timeout=connect_timeout, verify=context or True)
+    return sock, "http"
+
+
 class GatewayCallError(Exception):
     """The gateway answered a request with ``ok: false``."""
 
@@ -107,27 +135,12 @@ class GatewayClient:
 
     async def _open(self) -> Any:
         """A WebSocket, or a bridge session when asked or when the upgrade is refused."""
-        context = await tls.client_context(self.url, self.tls_fingerprint)
-        if self.transport != "http" and not self.url.startswith(("http://", "https://")):
-            try:
-                ws = await websockets.connect(
-                    self.url,
-                    open_timeout=self.connect_timeout,
-                    max_size=None,
-                    ping_interval=20,
-                    **({"ssl": context} if context is not None else {}),
-                )
-                self.transport_used = "websocket"
-                return ws
-            except UPGRADE_REFUSED:
-                if self.transport == "websocket":
-                    raise
-        sock = await BridgeSocket.open(
+        sock, self.transport_used = await open_socket(
             self.url,
-            open_timeout=self.connect_timeout,
-            verify=context or True,
+            transport=self.transport,
+            connect_timeout=self.connect_timeout,
+            tls_fingerprint=self.tls_fingerprint,
         )
-        self.transport_used = "http"
         return sock
 
     async def connect(self) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""``wingman gateway join <url>``: this project's own swarm node (wingman-node dialect).
+"""``wingman gateway join <url>`` (or ``--auto-discover``): this project's own swarm node
+(wingman-node dialect).
+
+With ``--auto-discover`` it browses mDNS (``_wingman-gateway._tcp.local.``, the browse of
+``wingman gateway discover``) for up to ``--timeout`` ms and joins the first gateway found.
+It connects over a WebSocket, or over the HTTP bridge (``--transport http``, or by itself
+when a proxy refuses the upgrade: ``--auto-transport``, the default), speaking the same
+frames either way (``wingman.client.open_socket``).
 
 It registers (``register {name, capabilities, token}``), joins its groups
 (``join_group {groupName, createIfNotExists}``), prints what it receives, answers the
@@ -25,12 +32,40 @@ from typing import Any
 
 import websockets
 
+from wingman.agent_cli import add_transport_arguments
+from wingman.client import open_socket
+
+EXIT_FAIL = 1
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 
 
+#: How each transport is named in the "connected" line.
+TRANSPORT_NAMES = {"websocket": "WebSocket", "http": "the HTTP bridge"}
+
+
 def add_join_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("url", help="gateway WebSocket URL, e.g. ws://host:18789/ws")
+    p.description = (
+        "Join a gateway as a swarm node (wingman-node dialect), join --group(s) and print "
+        "what arrives; stdin lines are broadcast (/direct <nodeId> <text>, /join, /leave, "
+        "/quit). --auto-discover finds the gateway over mDNS instead of a URL (exit 3 when "
+        "none answers within --timeout). Over WebSocket, else the HTTP bridge."
+    )
+    p.add_argument(
+        "url", nargs="?", help="gateway URL, e.g. ws://host:18789/ws (or --auto-discover)"
+    )
+    p.add_argument(
+        "--auto-discover",
+        action="store_true",
+        help="find the gateway over mDNS (_wingman-gateway._tcp.local.) and join the first "
+        "one found",
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=5000,
+        help="--auto-discover: milliseconds to browse for (default 5000)",
+    )
     p.add_argument("--name", default=None, help="node name (default: this host's name)")
     p.add_argument("--token", default=None, help="gateway token (default WINGMAN_GATEWAY_TOKEN)")
     p.add_argument(
@@ -45,6 +80,7 @@ def add_join_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ping-interval", type=float, default=30.0, help="seconds between pings (default 30)"
     )
+    add_transport_arguments(p)
     p.set_defaults(func=cmd_join, needs_django=False)
 
 
@@ -61,6 +97,8 @@ class Node:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.url = args.url
+        self.transport = args.transport
+        self.tls_fingerprint = args.tls_fingerprint
         self.name = args.name or socket.gethostname()
         self.token = args.token or os.environ.get("WINGMAN_GATEWAY_TOKEN")
         self.capabilities = list(args.capability)
@@ -83,13 +121,10 @@ class Node:
         try:
             while not self.stopped:
                 try:
-                    async with websockets.connect(self.url, max_size=None) as ws:
-                        self.ws = ws
-                        if await self._session(ws):
-                            backoff = BACKOFF_START
-                except (OSError, websockets.WebSocketException) as exc:
+                    if await self._connection():
+                        backoff = BACKOFF_START
+                except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                     _out(f"connection failed: {exc}")
-                self.ws = None
                 if self.stopped:
                     break
                 _out(f"reconnecting in {backoff:g} s")
@@ -98,6 +133,20 @@ class Node:
         finally:
             stdin.cancel()
         return 0
+
+    async def _connection(self) -> bool:
+        """One connection (WebSocket or bridge session) from open to close; True if the node
+        registered on it."""
+        ws, used = await open_socket(
+            self.url, transport=self.transport, tls_fingerprint=self.tls_fingerprint
+        )
+        self.ws = ws
+        _out(f"connected to {self.url} over {TRANSPORT_NAMES[used]}")
+        try:
+            return await self._session(ws)
+        finally:
+            self.ws = None
+            await ws.close()
 
     async def _session(self, ws) -> bool:
         """Register, join, then print what arrives until the socket closes. True if it
@@ -112,10 +161,12 @@ class Node:
         try:
             async for text in ws:
                 await self._received(json.loads(text))
+            code = ws.close_code
         except websockets.ConnectionClosed as exc:
-            _out(f"disconnected: {exc.rcvd.code if exc.rcvd else 'no close frame'}")
+            code = exc.rcvd.code if exc.rcvd else "no close frame"
         finally:
             pinger.cancel()
+        _out(f"disconnected: {code}")
         registered, self.node_id = self.node_id is not None, None
         return registered
 
@@ -197,5 +248,43 @@ class Node:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    """Run the node until ``/quit`` or Ctrl-C."""
+    """Run the node until ``/quit`` or Ctrl-C (after finding the gateway, if asked to)."""
+    if bool(args.url) == args.auto_discover:
+        print("wingman: give the gateway's URL or --auto-discover (one of them)", file=sys.stderr)
+        return 2
+    if args.auto_discover:
+        failed = _auto_discover(args)
+        if failed is not None:
+            return failed
     return asyncio.run(Node(args).run())
+
+
+def _auto_discover(args: argparse.Namespace) -> int | None:
+    """Point ``args.url`` at the first gateway mDNS finds; None, or the exit code."""
+    from wingman.discovery_cli import EXIT_NONE_FOUND
+
+    if args.timeout <= 0:
+        print("wingman: --timeout must be a positive number of milliseconds", file=sys.stderr)
+        return 2
+    from gateway.discovery.mdns import browse
+
+    found = asyncio.run(browse(args.timeout / 1000, first=True))
+    if not found:
+        print(
+            f"wingman: no gateway found over mDNS within {args.timeout} ms "
+            "(is one running with discovery on, on this network?); give its URL instead",
+            file=sys.stderr,
+        )
+        return EXIT_NONE_FOUND
+    g = found[0]
+    auth = f"auth required ({g.auth})" if g.auth_required else "no auth"
+    _out(f"discovered gateway {g.name} at {g.url} ({auth})")
+    if g.auth_required and not (args.token or os.environ.get("WINGMAN_GATEWAY_TOKEN")):
+        print(
+            f"wingman: gateway {g.name} at {g.url} requires auth ({g.auth}): pass --token "
+            "or set WINGMAN_GATEWAY_TOKEN",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    args.url = g.url
+    return None

@@ -6,7 +6,8 @@ and ``wingman gateway discover`` browses for it.
   on a thread of its own, so the server's event loop never waits for mDNS probing; and
   withdraws it (goodbye packets, TTL 0) on :meth:`Announcer.withdraw`.
 - :func:`browse` listens for ``seconds`` and returns every gateway resolved in that
-  time (one per service name; a service withdrawn meanwhile is dropped).
+  time (one per service name; a service withdrawn meanwhile is dropped), or with ``first``
+  the first one resolved, as soon as it is.
 """
 
 from __future__ import annotations
@@ -163,18 +164,21 @@ def _found(info: AsyncServiceInfo) -> FoundGateway | None:
     )
 
 
-async def browse(seconds: float) -> list[FoundGateway]:
-    """Every gateway that answers within ``seconds``, sorted by name."""
+async def browse(seconds: float, *, first: bool = False) -> list[FoundGateway]:
+    """Every gateway that answers within ``seconds``, sorted by name; with ``first``, only the
+    first one resolved, returned as soon as it is (``wingman gateway join --auto-discover``)."""
     azc = AsyncZeroconf(ip_version=IPVersion.V4Only)
     found: dict[str, FoundGateway] = {}
     pending: set[asyncio.Task] = set()
+    resolved = asyncio.Event()
 
     async def resolve(name: str) -> None:
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         if await info.async_request(azc.zeroconf, RESOLVE_MS):
             gateway = _found(info)
-            if gateway is not None:
+            if gateway is not None and not (first and found):
                 found[name] = gateway
+                resolved.set()
 
     def on_change(zeroconf, service_type, name, state_change) -> None:
         if state_change is ServiceStateChange.Removed:
@@ -186,7 +190,11 @@ async def browse(seconds: float) -> list[FoundGateway]:
 
     browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change])
     try:
-        await asyncio.sleep(seconds)
+        if first:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(resolved.wait(), seconds)
+        else:
+            await asyncio.sleep(seconds)
     finally:
         for task in list(pending):
             task.cancel()

@@ -1,6 +1,7 @@
 """A throwaway network namespace for the mDNS tests: only a loopback interface, up, with
 multicast on and a 224.0.0.0/4 route, so multicast DNS works inside it and never reaches
-the machine's real interfaces. Needs root and iproute2: elsewhere the tests are skipped
+the machine's real interfaces; :class:`NetnsGateway` runs a gateway inside it (the
+``netns`` fixture is in tests/gateway/discovery/conftest.py). Needs root and iproute2: elsewhere the tests are skipped
 with the reason, and fail under CI=true."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
+from tests.gateway.gateway_process import GatewayProcess
 
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,3 +53,14 @@ def network_namespace() -> Iterator[str]:
 def netns_exec(name: str, argv: list[str]) -> list[str]:
     """``argv`` run inside the namespace (``ip netns exec`` execs it: same pid)."""
     return ["ip", "netns", "exec", name, *argv]
+
+
+class NetnsGateway(GatewayProcess):
+    """A gateway process started inside a network namespace."""
+
+    def __init__(self, *args, netns: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.netns = netns
+
+    def _spawn(self, argv: list[str]) -> None:
+        super()._spawn(netns_exec(self.netns, argv))

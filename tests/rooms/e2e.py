@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -124,11 +124,12 @@ async def node_join(client: Raw, node_id: str, group: str, *, by_id: bool = Fals
 
 
 class JoinProcess:
-    """A ``wingman gateway join`` process: its stdout lines as they come, stdin to type."""
+    """A ``wingman gateway join`` process: its stdout lines as they come, stdin to type.
+    ``prefix`` runs it through another command (``ip netns exec <name>``)."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, prefix: Sequence[str] = ()) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wingman", "gateway", "join", *args],
+            [*prefix, sys.executable, "-m", "wingman", "gateway", "join", *args],
             cwd=REPO,
             env=env,
             stdin=subprocess.PIPE,
@@ -163,6 +164,11 @@ class JoinProcess:
             except queue.Empty:
                 continue
         raise AssertionError(f"no line with {needle!r} within {timeout}s: {self.lines[-10:]}")
+
+    async def registered(self, name: str, timeout: float = 20) -> str:
+        """Wait for ``registered as <name> (nodeId <id>)``; the node's id."""
+        line = await self.expect(f"registered as {name} (nodeId ", timeout)
+        return line.rsplit(" ", 1)[-1].rstrip(")")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -1,6 +1,7 @@
 """The project's clients fall back to the HTTP bridge by themselves when a proxy refuses the
-WebSocket upgrade: GatewayClient (auto) and ``wingman agent``; ``--transport websocket``
-does not."""
+WebSocket upgrade: GatewayClient (auto), ``wingman agent`` and ``wingman gateway join``
+(the wingman-node dialect over the bridge, relaying to and from a WebSocket node);
+``--transport websocket`` does not, ``--transport http`` uses the bridge from the start."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import websockets
 
 from tests.gateway.bridge.proxy import NoUpgradeProxy
 from tests.gateway.gateway_process import TOKEN, GatewayProcess, gateway_env, run_cli
+from tests.rooms.e2e import JoinProcess
 from wingman.client import GatewayClient
 
 pytestmark = pytest.mark.e2e
@@ -72,3 +74,54 @@ def test_wingman_agent_falls_back_and_transport_flag_is_honoured(gateway: Gatewa
         assert refused.returncode != 0
         assert "403" in refused.stderr, refused.stderr
         assert proxy.refused == 2
+
+
+async def relay_between(bridged: JoinProcess, url: str, direct: JoinProcess) -> None:
+    """``bridged`` connected over the bridge, ``direct`` over WebSocket, both in ``swarm``:
+    a broadcast each way and a direct message reach the other node."""
+    await bridged.expect(f"connected to {url} over the HTTP bridge")
+    id_bridged = await bridged.registered("bridged")
+    await bridged.expect("joined group swarm (groupId ")
+    await direct.expect("over WebSocket")
+    id_direct = await direct.registered("direct")
+    await direct.expect("joined group swarm")
+    bridged.type("hello over the bridge")
+    got = await direct.expect(f"broadcast from {id_bridged}")
+    assert '"content": "hello over the bridge"' in got, got
+    direct.type("hello back over a websocket")
+    got = await bridged.expect(f"broadcast from {id_direct}")
+    assert '"content": "hello back over a websocket"' in got, got
+    direct.type(f"/direct {id_bridged} just for you")
+    got = await bridged.expect(f"direct from {id_direct}")
+    assert "just for you" in got, got
+
+
+async def test_join_auto_transport_falls_back_and_relays(gateway: GatewayProcess) -> None:
+    env = dict(gateway.env)
+    with NoUpgradeProxy(gateway.port) as proxy:
+        url = f"ws://127.0.0.1:{proxy.port}/ws"
+        bridged = JoinProcess(
+            [url, "--name", "bridged", "--group", "swarm", "--auto-transport"], env
+        )
+        direct = JoinProcess([gateway.url, "--name", "direct", "--group", "swarm"], env)
+        ws_only = JoinProcess([url, "--name", "ws-only", "--transport", "websocket"], env)
+        try:
+            await relay_between(bridged, url, direct)
+            got = await ws_only.expect("connection failed: ")
+            assert "403" in got, got
+            assert proxy.refused >= 2 and proxy.passed >= 1
+        finally:
+            for node in (bridged, direct, ws_only):
+                node.stop()
+
+
+async def test_join_transport_http_uses_the_bridge_and_relays(gateway: GatewayProcess) -> None:
+    env = dict(gateway.env)
+    args = ["--group", "swarm", "--transport"]
+    bridged = JoinProcess([gateway.url, "--name", "bridged", *args, "http"], env)
+    direct = JoinProcess([gateway.url, "--name", "direct", *args, "websocket"], env)
+    try:
+        await relay_between(bridged, gateway.url, direct)
+    finally:
+        bridged.stop()
+        direct.stop()

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from tests.gateway.gateway_process import REPO, GatewayProcess, run_cli, wingman_command
-from tests.gateway.netns import netns_exec, network_namespace
+from tests.gateway.gateway_process import REPO, run_cli, wingman_command
+from tests.gateway.netns import NetnsGateway, netns_exec
 
 pytestmark = pytest.mark.e2e
 
@@ -37,23 +37,6 @@ ServiceBrowser(zc, "_wingman-gateway._tcp.local.", handlers=[on_change])
 print("watching", flush=True)
 time.sleep(60)
 """
-
-
-@pytest.fixture
-def netns():
-    with network_namespace() as name:
-        yield name
-
-
-class NetnsGateway(GatewayProcess):
-    """A gateway process started inside a network namespace."""
-
-    def __init__(self, *args, netns: str, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.netns = netns
-
-    def _spawn(self, argv: list[str]) -> None:
-        super()._spawn(netns_exec(self.netns, argv))
 
 
 class Watcher:

@@ -1,7 +1,7 @@
 """TLS on the real server (uvicorn and daphne): ``gateway.tls.autoGenerate`` makes a
 self-signed pair in the state dir and prints its SHA-256; wss:// and https:// (gateway and
 Control UI ports, WebSocket and the HTTP bridge) work end to end with the pin; a wrong pin
-is refused, and so is the certificate without one."""
+is refused, and so is the certificate without one (``wingman gateway join`` as well)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.gateway.gateway_process import TOKEN, GatewayFactory
+from tests.rooms.e2e import JoinProcess
 from wingman import tls
 from wingman.client import GatewayClient
 
@@ -70,6 +71,24 @@ async def test_pin_mismatch_and_unpinned_self_signed_are_refused(
         await GatewayClient(wss, token=TOKEN, transport="websocket").connect()
     with pytest.raises(ValueError):
         tls.normalize("not-a-fingerprint")
+
+
+async def test_join_over_wss_with_the_pin_and_refused_with_a_wrong_one(
+    gateway_factory: GatewayFactory, tmp_path
+) -> None:
+    gw = tls_gateway(gateway_factory, tmp_path, "uvicorn")
+    wss = f"wss://127.0.0.1:{gw.port}/ws"
+    pin = tls.file_fingerprint(gw.state_dir / tls.CERT_NAME)
+    pinned = JoinProcess([wss, "--name", "pinned", "--tls-fingerprint", pin], dict(gw.env))
+    wrong = JoinProcess([wss, "--name", "wrong", "--tls-fingerprint", WRONG_PIN], dict(gw.env))
+    try:
+        await pinned.expect(f"connected to {wss} over WebSocket")
+        await pinned.expect("registered as pinned (nodeId ")
+        got = await wrong.expect("connection failed: ")
+        assert "certificate fingerprint mismatch" in got, got
+    finally:
+        pinned.stop()
+        wrong.stop()
 
 
 def test_tls_config_needs_files_or_autogenerate() -> None:
