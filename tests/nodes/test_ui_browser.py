@@ -117,6 +117,8 @@ def test_nodes_page_pairs_a_node_shows_it_live_and_invokes(
     assert "Params are not valid JSON" in page.inner_text("#invoke-error")
     assert len(node.invokes) == 3
     assert page.evaluate("document.body.dataset.owned") is None
+    ui.ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ui.ARTIFACTS / "control-ui-nodes.png"), full_page=True)
     # the node goes away: the page says so at once (presence) and offers it no more
     node.stop()
     nodes.remove(node)
@@ -161,6 +163,8 @@ def test_devices_page_lists_revokes_approves_and_removes(
     assert cells[1:3] == ["linux", "node"] and cells[6] == "issued", cells
     assert cells[4] != "—" and cells[5] != "—", cells  # first and last seen
     page.once("dialog", lambda dialog: dialog.accept())
+    ui.ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ui.ARTIFACTS / "control-ui-devices.png"), full_page=True)
     device.locator("button[name='device.token.revoke']").click()
     page.wait_for_selector(f'#devices tr[data-device="{node.node_id}"][data-token="none"]')
     # the revoked token no longer connects the device
