@@ -127,7 +127,7 @@ def test_nodes_page_pairs_a_node_shows_it_live_and_invokes(
     assert page.is_disabled("#invoke-button")
 
 
-def test_nodes_page_rejects_and_removes(
+def test_nodes_page_rejects_renames_and_removes(
     browser: ui.Browser, gateway: GatewayProcess, nodes: list[NodeThread]
 ) -> None:
     page = browser.page()
@@ -143,6 +143,14 @@ def test_nodes_page_rejects_and_removes(
     assert row(page, "nodes", drop.node_id).count() == 0
     row(page, "node-pending", keep.node_id).locator("button[name='node.pair.approve']").click()
     row(page, "nodes", keep.node_id).wait_for()
+    page.once("dialog", lambda dialog: dialog.accept("kept <b>box</b>"))
+    row(page, "nodes", keep.node_id).locator("button[name='node.rename']").click()
+    row(page, "nodes", keep.node_id).locator("strong", has_text="kept <b>box</b>").wait_for()
+    assert (
+        page.locator(f'#invoke-node option[value="{keep.node_id}"]')
+        .inner_text()
+        .startswith("kept <b>box</b>")
+    )
     page.once("dialog", lambda dialog: dialog.accept())
     row(page, "nodes", keep.node_id).locator("button:has-text('Remove')").click()
     row(page, "nodes", keep.node_id).wait_for(state="detached")

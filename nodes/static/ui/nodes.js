@@ -107,7 +107,14 @@ function nodeRow(node) {
     danger: true,
     after: reload,
   });
-  tr.append(cell(who), statusCell(node), cell(codeList(node.commands || [])), hostCell(node), cell(remove));
+  const rename = action("Rename", (name) => client.call("node.rename", { nodeId: node.nodeId, displayName: name }), {
+    ask: "New name for the node (agents may use it in node tools)",
+    value: node.displayName,
+    name: "node.rename",
+    after: reload,
+  });
+  const actions = cell(rename, " ", remove);
+  tr.append(cell(who), statusCell(node), cell(codeList(node.commands || [])), hostCell(node), actions);
   return tr;
 }
 

@@ -66,9 +66,10 @@ export function fillTable(table, emptyNote, rows) {
 
 /**
  * A row's action: a small form (so confirm.js asks `question`, when given) whose submit
- * runs `run()`; a refusal shows in the page's #action-error, success calls `after()`.
+ * runs `run()` (with `ask`, `run(answer)` after a prompt showing `ask` and `value`; no
+ * answer, no call); a refusal shows in the page's #action-error, success calls `after()`.
  */
-export function action(label, run, { question, danger = false, name, after } = {}) {
+export function action(label, run, { question, ask, value, danger = false, name, after } = {}) {
   const form = el("form", "row-action");
   if (question) form.dataset.confirm = question;
   const button = el("button", danger ? "small danger" : "small", label);
@@ -78,9 +79,11 @@ export function action(label, run, { question, danger = false, name, after } = {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!confirmed(form)) return;
+    const answer = ask ? window.prompt(ask, value || "") : undefined;
+    if (ask && !(answer || "").trim()) return;
     button.disabled = true;
     try {
-      await run();
+      await run(ask ? answer.trim() : undefined);
       showError($("action-error"), null);
       if (after) after();
     } catch (error) {
