@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests.gateway import browser as ui
-from tests.gateway.gateway_process import GatewayProcess
+from tests.gateway.gateway_process import TOKEN, GatewayProcess
 from tests.nodes.node_thread import NodeThread, connect_once, run_async
+from tests.nodes.openclaw_node import NodeHost, require_openclaw
 from tests.nodes.signer import TestDevice
 
 pytestmark = pytest.mark.e2e
@@ -198,3 +199,35 @@ def test_devices_page_lists_revokes_approves_and_removes(
     page.once("dialog", lambda dialog: dialog.accept())
     approved.locator("button[name='device.pair.remove']").click()
     approved.wait_for(state="detached")
+
+
+def test_nodes_page_with_the_real_openclaw_node_host(
+    browser: ui.Browser, gateway: GatewayProcess, tmp_path
+) -> None:
+    """The unmodified node host (``openclaw node run``): pending, approved in the page, its
+    own host stats shown, and its real answers to invokes from the form."""
+    require_openclaw()
+    page = browser.page()
+    ui.login_with_token(page, gateway.http_url, next_path="/nodes/")
+    page.wait_for_selector("#conn-banner", state="hidden")
+    host = NodeHost(tmp_path / "home", gateway.port, token=TOKEN, name="oc-ui-node")
+    try:
+        pending = page.locator("#node-pending tr", has_text="oc-ui-node")
+        pending.wait_for(timeout=60_000)
+        node_id = pending.get_attribute("data-node")
+        assert "system.run" in pending.inner_text(), pending.inner_text()
+        pending.locator("button[name='node.pair.approve']").click()
+        paired = row(page, "nodes", node_id)
+        page.wait_for_selector(f'#nodes tr[data-node="{node_id}"][data-connected="true"]')
+        paired.locator("text=CPUs").wait_for(timeout=15_000)
+        assert "memory" in paired.inner_text() and "disk" in paired.inner_text()
+        page.select_option("#invoke-node", node_id)
+        invoke(page, "system.which", '{"bins": ["sh"]}')
+        assert '/sh"' in page.inner_text("#invoke-result"), page.inner_text("#invoke-error")
+        invoke(page, "system.run", '{"command": ["echo", "hi from the page"]}')
+        assert '"stdout": "hi from the page\\n"' in page.inner_text("#invoke-result")
+    except Exception:
+        print(host.output())
+        raise
+    finally:
+        host.stop()
