@@ -28,6 +28,7 @@ const state = {
   pending: [],
   nodes: [],
   online: new Map(), // connId → nodeId of every connected node (presence, all processes)
+  left: new Map(), // nodeId → when this page saw it disconnect (the server keeps connect times)
 };
 
 function isOnline(nodeId) {
@@ -89,8 +90,15 @@ function hostCell(node) {
 function statusCell(node) {
   const online = isOnline(node.nodeId);
   const td = cell(pill(online ? "connected" : "offline", !online), el("br"));
-  const note = el("small", "", online ? "connected since " : "last seen ");
-  note.append(timeOf(online ? node.connectedAtMs || node.lastConnectedAtMs : node.lastConnectedAtMs));
+  const left = state.left.get(node.nodeId);
+  let note;
+  if (online) {
+    note = el("small", "", "connected since ");
+    note.append(timeOf(node.connectedAtMs || node.lastConnectedAtMs));
+  } else {
+    note = el("small", "", left ? "last seen " : "last connected ");
+    note.append(timeOf(left || node.lastConnectedAtMs));
+  }
   td.append(note);
   if (node.approvalState === "pending-reapproval") td.append(el("br"), pill("new commands await approval", true));
   return td;
@@ -169,7 +177,7 @@ function renderInvokeChoices() {
 let shown = null; // what the tables show: unchanged data is not re-rendered under the pointer
 
 function render() {
-  const now = JSON.stringify([state.pending, state.nodes, [...state.online]]);
+  const now = JSON.stringify([state.pending, state.nodes, [...state.online], [...state.left]]);
   if (now === shown) return;
   shown = now;
   fillTable(els.pending, els.pendingEmpty, state.pending.map(pendingRow));
@@ -196,8 +204,12 @@ function onEvent(event, payload, again) {
     const nodes = (payload.entries || []).filter((e) => e.role === "node" && e.deviceId);
     if (!nodes.length) return;
     for (const entry of nodes) {
-      if (entry.reason === "disconnect") state.online.delete(entry.connId);
-      else state.online.set(entry.connId, entry.deviceId);
+      if (entry.reason === "disconnect") {
+        state.online.delete(entry.connId);
+        state.left.set(entry.deviceId, entry.ts);
+      } else {
+        state.online.set(entry.connId, entry.deviceId);
+      }
     }
     render(); // the status changes at once; the reload brings the rest
     again();
