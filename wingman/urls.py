@@ -8,6 +8,7 @@ from django.urls import include, path
 
 from agents.ui import urls as agents_ui
 from gateway.ui import urls as gateway_ui
+from nodes.ui import urls as nodes_ui
 from rooms.ui import urls as rooms_ui
 from routines.ui import urls as routines_ui
 from webhooks.ui import urls as webhooks_ui
@@ -25,7 +26,8 @@ urlpatterns = [
                 + agents_ui.urlpatterns
                 + rooms_ui.urlpatterns
                 + routines_ui.urlpatterns
-                + webhooks_ui.urlpatterns,
+                + webhooks_ui.urlpatterns
+                + nodes_ui.urlpatterns,
                 "ui",
             ),
             namespace="ui",

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from tests.gateway.conftest import _GATEWAYS
 from tests.gateway.gateway_process import HOST, REPO, TOKEN, GatewayProcess
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
@@ -215,3 +216,25 @@ def browser_fixture() -> Iterator[Browser]:
         yield browser
     finally:
         browser.close()
+
+
+def page_gateway(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[GatewayProcess]:
+    """A module's gateway for page tests: the UI test agents (:func:`write_config`)."""
+    state = tmp_path_factory.mktemp(name)
+    write_config(state, fs_root=state / "work")
+    (state / "work").mkdir(parents=True, exist_ok=True)
+    gw = GatewayProcess(state, name=name).start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def checked_browser(chromium: Browser, gateway: GatewayProcess, request) -> Iterator[Browser]:
+    """The module's browser for one test: the gateway's log goes with a failure, its pages
+    are closed after, and no JavaScript or console error may have happened."""
+    request.node.stash[_GATEWAYS] = [gateway]
+    chromium.errors.clear()
+    yield chromium
+    chromium.close_contexts()
+    assert not chromium.errors, f"errors in the browser: {chromium.errors}"

@@ -167,9 +167,10 @@ export class GatewayClient {
     if (this.ws) this.ws.close(1000, "page closed");
   }
 
-  /** One request; resolves with the payload, rejects with a GatewayError. */
-  call(method, params = {}) {
-    return this._send(method, params, null).first;
+  /** One request; resolves with the payload, rejects with a GatewayError. `timeoutMs`:
+   * how long to wait for the reply (default 30 s; e.g. a node.invoke may take longer). */
+  call(method, params = {}, { timeoutMs } = {}) {
+    return this._send(method, params, null, false, timeoutMs).first;
   }
 
   /** The `agent` method answers twice: {ack, final} promises. */
@@ -178,7 +179,7 @@ export class GatewayClient {
     return { ack: first, final: second };
   }
 
-  _send(method, params, twoReplies, beforeReady = false) {
+  _send(method, params, twoReplies, beforeReady = false, timeoutMs = REQUEST_TIMEOUT_MS) {
     const id = `${this.nextId++}:${randomId().slice(0, 8)}`;
     let first;
     let second = null;
@@ -199,7 +200,7 @@ export class GatewayClient {
     }
     entry.timer = setTimeout(() => {
       if (entry.replies === 0) this._settle(id, new GatewayError("UNAVAILABLE", `${method}: no reply`));
-    }, REQUEST_TIMEOUT_MS);
+    }, timeoutMs);
     this.pending.set(id, entry);
     this.ws.send(JSON.stringify({ type: "req", id, method, params }));
     return { first, second };
