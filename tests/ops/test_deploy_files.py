@@ -82,6 +82,9 @@ def test_compose_config_validates(tmp_path: Path) -> None:
     env = resolved["services"]["gateway2"]["environment"]
     assert env["DATABASE_URL"] == "postgres://wingman:change-me@postgres:5432/wingman"
     assert env["WINGMAN_GATEWAY_TOKEN"] == "change-me" and env["WINGMAN_GATEWAY_NAME"] == "gateway2"
+    # the gateways believe X-Forwarded-For from the compose network only, where the proxy is
+    subnet = resolved["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert env["WINGMAN_WEBHOOK_TRUSTED_PROXIES"] == subnet == "172.28.18.0/24"
     # a missing password is an error, not an empty password
     (project / "deploy" / ".env").write_text("WINGMAN_GATEWAY_TOKEN=x\n")
     done = subprocess.run(
