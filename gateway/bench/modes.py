@@ -60,6 +60,13 @@ def _add_routines_arguments(p: argparse.ArgumentParser) -> None:
         help="routines and agent-stream --scaled: the Celery worker's concurrency (default 16)",
     )
     p.add_argument(
+        "--worker-processes",
+        type=_positive,
+        default=1,
+        help="routines: how many Celery worker processes the scaled setup starts, each with "
+        "--workers slots (default 1; README recommends one per core)",
+    )
+    p.add_argument(
         "--pool",
         choices=["prefork", "threads"],
         default="threads",
@@ -150,6 +157,7 @@ def run_routines(args: argparse.Namespace) -> int:
             database_url=os.environ.get("DATABASE_URL"),
             workers=args.workers,
             pool=args.pool,
+            worker_processes=args.worker_processes,
         ),
         routines.table,
     )

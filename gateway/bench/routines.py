@@ -105,7 +105,8 @@ def _start(setup: Setup, role: str, argv: list[str]) -> Proc:
     proc = Proc(role, popen, log)
     setup.procs.append(proc)
     deadline = time.monotonic() + START_TIMEOUT
-    while not READY[role].search(log.read_text(encoding="utf-8", errors="replace")):
+    ready = READY[role.rstrip("0123456789")]
+    while not ready.search(log.read_text(encoding="utf-8", errors="replace")):
         if popen.poll() is not None or time.monotonic() > deadline:
             tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
             raise BenchError(f"{setup.name}: the {role} did not start:\n{tail}")
@@ -265,7 +266,13 @@ def _drop_database(url: str, name: str) -> None:
 
 
 def _scaled(
-    n: int, lead: float, timeout: float, redis_url: str, database_url: str, workers: int, pool: str
+    n: int,
+    lead: float,
+    timeout: float,
+    redis_url: str,
+    database_url: str,
+    workers: tuple[int, int],
+    pool: str,
 ):
     state = Path(tempfile.mkdtemp(prefix="wingman-bench-routines-scaled-"))
     database, name = _fresh_database(database_url)
@@ -283,8 +290,12 @@ def _scaled(
     celery = ["-m", "celery", "-A", "wingman"]
     try:
         _start(setup, "gateway", ["-m", "wingman", "gateway", "run", "--port", "0"])
-        worker = [*celery, "worker", "-P", pool, "-c", str(workers), "--loglevel", "INFO"]
-        _start(setup, "worker", [*worker, "--without-mingle", "--without-gossip"])
+        processes, concurrency = workers
+        worker = [*celery, "worker", "-P", pool, "-c", str(concurrency), "--loglevel", "INFO"]
+        worker += ["--without-mingle", "--without-gossip"]
+        for i in range(1, processes + 1):
+            role = "worker" if processes == 1 else f"worker{i}"
+            _start(setup, role, [*worker, "-n", f"{role}-{prefix}@%h"])
         beat = [*celery, "beat", "--loglevel", "INFO", "-s", str(state / "beat-schedule")]
         _start(setup, "beat", beat)
         return _wait_and_measure(setup, n, minute, timeout)
@@ -304,8 +315,10 @@ def measure(
     database_url: str | None,
     workers: int,
     pool: str = "prefork",
+    worker_processes: int = 1,
 ) -> dict[str, Any]:
-    """Run the chosen setups one after the other; the report has one entry per setup."""
+    """Run the chosen setups one after the other; the report has one entry per setup.
+    Scaled: ``worker_processes`` Celery workers of ``workers`` slots each."""
     report: dict[str, Any] = {"mode": "routines", "routines": n, "setups": {}}
     for name in setups:
         if name == "embedded":
@@ -314,7 +327,7 @@ def measure(
             if not redis_url or not database_url:
                 raise BenchError("scaled: set REDIS_URL and DATABASE_URL (a PostgreSQL server)")
             report["setups"][name] = _scaled(
-                n, lead, timeout, redis_url, database_url, workers, pool
+                n, lead, timeout, redis_url, database_url, (worker_processes, workers), pool
             )
     return report
 
