@@ -46,6 +46,18 @@ def _provider_options(provider: str) -> dict:
     return options
 
 
+def model_key(spec: str | None) -> tuple:
+    """What :func:`resolve_model` builds ``spec``'s model from (the spec, the provider's
+    options, its API key): equal keys give interchangeable models."""
+    spec = (spec or "").strip() or default_model()
+    provider = spec.partition(":")[0]
+    if provider == OFFLINE_PROVIDER:
+        return (spec,)
+    key_var = KNOWN_PROVIDERS.get(provider, (None, None))[1]
+    options = tuple(sorted(_provider_options(provider).items()))
+    return (spec, options, os.environ.get(key_var) if key_var else None)
+
+
 def resolve_model(spec: str | None) -> BaseChatModel:
     """A chat model for ``spec`` ("provider:model"; empty → the gateway default)."""
     spec = (spec or "").strip() or default_model()

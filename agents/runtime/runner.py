@@ -9,6 +9,8 @@ held chunk by chunk while it streams (LangChain's own streaming keeps ~1.9 KB a 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,19 @@ from typing import Any
 
 from langchain.agents import create_agent
 
-from agents.runtime.providers import resolve_model
+from agents.runtime.providers import model_key, resolve_model
 from agents.runtime.streaming import lean_stream
 from agents.runtime.text import TextBuffer
 from agents.runtime.tools import build_all_tools
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: Compiled agent graphs by what they are made of; building one (the model, LangGraph's
+#: graph and its compilation) cost more CPU than a short offline turn itself. A compiled
+#: graph keeps no state between invocations, so runs share it, concurrently too.
+GRAPH_CACHE_SIZE = 128
+_graphs: OrderedDict[tuple, tuple[Any, tuple]] = OrderedDict()
+_graphs_lock = threading.Lock()
 
 
 @dataclass
@@ -79,6 +88,24 @@ def to_messages(history: list[tuple[str, str]], prompt: str) -> list[dict[str, s
     ]
 
 
+def agent_graph(spec: AgentSpec, tools: list, system: str) -> Any:
+    """The compiled graph for ``spec`` with ``tools`` and ``system``, made once (LRU)."""
+    key = (model_key(spec.model), tuple(map(id, tools)), system, spec.agent_id)
+    with _graphs_lock:
+        hit = _graphs.get(key)
+        if hit is not None:
+            _graphs.move_to_end(key)
+            return hit[0]
+    model = lean_stream(resolve_model(spec.model))
+    graph = create_agent(model, tools, system_prompt=system or None, name=spec.agent_id)
+    with _graphs_lock:
+        # the tools are kept with it, so their ids (in the key) stay theirs
+        _graphs[key] = (graph, tuple(tools))
+        while len(_graphs) > GRAPH_CACHE_SIZE:
+            _graphs.popitem(last=False)
+    return graph
+
+
 async def run_turn(
     spec: AgentSpec,
     *,
@@ -89,10 +116,9 @@ async def run_turn(
     extra_system_prompt: str | None = None,
 ) -> str:
     """Stream one turn; returns the full text the model produced."""
-    model = lean_stream(resolve_model(spec.model))
     tools = await build_all_tools(spec.tools, working_folder)
     system = "\n\n".join(p for p in (spec.system_prompt, extra_system_prompt or "") if p)
-    graph = create_agent(model, tools, system_prompt=system or None, name=spec.agent_id)
+    graph = agent_graph(spec, tools, system)
     text = TextBuffer()
     inputs = {"messages": to_messages(history, prompt)}
     async for event in graph.astream_events(inputs, version="v2"):
