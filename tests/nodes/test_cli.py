@@ -5,7 +5,9 @@ OpenClaw node host and answers ``system.which``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -14,6 +16,14 @@ from tests.nodes.conftest import serve_invokes
 from tests.nodes.signer import TestDevice
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway for the module (each test brings its own node device)."""
+    gateway = GatewayProcess(tmp_path_factory.mktemp("nodes-cli"), name="nodes-cli").start()
+    yield gateway
+    gateway.stop()
 
 
 async def cli(gw: GatewayProcess, tmp_path, *args: str):
@@ -36,30 +46,41 @@ def failed(result) -> str:
     return lines[0]
 
 
-async def test_pending_approve_list_invoke_and_errors(gateway, tmp_path):
-    dev = TestDevice()
-    async with ws_client(gateway.url, name="node") as node:
-        commands = ["system.which", "test.never"]
-        await node.send(dev.connect(node.challenge, commands=commands, display_name="build-box"))
+@contextlib.asynccontextmanager
+async def node_connected(gw: GatewayProcess, dev: TestDevice, **kw) -> AsyncIterator:
+    """A node connection of ``dev`` (signed like the node host) that answers system.which
+    and never ``test.never``."""
+    async with ws_client(gw.url, name="node") as node:
+        await node.send(dev.connect(node.challenge, **kw))
         while (res := await node.recv()).get("type") != "res":
             pass
         assert res["ok"], res
         server = asyncio.ensure_future(serve_invokes(node, dev.device_id, silent={"test.never"}))
         try:
-            await _pair_and_invoke(gateway, tmp_path, dev)
+            yield res["payload"]
         finally:
             server.cancel()
 
 
+async def test_pending_approve_list_invoke_and_errors(gw, tmp_path):
+    dev = TestDevice()
+    commands = ["system.which", "test.never"]
+    async with node_connected(gw, dev, commands=commands, display_name="build-box"):
+        await _pair_and_invoke(gw, tmp_path, dev)
+
+
 async def _pair_and_invoke(gw: GatewayProcess, tmp_path, dev: TestDevice) -> None:
-    (pending,) = json.loads(ok(await cli(gw, tmp_path, "nodes", "pending", "--json")))
-    assert pending["nodeId"] == dev.device_id and pending["displayName"] == "build-box"
+    (pending,) = [
+        p
+        for p in json.loads(ok(await cli(gw, tmp_path, "nodes", "pending", "--json")))
+        if p["nodeId"] == dev.device_id
+    ]
+    assert pending["displayName"] == "build-box"
     approved = ok(await cli(gw, tmp_path, "nodes", "approve", pending["requestId"]))
     assert approved.strip() == "Approved build-box: system.which, test.never"
     listed = ok(await cli(gw, tmp_path, "nodes", "list"))
-    assert listed.strip() == (
-        f"{dev.device_id[:16]}  build-box [approved, connected] — system.which, test.never"
-    )
+    line = f"{dev.device_id[:16]}  build-box [approved, connected] — system.which, test.never"
+    assert line in listed.splitlines(), listed
     params = '{"bins": ["uname"]}'
     answer = ok(
         await cli(gw, tmp_path, "nodes", "invoke", "build-box", "system.which", "--params", params)
@@ -99,19 +120,40 @@ async def _pair_and_invoke(gw: GatewayProcess, tmp_path, dev: TestDevice) -> Non
     assert failed(away).startswith("wingman: cannot reach the gateway at ws://127.0.0.1:9/ws")
 
 
-async def test_devices_list_and_revoke(gateway, tmp_path):
+async def test_reject_rename_describe_remove(gw, tmp_path):
     dev = TestDevice()
-    async with ws_client(gateway.url, name="node") as node:
-        await node.send(dev.connect(node.challenge, display_name="laptop"))
-        while (res := await node.recv()).get("type") != "res":
-            pass
-        assert res["ok"] and res["payload"]["auth"]["deviceToken"], res
-    listed = ok(await cli(gateway, tmp_path, "devices", "list"))
-    assert listed.startswith(f"{dev.device_id[:16]}  laptop [node, token] node at 127.0.0.1"), (
-        listed
-    )
-    revoked = ok(await cli(gateway, tmp_path, "devices", "revoke", "laptop"))
+    async with node_connected(gw, dev, commands=["system.which"], display_name="spare"):
+        pending = json.loads(ok(await cli(gw, tmp_path, "nodes", "pending", "--json")))
+        (request,) = [p["requestId"] for p in pending if p["nodeId"] == dev.device_id]
+        rejected = ok(await cli(gw, tmp_path, "nodes", "reject", request))
+        assert rejected.strip() == f"Rejected request {request} of node {dev.device_id}"
+        again = await cli(gw, tmp_path, "nodes", "approve", request)
+        assert failed(again) == "wingman: INVALID_REQUEST: unknown requestId"
+        renamed = ok(await cli(gw, tmp_path, "nodes", "rename", "spare", "spare box"))
+        assert renamed.strip() == f"Renamed {dev.device_id} to spare box"
+        row = json.loads(ok(await cli(gw, tmp_path, "nodes", "describe", "spare box", "--json")))
+        assert row["nodeId"] == dev.device_id and row["displayName"] == "spare box"
+        assert row["approvalState"] == "unapproved" and row["connected"] is True
+        removed = ok(await cli(gw, tmp_path, "nodes", "remove", dev.device_id[:12]))
+        assert removed.strip() == f"Removed node {dev.device_id}"
+        listed = json.loads(ok(await cli(gw, tmp_path, "nodes", "list", "--json")))
+        assert dev.device_id not in {n["nodeId"] for n in listed}
+
+
+async def test_devices_list_revoke_rotate(gw, tmp_path):
+    dev = TestDevice()
+    async with node_connected(gw, dev, display_name="laptop") as hello:
+        assert hello["auth"]["deviceToken"]
+    listed = ok(await cli(gw, tmp_path, "devices", "list")).splitlines()
+    (line,) = [x for x in listed if x.startswith(dev.device_id[:16])]
+    assert line.startswith(f"{dev.device_id[:16]}  laptop [node, token] node at 127.0.0.1"), line
+    revoked = ok(await cli(gw, tmp_path, "devices", "revoke", "laptop"))
     assert revoked.strip() == f"Revoked the token of {dev.device_id}"
-    (row,) = json.loads(ok(await cli(gateway, tmp_path, "devices", "list", "--json")))
-    assert row["deviceId"] == dev.device_id and row["hasToken"] is False
-    assert "token" not in {k.lower() for k in row}
+    rows = json.loads(ok(await cli(gw, tmp_path, "devices", "list", "--json")))
+    (row,) = [r for r in rows if r["deviceId"] == dev.device_id]
+    assert row["hasToken"] is False and "token" not in {k.lower() for k in row}
+    rotated = json.loads(ok(await cli(gw, tmp_path, "devices", "rotate", "laptop", "--json")))
+    assert rotated["deviceId"] == dev.device_id and len(rotated["token"]) > 20
+    # the new token lets the device in instead of the gateway secret
+    async with node_connected(gw, dev, token=rotated["token"]) as hello:
+        assert hello["auth"]["role"] == "node"
