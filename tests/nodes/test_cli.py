@@ -1,18 +1,20 @@
 """``wingman nodes ...`` and ``wingman devices ...`` as a user runs them: the real CLI in a
 subprocess against a real gateway process, with a node connection that signs like the
-OpenClaw node host and answers ``system.which``."""
+OpenClaw node host and answers ``system.which``, and with the real OpenClaw node host."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.gateway.gateway_process import TOKEN, GatewayProcess, gateway_env, run_cli, ws_client
 from tests.nodes.conftest import serve_invokes
+from tests.nodes.openclaw_node import NodeHost, require_openclaw
 from tests.nodes.signer import TestDevice
 
 pytestmark = pytest.mark.e2e
@@ -157,3 +159,28 @@ async def test_devices_list_revoke_rotate(gw, tmp_path):
     # the new token lets the device in instead of the gateway secret
     async with node_connected(gw, dev, token=rotated["token"]) as hello:
         assert hello["auth"]["role"] == "node"
+
+
+async def test_real_openclaw_node_host_through_the_cli(gw, tmp_path):
+    """The unmodified ``openclaw node run`` approved and invoked with ``wingman nodes``."""
+    require_openclaw()
+    host = NodeHost(tmp_path / "home", gw.port, token=TOKEN, name="cli-node")
+    try:
+        deadline = time.monotonic() + 60
+        while not (request := await _pending_of(gw, tmp_path, "cli-node")):
+            assert time.monotonic() < deadline, f"no pending surface; node host:\n{host.output()}"
+            await asyncio.sleep(0.5)
+        assert "system.run" in request["commands"]
+        ok(await cli(gw, tmp_path, "nodes", "approve", request["requestId"]))
+        argv = ["nodes", "invoke", "cli-node", "system.run"]
+        ran = await cli(gw, tmp_path, *argv, "--params", '{"command": ["echo", "hi"]}')
+        assert ok(ran) == "hi\n" and ran.stderr == ""
+        failing = await cli(gw, tmp_path, *argv, "--params", '{"command": ["sh", "-c", "exit 3"]}')
+        assert failed(failing) == "wingman: the command exited with 3"
+    finally:
+        host.stop()
+
+
+async def _pending_of(gw: GatewayProcess, tmp_path, name: str) -> dict | None:
+    rows = json.loads(ok(await cli(gw, tmp_path, "nodes", "pending", "--json")))
+    return next((r for r in rows if r["displayName"] == name), None)
