@@ -184,3 +184,35 @@ async def test_real_openclaw_node_host_through_the_cli(gw, tmp_path):
 async def _pending_of(gw: GatewayProcess, tmp_path, name: str) -> dict | None:
     rows = json.loads(ok(await cli(gw, tmp_path, "nodes", "pending", "--json")))
     return next((r for r in rows if r["displayName"] == name), None)
+
+
+async def test_devices_pending_approve_reject_remove(gw, tmp_path):
+    """A paired node device that asks for the operator role with its device token waits for
+    an operator (on loopback too: only the gateway secret pairs silently)."""
+    dev = TestDevice()
+    async with node_connected(gw, dev, display_name="upgrader") as hello:
+        device_token = hello["auth"]["deviceToken"]
+    for attempt in ("reject", "approve"):
+        async with ws_client(gw.url, name="operator") as op:
+            asking = dev.connect(
+                op.challenge, token=device_token, role="operator", display_name="upgrader"
+            )
+            await op.send(asking)
+            while (res := await op.recv()).get("type") != "res":
+                pass
+        assert res["error"]["details"]["code"] == "PAIRING_REQUIRED", res
+        request = res["error"]["details"]["requestId"]
+        pending = ok(await cli(gw, tmp_path, "devices", "pending")).splitlines()
+        (line,) = [x for x in pending if x.startswith(request)]
+        assert line.startswith(f"{request}  upgrader [operator]"), line
+        assert line.endswith("from 127.0.0.1"), line
+        scope = ["--scope", "operator.read"] if attempt == "approve" else []
+        decided = ok(await cli(gw, tmp_path, "devices", attempt, request, *scope))
+        assert dev.device_id in decided and decided.startswith(attempt.title()), decided
+    rows = json.loads(ok(await cli(gw, tmp_path, "devices", "list", "--json")))
+    (row,) = [r for r in rows if r["deviceId"] == dev.device_id]
+    assert row["role"] == "operator" and row["scopes"] == ["operator.read"], row
+    removed = ok(await cli(gw, tmp_path, "devices", "remove", dev.device_id[:12]))
+    assert removed.strip() == f"Removed device {dev.device_id}"
+    rows = json.loads(ok(await cli(gw, tmp_path, "devices", "list", "--json")))
+    assert dev.device_id not in {r["deviceId"] for r in rows}
