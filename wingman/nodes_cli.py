@@ -34,11 +34,12 @@ class UnknownRef(Exception):
     """A NODE / DEVICE argument that names nothing (or more than one thing)."""
 
 
-def _sub(top: argparse._SubParsersAction, name: str, help_text: str, func, *args: str):
-    """A sub-command with positional ``args`` and the connection flags."""
-    p = top.add_parser(name, help=help_text)
+def _sub(top: argparse._SubParsersAction, name: str, summary: str, func, *args: str):
+    """A sub-command with positional ``args`` (``"name:help"``) and the connection flags."""
+    p = top.add_parser(name, help=summary)
     for arg in args:
-        p.add_argument(arg.split(":")[0], help=arg.split(":")[1])
+        dest, _, help_text = arg.partition(":")
+        p.add_argument(dest, metavar=dest.upper(), help=help_text)
     add_connection_arguments(p)
     p.set_defaults(func=func)
     return p
@@ -46,7 +47,10 @@ def _sub(top: argparse._SubParsersAction, name: str, help_text: str, func, *args
 
 def add_commands(top: argparse._SubParsersAction) -> None:
     p = top.add_parser(
-        "nodes", help="machines offering commands: pairing, invoke (through a running gateway)"
+        "nodes",
+        help="machines offering commands: pairing, invoke (through a running gateway)",
+        description="Nodes (OpenClaw node hosts) through a running gateway. NODE: a node id, "
+        "display name or unique id prefix; REQUEST: a requestId from `wingman nodes pending`.",
     )
     sub = p.add_subparsers(dest="nodes_command", metavar="COMMAND", required=True)
     _sub(sub, "list", "every known node: approval, connected, commands", cmd_nodes_list)
@@ -58,9 +62,10 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     _sub(sub, "describe", "one node in detail", cmd_nodes_describe, node)
     _sub(sub, "rename", "rename a node", cmd_nodes_rename, node, "name:the new display name")
     _sub(sub, "remove", "forget a node's approval", cmd_nodes_remove, node)
-    q = _sub(sub, "invoke", "run an approved command on a node and print its answer", cmd_invoke)
-    q.add_argument("node", help="node id, display name or unique id prefix")
-    q.add_argument("command", help="the node command, e.g. system.which")
+    command = "command:the node command, e.g. system.which"
+    q = _sub(
+        sub, "invoke", "run an approved command, print the node's answer", cmd_invoke, node, command
+    )
     q.add_argument(
         "--params",
         metavar="JSON",
@@ -76,7 +81,10 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     )
 
     p = top.add_parser(
-        "devices", help="paired devices and device tokens (through a running gateway)"
+        "devices",
+        help="paired devices and device tokens (through a running gateway)",
+        description="Paired devices through a running gateway. DEVICE: a device id, display "
+        "name or unique id prefix; REQUEST: a requestId from `wingman devices pending`.",
     )
     sub = p.add_subparsers(dest="devices_command", metavar="COMMAND", required=True)
     _sub(sub, "list", "paired devices (never their tokens)", cmd_devices_list)

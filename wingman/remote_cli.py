@@ -22,7 +22,11 @@ def add_connection_arguments(p: argparse.ArgumentParser) -> None:
     """``--gateway`` (alias ``--url``), ``--token``, ``--password`` and ``--json``; the
     command runs without ``django.setup()`` (:func:`gateway_config`)."""
     p.add_argument(
-        "--gateway", "--url", dest="gateway", help="gateway URL (default ws://<host:port>/ws)"
+        "--gateway",
+        "--url",
+        dest="gateway",
+        metavar="URL",
+        help="gateway URL (default: this state dir's, ws://<host:port>/ws)",
     )
     p.add_argument("--token", help="gateway token (default WINGMAN_GATEWAY_TOKEN / config)")
     p.add_argument("--password", help="gateway password")
