@@ -12,8 +12,6 @@ from typing import Any
 import orjson
 from channels.db import database_sync_to_async
 
-from gateway.delivery.publish import publish, publish_topic
-from gateway.protocol import events as ev
 from gateway.protocol.devices import (
     DeviceIdParams,
     DevicePairApproveParams,
@@ -26,14 +24,13 @@ from gateway.protocol.devices import (
     NodeReportParams,
     RequestIdParams,
 )
-from gateway.protocol.dialects.base import node_topic, now_ms
+from gateway.protocol.dialects.base import now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.protocol.system import NoParams
 from gateway.rpc import CallContext, registry
 from gateway.security import scopes
 from nodes import selectors
-from nodes.services import devices, invoke, pairing
-from nodes.services.authority import resolved_payload
+from nodes.services import devices, invoke, operator, pairing
 
 db = database_sync_to_async
 PAIRING, READ, WRITE, NODE = scopes.PAIRING, scopes.READ, scopes.WRITE, scopes.NODE
@@ -60,19 +57,16 @@ async def device_pair_approve(ctx: CallContext, params: DevicePairApproveParams)
     if wanted is not None:
         for scope in wanted:  # an operator cannot hand out more than it holds
             scopes.check(_caller(ctx)[1], scope, "device.pair.approve")
-    device = await db(devices.device_pair_approve)(request_id=params.request_id, scopes=wanted)
+    device = await operator.device_approve(request_id=params.request_id, scopes=wanted)
     payload = {"requestId": params.request_id, "deviceId": device.device_id}
-    await publish(ev.DEVICE_PAIR_RESOLVED, {**payload, "decision": "approved", "ts": now_ms()})
     return {**payload, "device": selectors.device_row(device)}
 
 
 @registry.method("device.pair.reject", RequestIdParams, scope=PAIRING)
 async def device_pair_reject(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
     """Reject a pending device."""
-    request = await db(devices.device_pair_reject)(request_id=params.request_id)
-    payload = {"requestId": request.request_id, "deviceId": request.device_id}
-    await publish(ev.DEVICE_PAIR_RESOLVED, {**payload, "decision": "rejected", "ts": now_ms()})
-    return payload
+    request = await operator.device_reject(request_id=params.request_id)
+    return {"requestId": request.request_id, "deviceId": request.device_id}
 
 
 @registry.method("device.pair.remove", DeviceIdParams, scope=PAIRING)
@@ -103,37 +97,24 @@ async def node_pair_list(ctx: CallContext, params: NoParams) -> dict[str, Any]:
     return await db(selectors.node_pair_list)()
 
 
-async def _resolved(request_id: str, node_id: str, decision: str) -> None:
-    payload = resolved_payload(request_id, node_id, decision)
-    await publish(ev.NODE_PAIR_RESOLVED, payload)
-    await publish_topic(node_topic(node_id), ev.NODE_PAIR_RESOLVED, payload)
-
-
 @registry.method("node.pair.approve", RequestIdParams, scope=PAIRING)
 async def node_pair_approve(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
     """Approve a node's declared surface (``system.run`` in it: ``operator.admin`` too)."""
-    node = await db(pairing.node_pair_approve)(
-        request_id=params.request_id, caller_scopes=_caller(ctx)[1]
-    )
-    await invoke.live_update(node_id=node.node_id, approved=list(node.commands))
-    await _resolved(params.request_id, node.node_id, "approved")
+    node = await operator.node_approve(request_id=params.request_id, caller_scopes=_caller(ctx)[1])
     return {"requestId": params.request_id, "node": selectors.paired_row(node)}
 
 
 @registry.method("node.pair.reject", RequestIdParams, scope=PAIRING)
 async def node_pair_reject(ctx: CallContext, params: RequestIdParams) -> dict[str, Any]:
     """Reject a node's declared surface."""
-    request = await db(pairing.node_pair_reject)(request_id=params.request_id)
-    await _resolved(request.request_id, request.node_id, "rejected")
+    request = await operator.node_reject(request_id=params.request_id)
     return {"requestId": request.request_id, "nodeId": request.node_id}
 
 
 @registry.method("node.pair.remove", NodeIdParams, scope=PAIRING)
 async def node_pair_remove(ctx: CallContext, params: NodeIdParams) -> dict[str, Any]:
     """Forget a node's approval (a connected node can run nothing until approved again)."""
-    await db(pairing.node_pair_remove)(node_id=params.node_id)
-    await invoke.live_update(node_id=params.node_id, approved=None)
-    await _resolved("", params.node_id, "removed")
+    await operator.node_remove(node_id=params.node_id)
     return {"nodeId": params.node_id}
 
 

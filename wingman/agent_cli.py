@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.protocol.events import AGENT_TERMINAL
+from wingman.remote_cli import gateway_url, local_pin
 
 EXIT_OK, EXIT_FAIL, EXIT_CANCELLED = 0, 1, 130
 
@@ -91,27 +92,6 @@ def _exit_code(step: dict[str, Any] | None) -> int:
     return {"agent-complete": EXIT_OK, "agent-cancelled": EXIT_CANCELLED}.get(kind, EXIT_FAIL)
 
 
-def _gateway_url(args: argparse.Namespace) -> str:
-    if args.gateway:
-        return args.gateway
-    from django.conf import settings
-
-    cfg = settings.WINGMAN
-    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host  # noqa: S104
-    return f"{'wss' if cfg.tls.on else 'ws'}://{host}:{cfg.port}/ws"
-
-
-def _local_pin(args: argparse.Namespace, cfg) -> str | None:
-    """``--tls-fingerprint``, else (our own gateway's TLS) the certificate in the config."""
-    if args.tls_fingerprint or args.gateway or not cfg.tls.on:
-        return args.tls_fingerprint
-    from wingman import tls
-
-    cert = Path(cfg.tls.cert_path).expanduser() if cfg.tls.cert_path else None
-    cert = cert or cfg.state_dir / tls.CERT_NAME
-    return tls.file_fingerprint(cert) if cert.exists() else None
-
-
 def cmd_agent(args: argparse.Namespace) -> int:
     printer = _Printer(args.json)
     runner = _run_local if args.local else _run_remote
@@ -163,13 +143,13 @@ async def _run_remote(args: argparse.Namespace, printer: _Printer) -> int:
     from wingman.client import GatewayCallError, GatewayClient
 
     cfg = settings.WINGMAN
-    url = _gateway_url(args)
+    url = gateway_url(args)
     client = GatewayClient(
         url,
         token=args.token or cfg.token,
         password=args.password or cfg.password,
         transport=args.transport,
-        tls_fingerprint=_local_pin(args, cfg),
+        tls_fingerprint=local_pin(args, cfg),
     )
     try:
         await client.connect()

@@ -166,12 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     gw = top.add_parser("gateway", help="run and manage the gateway")
     add_gateway_commands(gw)
-    from wingman import agent_cli, rooms_cli, routines_cli, webhooks_cli
+    from wingman import agent_cli, nodes_cli, rooms_cli, routines_cli, webhooks_cli
 
     agent_cli.add_commands(top)
     routines_cli.add_commands(top)
     webhooks_cli.add_commands(top)
     rooms_cli.add_commands(top)
+    nodes_cli.add_commands(top)
     from wingman import ops_cli
 
     ops_cli.add_commands(top)

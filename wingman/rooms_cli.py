@@ -13,12 +13,19 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.protocol.events import AGENT_TERMINAL
+from wingman.remote_cli import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_connection_arguments,
+    err,
+    print_json,
+    with_gateway,
+)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 #: Seconds ``broadcast`` waits for every run to end (``--timeout``).
 BROADCAST_TIMEOUT = 600.0
 
@@ -28,7 +35,7 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="rooms_command", metavar="COMMAND", required=True)
 
     q = sub.add_parser("list", help="list rooms")
-    _common(q)
+    add_connection_arguments(q)
     q.set_defaults(func=cmd_list)
 
     q = sub.add_parser("create", help="create a room")
@@ -43,12 +50,12 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--strategy", choices=["parallel", "sequential"], default="parallel")
     q.add_argument("--description", default="")
-    _common(q)
+    add_connection_arguments(q)
     q.set_defaults(func=cmd_create)
 
     q = sub.add_parser("delete", help="delete a room and its history")
     q.add_argument("room", help="room id")
-    _common(q)
+    add_connection_arguments(q)
     q.set_defaults(func=cmd_delete)
 
     q = sub.add_parser("broadcast", help="send a message to a room and stream every answer")
@@ -58,86 +65,14 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--timeout", type=float, default=BROADCAST_TIMEOUT, help="seconds to wait (default 600)"
     )
-    _common(q)
+    add_connection_arguments(q)
     q.set_defaults(func=cmd_broadcast)
 
     q = sub.add_parser("history", help="print a room's messages and answers")
     q.add_argument("room", help="room id")
     q.add_argument("--limit", type=int, default=200, help="last N entries (1-1000, default 200)")
-    _common(q)
+    add_connection_arguments(q)
     q.set_defaults(func=cmd_history)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gateway", help="gateway URL (default ws://<configured host:port>/ws)")
-    p.add_argument("--token", help="gateway token (default WINGMAN_GATEWAY_TOKEN / config)")
-    p.add_argument("--password", help="gateway password")
-    p.add_argument("--json", action="store_true", help="print JSON")
-
-
-# plumbing ------------------------------------------------------------------------------------
-def _gateway_url(args: argparse.Namespace) -> str:
-    if args.gateway:
-        return args.gateway
-    from django.conf import settings
-
-    cfg = settings.WINGMAN
-    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host  # noqa: S104
-    return f"ws://{host}:{cfg.port}/ws"
-
-
-def _err(message: str) -> None:
-    print(f"wingman: {message}", file=sys.stderr)
-
-
-def _with_gateway(args: argparse.Namespace, body: Callable[[Any], Awaitable[int]]) -> int:
-    """Connect, run ``body(client)``, close; gateway errors become one clear line."""
-    from django.conf import settings
-
-    from wingman.client import GatewayCallError, GatewayClient
-
-    cfg = settings.WINGMAN
-    url = _gateway_url(args)
-
-    async def main() -> int:
-        client = GatewayClient(
-            url, token=args.token or cfg.token, password=args.password or cfg.password
-        )
-        try:
-            await client.connect()
-        except (OSError, TimeoutError) as exc:
-            _err(f"cannot reach the gateway at {url} ({exc}); start it: wingman gateway start")
-            return EXIT_FAIL
-        except GatewayCallError as exc:
-            _err(f"the gateway refused the connection: {exc}")
-            return EXIT_FAIL
-        try:
-            return await body(client)
-        except GatewayCallError as exc:
-            _err(_call_error(exc))
-            return EXIT_FAIL
-        except (ConnectionError, TimeoutError) as exc:
-            _err(f"lost the gateway at {url}: {exc or type(exc).__name__}")
-            return EXIT_FAIL
-        finally:
-            await client.close()
-
-    try:
-        return asyncio.run(main())
-    except KeyboardInterrupt:
-        return 130
-
-
-def _call_error(exc) -> str:
-    details = (exc.error or {}).get("details")
-    if isinstance(details, dict) and details.get("fields"):
-        fields = "; ".join(f"{k}: {', '.join(v)}" for k, v in details["fields"].items())
-        return f"{exc.code}: {exc.message} ({fields})"
-    return f"{exc.code}: {exc.message}"
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 # commands ------------------------------------------------------------------------------------
@@ -145,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         rooms = (await client.call("rooms.list"))["rooms"]
         if args.json:
-            _print_json(rooms)
+            print_json(rooms)
         elif not rooms:
             print("No rooms. Create one: wingman rooms create NAME --agent ID --agent ID")
         for room in [] if args.json else rooms:
@@ -153,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{room['id']}  {room['name']} [{room['strategy']}] — {agents}")
         return EXIT_OK
 
-    return _with_gateway(args, body)
+    return with_gateway(args, body)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -167,41 +102,41 @@ def cmd_create(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         room = await client.call("rooms.create", params)
         if args.json:
-            _print_json(room)
+            print_json(room)
         else:
             print(f"Created room {room['id']} ({room['name']}, {room['strategy']})")
         return EXIT_OK
 
-    return _with_gateway(args, body)
+    return with_gateway(args, body)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         answer = await client.call("rooms.delete", {"roomId": args.room})
         if args.json:
-            _print_json(answer)
+            print_json(answer)
         else:
             print(f"Deleted room {args.room}")
         return EXIT_OK
 
-    return _with_gateway(args, body)
+    return with_gateway(args, body)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
-        _err("--limit must be between 1 and 1000")
+        err("--limit must be between 1 and 1000")
         return EXIT_USAGE
 
     async def body(client) -> int:
         answer = await client.call("rooms.history", {"roomId": args.room, "limit": args.limit})
         if args.json:
-            _print_json(answer)
+            print_json(answer)
             return EXIT_OK
         for message in answer["messages"]:
             print(f"[{_speaker(message)}] {message.get('content') or ''}")
         return EXIT_OK
 
-    return _with_gateway(args, body)
+    return with_gateway(args, body)
 
 
 def _speaker(message: dict[str, Any]) -> str:
@@ -216,7 +151,7 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         return await _broadcast(client, args)
 
-    return _with_gateway(args, body)
+    return with_gateway(args, body)
 
 
 async def _broadcast(client, args: argparse.Namespace) -> int:
@@ -247,7 +182,7 @@ async def _broadcast(client, args: argparse.Namespace) -> int:
         try:
             await asyncio.wait_for(follow(), args.timeout)
         except TimeoutError:
-            _err(f"{len(runs) - len(ended)} run(s) still going after {args.timeout:g}s")
+            err(f"{len(runs) - len(ended)} run(s) still going after {args.timeout:g}s")
             return EXIT_FAIL
     ok = all(step.get("type") == "agent-complete" for step in ended.values())
     return EXIT_OK if ok else EXIT_FAIL

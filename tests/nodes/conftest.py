@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -93,3 +94,30 @@ async def call_seeing(c: Client, method: str, params: dict, name: str) -> tuple[
         if "event" in seen and "res" in seen:
             return seen["res"], seen["event"]
     raise AssertionError(f"{method}: no {name} event")
+
+
+async def serve_invokes(node, node_id: str, *, silent: frozenset[str] = frozenset()) -> None:
+    """Answer ``system.which`` on a real-gateway ``WsClient`` like the node host does (until
+    cancelled); never answer the commands in ``silent`` (for timeouts)."""
+    while True:
+        frame = await node.recv(timeout=30)
+        if frame.get("event") != "node.invoke.request":
+            continue  # the replies to its node.invoke.result, ticks
+        req = frame["payload"]
+        if req["command"] in silent:
+            continue
+        bins = json.loads(req["paramsJSON"])["bins"]
+        payload = {"bins": {b: f"/usr/bin/{b}" for b in bins}}
+        await node.send(
+            {
+                "type": "req",
+                "id": f"res-{req['id']}",
+                "method": "node.invoke.result",
+                "params": {
+                    "id": req["id"],
+                    "nodeId": node_id,
+                    "ok": True,
+                    "payloadJSON": json.dumps(payload),
+                },
+            }
+        )

@@ -4,7 +4,6 @@ one PostgreSQL database): the invoke and its result cross the channel layer."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import pytest
 
 from tests.agents.test_e2e_agents import E2E_REDIS_URL, shared_database  # noqa: F401 (fixture)
 from tests.conftest import delete_redis_prefix, require_redis
-from tests.gateway.gateway_process import TOKEN, GatewayFactory, WsClient, connect_params, ws_client
+from tests.gateway.gateway_process import TOKEN, GatewayFactory, connect_params, ws_client
+from tests.nodes.conftest import serve_invokes
 from tests.nodes.signer import TestDevice
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
@@ -39,30 +39,6 @@ def two_gateways(gateway_factory: GatewayFactory, shared_database: str, tmp_path
         for gw in made:
             gw.stop()
         delete_redis_prefix(prefix, E2E_REDIS_URL)
-
-
-async def serve_invokes(node: WsClient, node_id: str) -> None:
-    """Answer system.which like the node host does (until cancelled)."""
-    while True:
-        frame = await node.recv(timeout=30)
-        if frame.get("event") != "node.invoke.request":
-            continue  # the replies to its node.invoke.result, ticks
-        req = frame["payload"]
-        bins = json.loads(req["paramsJSON"])["bins"]
-        payload = {"bins": {b: f"/usr/bin/{b}" for b in bins}}
-        await node.send(
-            {
-                "type": "req",
-                "id": f"res-{req['id']}",
-                "method": "node.invoke.result",
-                "params": {
-                    "id": req["id"],
-                    "nodeId": node_id,
-                    "ok": True,
-                    "payloadJSON": json.dumps(payload),
-                },
-            }
-        )
 
 
 async def test_operator_on_a_invokes_a_node_on_b(two_gateways) -> None:
