@@ -36,6 +36,9 @@ class Admission:
     #: Its device may be paired without an operator (a browser, ``controlUi.pairingRequired``
     #: off); loopback with the gateway secret always may.
     unattended: bool = False
+    #: The scopes the client asked for in its role, whatever its credential allows now: what
+    #: a pairing request records for an operator to approve.
+    requested_scopes: tuple[str, ...] = ()
 
 
 class DeviceAuthority(Protocol):

@@ -96,9 +96,9 @@ async def admit(
         client.credential = "device-token"
     unattended = browser_check(browser, ip, signed is not None)
     tool_node = client.role == "node" and dialect == "canonical"
-    client.scopes = scopes.grant(
-        role="node" if tool_node else "operator", requested=client.scopes, allowed=allowed
-    )
+    role = "node" if tool_node else "operator"
+    requested = scopes.grant(role=role, requested=client.scopes, allowed=None)
+    client.scopes = scopes.grant(role=role, requested=client.scopes, allowed=allowed)
     grant: dict[str, Any] = {"role": client.role, "scopes": client.scopes}
     if authority is not None:
         admission = extensions.Admission(
@@ -108,6 +108,7 @@ async def admit(
             tool_node=tool_node,
             unattended=unattended,
             public_key=signed.public_key if signed is not None else None,
+            requested_scopes=tuple(requested),
         )
         grant.update(await authority.admit(admission))
     return grant

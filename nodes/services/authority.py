@@ -33,6 +33,7 @@ class Authority:
                 public_key=admission.public_key,
                 role=client.role,
                 scopes=list(client.scopes),
+                requested=list(admission.requested_scopes or client.scopes),
                 display_name=client.display_name or "",
                 platform=client.platform or "",
                 client_id=client.client_id,

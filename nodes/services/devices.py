@@ -44,6 +44,9 @@ class DeviceClaim:
     credential: str
     #: Pair without an operator even off loopback (a browser with pairingRequired off).
     unattended: bool = False
+    #: What it asked for (a pending request shows these to the operator; ``scopes`` is what
+    #: its credential grants now, all a silent pairing ever gets). None: ``scopes``.
+    requested: list[str] | None = None
 
 
 def token_hash(token: str) -> str:
@@ -131,7 +134,7 @@ def _pending_request(claim: DeviceClaim, now) -> DevicePairingRequest:
         device_id=claim.device_id,
         public_key=claim.public_key,
         role=claim.role,
-        scopes=claim.scopes,
+        scopes=claim.requested if claim.requested is not None else claim.scopes,
         display_name=claim.display_name,
         platform=claim.platform,
         client_id=claim.client_id,

@@ -195,7 +195,11 @@ async def test_devices_pending_approve_reject_remove(gw, tmp_path):
     for attempt in ("reject", "approve"):
         async with ws_client(gw.url, name="operator") as op:
             asking = dev.connect(
-                op.challenge, token=device_token, role="operator", display_name="upgrader"
+                op.challenge,
+                token=device_token,
+                role="operator",
+                scopes=["operator.read", "operator.write"],
+                display_name="upgrader",
             )
             await op.send(asking)
             while (res := await op.recv()).get("type") != "res":
@@ -206,6 +210,10 @@ async def test_devices_pending_approve_reject_remove(gw, tmp_path):
         (line,) = [x for x in pending if x.startswith(request)]
         assert line.startswith(f"{request}  upgrader [operator]"), line
         assert line.endswith("from 127.0.0.1"), line
+        # the request holds what the device asked for, not what its node token allowed
+        rows = json.loads(ok(await cli(gw, tmp_path, "devices", "pending", "--json")))
+        (asked,) = [r for r in rows if r["requestId"] == request]
+        assert asked["scopes"] == ["operator.read", "operator.write"], asked
         scope = ["--scope", "operator.read"] if attempt == "approve" else []
         decided = ok(await cli(gw, tmp_path, "devices", attempt, request, *scope))
         assert dev.device_id in decided and decided.startswith(attempt.title()), decided
