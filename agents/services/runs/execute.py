@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 #: wakes it at once (a run ahead that ends in another process is seen at the next ask).
 TURN_POLL_SECONDS = 0.05
 TURN_POLL_MAX_SECONDS = 0.5
+#: ... times the runs ahead of it, up to this (each of those must start and end first).
+TURN_POLL_FAR_SECONDS = 5.0
 #: ... and at most this often while the database is unreachable (it rides out the outage).
 TURN_RETRY_MAX_SECONDS = 1.0
 
@@ -42,7 +44,7 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
     logcontext.session_key.set(plan.session_key)
     try:
         async with asyncio.timeout(plan.timeout):
-            await _wait_turn(plan.run_id, plan.session_id)
+            await _wait_turn(plan.run_id, plan.session_id, plan.position)
             logger.info("run %s started (agent %s)", plan.run_id, plan.agent_id)
             await stream.emit(
                 {"type": "agent-start", "agent": plan.agent_id, "prompt": plan.prompt}
@@ -67,14 +69,16 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
     turns.wake(plan.session_id)
 
 
-async def _wait_turn(run_id: str, session_id: int) -> None:
+async def _wait_turn(run_id: str, session_id: int, order: int) -> None:
     """Wait (cancellable; bounded by the run's timeout) for the session's turn. The run ahead
-    may execute in another process: the database says whose turn it is."""
+    may execute in another process: the database says whose turn it is. A run with others
+    ahead of it asks less often (they must start and end first); ``order`` (its prompt's
+    position) ranks it among this process's waiters for a wake-up."""
     take = db_call(transitions.turn_take)
     pause = TURN_POLL_SECONDS
     while True:
         try:
-            turn = await take(run_id)
+            turn, ahead = await take(run_id)
         except db.Error as exc:  # e.g. PostgreSQL restarting: wait, do not fail the run
             logger.warning("run %s waits for its turn: %s", run_id, exc)
             pause = min(pause * 2, TURN_RETRY_MAX_SECONDS)
@@ -84,8 +88,9 @@ async def _wait_turn(run_id: str, session_id: int) -> None:
             return
         if turn is Turn.GONE:
             raise Gone(run_id)
-        await turns.nap(session_id, pause)
-        pause = min(pause * 2, TURN_POLL_MAX_SECONDS)
+        await turns.nap(session_id, pause, order)
+        most = min(TURN_POLL_MAX_SECONDS * ahead, TURN_POLL_FAR_SECONDS)
+        pause = min(pause * 2, most)
 
 
 async def _turn(plan: RunPlan, stream: RunStream) -> str:

@@ -30,26 +30,26 @@ def _open_runs(session_id: int) -> list[tuple[str, str]]:
     return list(rows.order_by("created_at", "id").values_list("id", "status"))
 
 
-def _verdict(run_id: str, open_runs: list[tuple[str, str]]) -> Turn | None:
-    """GONE or WAIT for ``run_id`` among its session's open runs; None when it may start
-    (it is queued, nothing runs, and it is the oldest queued)."""
+def _verdict(run_id: str, open_runs: list[tuple[str, str]]) -> tuple[Turn, int] | None:
+    """GONE, or WAIT with how many open runs are ahead, for ``run_id`` among its session's
+    open runs; None when it may start (it is queued, nothing runs, it is the oldest)."""
     statuses = dict(open_runs)
     if statuses.get(run_id) != RunStatus.QUEUED:
-        return Turn.GONE
+        return Turn.GONE, 0
+    ahead = [pk for pk, _ in open_runs].index(run_id)
     if RunStatus.RUNNING in statuses.values():
-        return Turn.WAIT
-    oldest = next(pk for pk, status in open_runs if status == RunStatus.QUEUED)
-    return None if oldest == run_id else Turn.WAIT
+        return Turn.WAIT, max(ahead, 1)
+    return None if ahead == 0 else (Turn.WAIT, ahead)
 
 
-def turn_take(run_id: str) -> Turn:
+def turn_take(run_id: str) -> tuple[Turn, int]:
     """Start the run if it is its session's turn: no run of the session is running and it is
     the oldest queued one. Decided again in one transaction with the session row locked, so
     two runs of one session never both start (on SQLite, IMMEDIATE transactions serialise
-    writers)."""
+    writers). Returns the answer and, for WAIT, how many open runs are ahead."""
     run = Run.objects.filter(pk=run_id).values("status", "session_id").first()
     if run is None or run["status"] != RunStatus.QUEUED:
-        return Turn.GONE
+        return Turn.GONE, 0
     session_id = run["session_id"]
     # Plain reads first: while another run goes first (the common answer for a queued run),
     # no write transaction is taken (on SQLite each one holds the database's one writer lock).
@@ -64,7 +64,7 @@ def turn_take(run_id: str) -> Turn:
         started = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
             status=RunStatus.RUNNING, started_at=timezone.now()
         )
-        return Turn.STARTED if started else Turn.GONE
+        return (Turn.STARTED if started else Turn.GONE), 0
 
 
 def claim(run_id: str, owner: Owner) -> bool:
