@@ -81,6 +81,8 @@ class Authority:
     async def departed(self, conn_id: str, client: ClientIdentity) -> None:
         if client.scopes == [scopes.NODE]:  # a tool node (admission.tool_node)
             await invoke.live_remove(node_id=client.node_id, conn_id=conn_id)
+        if client.device_id:
+            await db(devices.device_seen)(device_id=client.device_id)
 
 
 def resolved_payload(request_id: str, node_id: str, decision: str) -> dict[str, Any]:

@@ -72,6 +72,12 @@ def device_token_scopes(*, device_id: str, token: str) -> list[str] | None:
     return list(device.scopes)
 
 
+def device_seen(*, device_id: str) -> None:
+    """A device's connection ended: it was last seen now (``last_seen`` is also set when it
+    connects, so a connected device's is its connect time)."""
+    Device.objects.filter(device_id=device_id).update(last_seen=timezone.now())
+
+
 def _issue_token(device: Device) -> str:
     token = secrets.token_urlsafe(32)
     device.token_hash = token_hash(token)

@@ -3,6 +3,8 @@ surface pairing, through the real ASGI app."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.security import device as dv
@@ -21,7 +23,14 @@ async def test_loopback_node_is_approved_silently_with_a_device_token(clients, t
     assert stored.public_key == dev.public_key and stored.address == "127.0.0.1"
     assert stored.token_hash and auth["deviceToken"] not in stored.token_hash  # hashed
     # the device token works instead of the gateway secret, and is not issued again
+    connected_at = stored.last_seen
     await node.close()
+    for _ in range(100):  # the connection's end is the device's last sighting
+        seen = (await Device.objects.aget(device_id=dev.device_id)).last_seen
+        if seen > connected_at:
+            break
+        await asyncio.sleep(0.02)
+    assert seen > connected_at
     _again, res2, _ = await connect_node(clients, dev, token=auth["deviceToken"])
     assert res2["ok"], res2
     assert "deviceToken" not in res2["payload"]["auth"]
