@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.gateway import browser as ui
-from tests.gateway.conftest import _GATEWAYS
 from tests.gateway.gateway_process import TOKEN, GatewayProcess
 
 pytestmark = pytest.mark.e2e
@@ -44,11 +43,7 @@ def rooms_gateway(tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterato
 def browser(
     chromium: ui.Browser, rooms_gateway: GatewayProcess, request: pytest.FixtureRequest
 ) -> Iterator[ui.Browser]:
-    request.node.stash[_GATEWAYS] = [rooms_gateway]
-    chromium.errors.clear()
-    yield chromium
-    chromium.close_contexts()
-    assert not chromium.errors, f"errors in the browser: {chromium.errors}"
+    yield from ui.checked_browser(chromium, rooms_gateway, request)
 
 
 def open_rooms(browser: ui.Browser, base: str, *, phone: bool = False, query: str = ""):
