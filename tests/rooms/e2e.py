@@ -139,6 +139,8 @@ class JoinProcess:
             bufsize=1,
         )
         self.lines: list[str] = []
+        #: the id it registered under (set by :meth:`registered`)
+        self.node_id: str | None = None
         self._queue: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -168,7 +170,8 @@ class JoinProcess:
     async def registered(self, name: str, timeout: float = 20) -> str:
         """Wait for ``registered as <name> (nodeId <id>)``; the node's id."""
         line = await self.expect(f"registered as {name} (nodeId ", timeout)
-        return line.rsplit(" ", 1)[-1].rstrip(")")
+        self.node_id = line.rsplit(" ", 1)[-1].rstrip(")")
+        return self.node_id
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -178,3 +181,18 @@ class JoinProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+async def broadcast_reaches(sender: JoinProcess, receiver: JoinProcess, text: str) -> None:
+    """``sender`` types ``text``; ``receiver`` (in the same group) prints it as a broadcast
+    from the sender. Both have :meth:`JoinProcess.registered`."""
+    sender.type(text)
+    got = await receiver.expect(f"broadcast from {sender.node_id}")
+    assert f'"content": "{text}"' in got, got
+
+
+async def direct_reaches(sender: JoinProcess, receiver: JoinProcess, text: str) -> None:
+    """``sender`` types ``/direct <receiver's id> text``; ``receiver`` prints it."""
+    sender.type(f"/direct {receiver.node_id} {text}")
+    got = await receiver.expect(f"direct from {sender.node_id}")
+    assert text in got, got
