@@ -11,7 +11,7 @@ import {
   startAnswer,
 } from "./answer.js";
 import { GatewayClient, connectionBanner, readConfig } from "./gateway.js";
-import { fatalBanner, sidebarDrawer, wireComposer } from "./page.js";
+import { fatalBanner, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
 
 const config = readConfig();
 const $ = (id) => document.getElementById(id);
@@ -161,12 +161,7 @@ async function openSession(key, { push }) {
 }
 
 function setUrl(key, push) {
-  const url = new URL(location.href);
-  if (key) url.searchParams.set("session", key);
-  else url.searchParams.delete("session");
-  if (url.href === location.href) return;
-  if (push) history.pushState({ session: key }, "", url);
-  else history.replaceState({ session: key }, "", url);
+  setUrlParam("session", key, push);
 }
 
 window.addEventListener("popstate", () => {

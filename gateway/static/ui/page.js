@@ -1,6 +1,6 @@
 // What the chat (chat.js) and the rooms page (rooms.js) share around their streams: the
-// fatal-error banner, the composer (Enter sends, Shift+Enter is a new line) and the phone
-// drawer of the sidebar.
+// fatal-error banner, the open item in the URL, the composer (Enter sends, Shift+Enter is a
+// new line) and the phone drawer of the sidebar.
 
 /** The function that shows an error which stopped the page in the connection `banner`. */
 export function fatalBanner(banner) {
@@ -8,6 +8,17 @@ export function fatalBanner(banner) {
     banner.hidden = false;
     banner.textContent = `Error: ${error.message || error}`;
   };
+}
+
+/** Put `value` in the URL as the query parameter `name` (none: remove it); `push` adds a
+ * history entry, otherwise the current one is replaced. Nothing when the URL stays the same. */
+export function setUrlParam(name, value, push) {
+  const url = new URL(location.href);
+  if (value) url.searchParams.set(name, value);
+  else url.searchParams.delete(name);
+  if (url.href === location.href) return;
+  if (push) history.pushState({ [name]: value }, "", url);
+  else history.replaceState({ [name]: value }, "", url);
 }
 
 /** Submitting the composer form, or Enter in its input, calls `send`; `onError` gets a failure. */

@@ -11,7 +11,7 @@ import {
   startAnswer,
 } from "./answer.js";
 import { GatewayClient, connectionBanner, readConfig } from "./gateway.js";
-import { fatalBanner, sidebarDrawer, wireComposer } from "./page.js";
+import { fatalBanner, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
 
 const config = readConfig();
 const $ = (id) => document.getElementById(id);
@@ -155,12 +155,7 @@ async function openRoom(roomId, { push }) {
 }
 
 function setUrl(roomId, push) {
-  const url = new URL(location.href);
-  if (roomId) url.searchParams.set("room", roomId);
-  else url.searchParams.delete("room");
-  if (url.href === location.href) return;
-  if (push) history.pushState({ room: roomId }, "", url);
-  else history.replaceState({ room: roomId }, "", url);
+  setUrlParam("room", roomId, push);
 }
 
 window.addEventListener("popstate", () => {
