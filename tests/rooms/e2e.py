@@ -12,12 +12,38 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.gateway.gateway_process import REPO, TOKEN, GatewayProcess
+
+#: The agents of :func:`trio_gateway` (the first is the default).
+AGENTS = ("alpha", "beta", "gamma")
+
+
+def trio_gateway(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, model: str, titled: bool = False
+) -> Iterator[GatewayProcess]:
+    """A module's gateway whose agents are :data:`AGENTS` on ``model`` (``titled``: with
+    their names, "Alpha" ...)."""
+    state = tmp_path_factory.mktemp(name)
+    agents: list[dict[str, Any]] = [{"id": a, "model": model} for a in AGENTS]
+    if titled:
+        for agent in agents:
+            agent["name"] = agent["id"].title()
+    agents[0]["default"] = True
+    (state / "wingman.config.json").write_text(
+        json.dumps({"agents": {"list": agents}}), encoding="utf-8"
+    )
+    gateway = GatewayProcess(state, name=name).start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
 
 _CREATE = """
 import django, json, sys
