@@ -3,14 +3,7 @@
 // event sets the final text and state. The page places the view's node and says how it
 // scrolls (`scroll`); what else a run shows (tool steps, the stop button) stays in the page.
 import { renderMarkdown } from "./markdown.js";
-
-// text only: user data never goes through innerHTML
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
+import { el } from "./page.js";
 
 /** A new answer view: `<article class="msg msg-assistant">` holding the Markdown `md`. */
 export function answerView(runId, { scroll, ...extra }) {

@@ -1,17 +1,9 @@
 // The chat page: sessions sidebar, streaming answers, tool steps, stop, working folder.
 // Everything goes over the gateway WebSocket (gateway.js); the session key lives in the URL
 // (?session=<key>) so a reload comes back to the same conversation.
-import {
-  answerView,
-  appendOutcome,
-  applyAgentEvent,
-  el,
-  endAnswer,
-  renderAnswer,
-  startAnswer,
-} from "./answer.js";
+import { answerView, appendOutcome, applyAgentEvent, endAnswer, renderAnswer, startAnswer } from "./answer.js";
 import { GatewayClient, connectionBanner, readConfig } from "./gateway.js";
-import { fatalBanner, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
+import { el, fatalBanner, renderSidebar, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
 
 const config = readConfig();
 const $ = (id) => document.getElementById(id);
@@ -111,25 +103,22 @@ function renderAgents() {
 }
 
 function renderSessions() {
-  els.list.replaceChildren();
-  els.listEmpty.hidden = state.sessions.length > 0;
-  for (const session of state.sessions) {
-    const item = el("li");
-    item.dataset.sessionKey = session.sessionKey;
-    if (session.sessionKey === state.key) item.setAttribute("aria-current", "true");
-    const link = el("a");
-    link.href = `?session=${encodeURIComponent(session.sessionKey)}`;
-    link.append(el("span", "s-name", session.name || "Untitled session"));
-    const preview = session.lastPreview || "no messages yet";
-    link.append(el("span", "s-meta", `${session.agentId} · ${preview}`));
-    link.addEventListener("click", (event) => {
-      event.preventDefault();
+  renderSidebar({
+    list: els.list,
+    empty: els.listEmpty,
+    param: "session",
+    dataKey: "sessionKey",
+    current: state.key,
+    entries: state.sessions.map((session) => ({
+      key: session.sessionKey,
+      name: session.name || "Untitled session",
+      meta: `${session.agentId} · ${session.lastPreview || "no messages yet"}`,
+    })),
+    open: (key) => {
       closeDrawer();
-      openSession(session.sessionKey, { push: true }).catch(showFatal);
-    });
-    item.append(link);
-    els.list.append(item);
-  }
+      openSession(key, { push: true }).catch(showFatal);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------

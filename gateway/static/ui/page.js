@@ -1,6 +1,14 @@
 // What the chat (chat.js) and the rooms page (rooms.js) share around their streams: the
-// fatal-error banner, the open item in the URL, the composer (Enter sends, Shift+Enter is a
-// new line) and the phone drawer of the sidebar.
+// fatal-error banner, the sidebar list and the open item in the URL, the composer (Enter
+// sends, Shift+Enter is a new line) and the phone drawer of the sidebar.
+
+/** An element with a class and a text (text only: user data never goes through innerHTML). */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
 
 /** The function that shows an error which stopped the page in the connection `banner`. */
 export function fatalBanner(banner) {
@@ -8,6 +16,28 @@ export function fatalBanner(banner) {
     banner.hidden = false;
     banner.textContent = `Error: ${error.message || error}`;
   };
+}
+
+/** Fill the sidebar `list` with a link per entry ({ key, name, meta }) to `?<param>=<key>`,
+ * the `current` one marked, the key in the item's `data-<dataKey>`; a click calls
+ * `open(key)` instead of loading the page. `empty` shows when there is no entry. */
+export function renderSidebar({ list, empty, param, dataKey, current, entries, open }) {
+  list.replaceChildren();
+  empty.hidden = entries.length > 0;
+  for (const entry of entries) {
+    const item = el("li");
+    item.dataset[dataKey] = entry.key;
+    if (entry.key === current) item.setAttribute("aria-current", "true");
+    const link = el("a");
+    link.href = `?${param}=${encodeURIComponent(entry.key)}`;
+    link.append(el("span", "s-name", entry.name), el("span", "s-meta", entry.meta));
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      open(entry.key);
+    });
+    item.append(link);
+    list.append(item);
+  }
 }
 
 /** Put `value` in the URL as the query parameter `name` (none: remove it); `push` adds a

@@ -2,16 +2,9 @@
 // agent's answer stream in its own column. The page's connection joins the open room
 // (rooms.join) as a live member, so it gets the room's `agent`, `room.message` and
 // `room.member` events; the room id lives in the URL (?room=<id>).
-import {
-  answerView as newAnswerView,
-  appendOutcome,
-  applyAgentEvent,
-  el,
-  endAnswer,
-  startAnswer,
-} from "./answer.js";
+import { answerView as newAnswerView, appendOutcome, applyAgentEvent, endAnswer, startAnswer } from "./answer.js";
 import { GatewayClient, connectionBanner, readConfig } from "./gateway.js";
-import { fatalBanner, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
+import { el, fatalBanner, renderSidebar, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
 
 const config = readConfig();
 const $ = (id) => document.getElementById(id);
@@ -105,24 +98,22 @@ function renderAgentChoices() {
 }
 
 function renderRooms() {
-  els.list.replaceChildren();
-  els.listEmpty.hidden = state.rooms.length > 0;
-  for (const room of state.rooms) {
-    const item = el("li");
-    item.dataset.roomId = room.id;
-    if (room.id === state.roomId) item.setAttribute("aria-current", "true");
-    const link = el("a");
-    link.href = `?room=${encodeURIComponent(room.id)}`;
-    link.append(el("span", "s-name", room.name));
-    link.append(el("span", "s-meta", `${room.strategy} · ${room.agents.join(", ") || "no agents"}`));
-    link.addEventListener("click", (event) => {
-      event.preventDefault();
+  renderSidebar({
+    list: els.list,
+    empty: els.listEmpty,
+    param: "room",
+    dataKey: "roomId",
+    current: state.roomId,
+    entries: state.rooms.map((room) => ({
+      key: room.id,
+      name: room.name,
+      meta: `${room.strategy} · ${room.agents.join(", ") || "no agents"}`,
+    })),
+    open: (roomId) => {
       closeDrawer();
-      openRoom(room.id, { push: true }).catch(showFatal);
-    });
-    item.append(link);
-    els.list.append(item);
-  }
+      openRoom(roomId, { push: true }).catch(showFatal);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------
