@@ -61,10 +61,11 @@ class DevicePairingRequest(models.Model):
         return f"{self.request_id} ({self.status})"
 
 
-class Node(models.Model):
-    """A machine offering commands (``role: "node"``): its approved command surface."""
+class NodeSurface(models.Model):
+    """What a node connection declares: stored as requested (:class:`NodePairingRequest`)
+    and, once approved, on the node (:class:`Node`); ``nodes/services/pairing.py``'s
+    ``Surface.fields()`` names the descriptive ones."""
 
-    node_id = models.CharField(max_length=128, primary_key=True)
     display_name = models.CharField(max_length=256, blank=True, default="")
     platform = models.CharField(max_length=64, blank=True, default="")
     version = models.CharField(max_length=64, blank=True, default="")
@@ -76,7 +77,16 @@ class Node(models.Model):
     caps = models.JSONField(default=list)
     commands = models.JSONField(default=list)
     permissions = models.JSONField(default=dict)
-    #: Approved by an operator at least once (the surface above is the approved one).
+
+    class Meta:
+        abstract = True
+
+
+class Node(NodeSurface):
+    """A machine offering commands (``role: "node"``): its approved command surface."""
+
+    node_id = models.CharField(max_length=128, primary_key=True)
+    #: Approved by an operator at least once (its surface fields are then the approved one).
     approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_connected_at = models.DateTimeField(null=True, blank=True)
@@ -87,7 +97,7 @@ class Node(models.Model):
         return self.display_name or self.node_id[:12]
 
 
-class NodePairingRequest(models.Model):
+class NodePairingRequest(NodeSurface):
     """A node's declared surface (caps, commands) waiting for approval."""
 
     class Status(models.TextChoices):
@@ -98,17 +108,6 @@ class NodePairingRequest(models.Model):
 
     request_id = models.CharField(max_length=64, primary_key=True, default=_request_id)
     node_id = models.CharField(max_length=128, db_index=True)
-    display_name = models.CharField(max_length=256, blank=True, default="")
-    platform = models.CharField(max_length=64, blank=True, default="")
-    version = models.CharField(max_length=64, blank=True, default="")
-    client_id = models.CharField(max_length=128, blank=True, default="")
-    client_mode = models.CharField(max_length=64, blank=True, default="")
-    device_family = models.CharField(max_length=64, blank=True, default="")
-    remote_ip = models.CharField(max_length=64, blank=True, default="")
-    path_env = models.TextField(blank=True, default="")
-    caps = models.JSONField(default=list)
-    commands = models.JSONField(default=list)
-    permissions = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
