@@ -199,6 +199,12 @@ class JoinProcess:
         self.node_id = line.rsplit(" ", 1)[-1].rstrip(")")
         return self.node_id
 
+    async def joined(self, name: str, group: str) -> str:
+        """:meth:`registered` as ``name``, then wait until it joined ``group``; the node's id."""
+        node_id = await self.registered(name)
+        await self.expect(f"joined group {group} (groupId ")
+        return node_id
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -157,10 +157,8 @@ async def test_two_join_processes_exchange_broadcasts_and_directs(gw):
     one = JoinProcess([gw.url, "--name", "one", "--group", "swarm"], env)
     two = JoinProcess([gw.url, "--name", "two", "--group", "swarm", "--token", "secret"], env)
     try:
-        await one.registered("one")
-        await one.expect("joined group swarm (groupId ")
-        await two.registered("two")
-        await two.expect("joined group swarm")
+        await one.joined("one", "swarm")
+        await two.joined("two", "swarm")
         await broadcast_reaches(one, two, "hello from one")
         await direct_reaches(two, one, "just for you")
     finally:

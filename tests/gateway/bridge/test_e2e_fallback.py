@@ -80,11 +80,9 @@ async def relay_between(bridged: JoinProcess, url: str, direct: JoinProcess) -> 
     """``bridged`` connected over the bridge, ``direct`` over WebSocket, both in ``swarm``:
     a broadcast each way and a direct message reach the other node."""
     await bridged.expect(f"connected to {url} over the HTTP bridge")
-    await bridged.registered("bridged")
-    await bridged.expect("joined group swarm (groupId ")
+    await bridged.joined("bridged", "swarm")
     await direct.expect("over WebSocket")
-    await direct.registered("direct")
-    await direct.expect("joined group swarm")
+    await direct.joined("direct", "swarm")
     await broadcast_reaches(bridged, direct, "hello over the bridge")
     await broadcast_reaches(direct, bridged, "hello back over a websocket")
     await direct_reaches(direct, bridged, "just for you")

@@ -45,13 +45,11 @@ async def test_join_auto_discover_finds_the_gateway_registers_and_relays(netns, 
         found = JoinProcess([*args, "--token", TOKEN], anonymous, prefix=inside)
         await found.expect(f"discovered gateway {name} at {url} (auth required (token))")
         await found.expect(f"connected to {url} over WebSocket")
-        await found.registered("found")
-        await found.expect("joined group lan (groupId ")
+        await found.joined("found", "lan")
 
         # another node, by URL, in the same group: what one types reaches the other
         other = JoinProcess([url, "--name", "other", "--group", "lan"], gw.env, prefix=inside)
-        await other.registered("other")
-        await other.expect("joined group lan")
+        await other.joined("other", "lan")
         await broadcast_reaches(found, other, "hello from a discovered gateway")
         await direct_reaches(other, found, "found you")
     finally:
