@@ -10,14 +10,7 @@ from gateway.protocol.routines import RoutineRunView, RoutineView
 from routines.api import serializers as api_serializers
 from routines.models import Routine
 from tests.agents.conftest import create_agent
-
-STANDUP = {
-    "name": "standup",
-    "agentId": "main",
-    "cron": "0 9 * * 1-5",
-    "timezone": "Europe/Berlin",
-    "prompt": "news summary",
-}
+from tests.routines.conftest import STANDUP
 
 
 @pytest.fixture
