@@ -11,10 +11,11 @@ def _request_id() -> str:
     return str(uuid.uuid4())
 
 
-class Device(models.Model):
-    """A device identity (Ed25519 key) the gateway approved, with its role and scopes."""
+class DeviceClaimFields(models.Model):
+    """What a device claims at the handshake: stored as requested
+    (:class:`DevicePairingRequest`) and, once approved, on the device (:class:`Device`);
+    ``nodes/services/devices.py``'s ``DeviceClaim`` carries them."""
 
-    device_id = models.CharField(max_length=64, primary_key=True)
     public_key = models.CharField(max_length=128)
     role = models.CharField(max_length=16, default="operator")
     scopes = models.JSONField(default=list)
@@ -22,6 +23,15 @@ class Device(models.Model):
     platform = models.CharField(max_length=64, blank=True, default="")
     client_id = models.CharField(max_length=128, blank=True, default="")
     client_mode = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class Device(DeviceClaimFields):
+    """A device identity (Ed25519 key) the gateway approved, with its role and scopes."""
+
+    device_id = models.CharField(max_length=64, primary_key=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(null=True, blank=True)
     address = models.CharField(max_length=64, blank=True, default="")
@@ -34,7 +44,7 @@ class Device(models.Model):
         return f"{self.display_name or self.device_id[:12]} ({self.role})"
 
 
-class DevicePairingRequest(models.Model):
+class DevicePairingRequest(DeviceClaimFields):
     """A device that connected unpaired (not loopback): waits for an operator."""
 
     class Status(models.TextChoices):
@@ -44,13 +54,6 @@ class DevicePairingRequest(models.Model):
 
     request_id = models.CharField(max_length=64, primary_key=True, default=_request_id)
     device_id = models.CharField(max_length=64, db_index=True)
-    public_key = models.CharField(max_length=128)
-    role = models.CharField(max_length=16, default="operator")
-    scopes = models.JSONField(default=list)
-    display_name = models.CharField(max_length=256, blank=True, default="")
-    platform = models.CharField(max_length=64, blank=True, default="")
-    client_id = models.CharField(max_length=128, blank=True, default="")
-    client_mode = models.CharField(max_length=64, blank=True, default="")
     remote_ip = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -61,10 +64,11 @@ class DevicePairingRequest(models.Model):
         return f"{self.request_id} ({self.status})"
 
 
-class Node(models.Model):
-    """A machine offering commands (``role: "node"``): its approved command surface."""
+class NodeSurfaceFields(models.Model):
+    """What a node connection declares: stored as requested (:class:`NodePairingRequest`)
+    and, once approved, on the node (:class:`Node`); ``nodes/services/pairing.py``'s
+    ``Surface.fields()`` names the descriptive ones."""
 
-    node_id = models.CharField(max_length=128, primary_key=True)
     display_name = models.CharField(max_length=256, blank=True, default="")
     platform = models.CharField(max_length=64, blank=True, default="")
     version = models.CharField(max_length=64, blank=True, default="")
@@ -76,7 +80,16 @@ class Node(models.Model):
     caps = models.JSONField(default=list)
     commands = models.JSONField(default=list)
     permissions = models.JSONField(default=dict)
-    #: Approved by an operator at least once (the surface above is the approved one).
+
+    class Meta:
+        abstract = True
+
+
+class Node(NodeSurfaceFields):
+    """A machine offering commands (``role: "node"``): its approved command surface."""
+
+    node_id = models.CharField(max_length=128, primary_key=True)
+    #: Approved by an operator at least once (its surface fields are then the approved one).
     approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_connected_at = models.DateTimeField(null=True, blank=True)
@@ -87,7 +100,7 @@ class Node(models.Model):
         return self.display_name or self.node_id[:12]
 
 
-class NodePairingRequest(models.Model):
+class NodePairingRequest(NodeSurfaceFields):
     """A node's declared surface (caps, commands) waiting for approval."""
 
     class Status(models.TextChoices):
@@ -98,17 +111,6 @@ class NodePairingRequest(models.Model):
 
     request_id = models.CharField(max_length=64, primary_key=True, default=_request_id)
     node_id = models.CharField(max_length=128, db_index=True)
-    display_name = models.CharField(max_length=256, blank=True, default="")
-    platform = models.CharField(max_length=64, blank=True, default="")
-    version = models.CharField(max_length=64, blank=True, default="")
-    client_id = models.CharField(max_length=128, blank=True, default="")
-    client_mode = models.CharField(max_length=64, blank=True, default="")
-    device_family = models.CharField(max_length=64, blank=True, default="")
-    remote_ip = models.CharField(max_length=64, blank=True, default="")
-    path_env = models.TextField(blank=True, default="")
-    caps = models.JSONField(default=list)
-    commands = models.JSONField(default=list)
-    permissions = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

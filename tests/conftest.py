@@ -120,6 +120,21 @@ def wingman_auth(settings):
     return apply
 
 
+#: The gateway token of the ``api`` fixture.
+API_TOKEN = "api-test-token"
+
+
+@pytest.fixture
+def api(wingman_auth):
+    """DRF's APIClient on the real URLconf with the gateway token (auth mode token)."""
+    from rest_framework.test import APIClient
+
+    wingman_auth("token", token=API_TOKEN)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {API_TOKEN}")
+    return client
+
+
 @pytest.fixture
 async def clients(backend):
     """Factory for test clients on the real ASGI app (both backends); closes them and

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
 from agents import selectors
 from agents.models import Agent, Binding, PeerKind, RunStatus
 from agents.services import sessions as session_service
-from gateway.api.exceptions import pydantic_detail
+from gateway.api.inputs import TRANSPORT_FIELDS, protocol_input
 from gateway.protocol.agent import RunParams
 from gateway.protocol.errors import GatewayError
 
@@ -38,8 +36,6 @@ API_FIELD_NAMES = {
     "agent": "agentId",
     "working_folder": "workingFolder",
 }
-#: Form posts from the browsable API carry the CSRF token as a field.
-_TRANSPORT_FIELDS = {"csrfmiddlewaretoken"}
 
 
 class StrictInput(serializers.Serializer):
@@ -47,7 +43,7 @@ class StrictInput(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields) - _TRANSPORT_FIELDS)
+            unknown = sorted(set(data) - set(self.fields) - TRANSPORT_FIELDS)
             if unknown:
                 raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
         return super().to_internal_value(data)
@@ -304,14 +300,7 @@ class RunCreateInput(StrictInput):
         """``RunParams`` validates, the model of the WebSocket ``agent`` method: the two APIs
         take the same input (the fields above only declare its shape for the OpenAPI schema;
         tests/agents/test_api.py keeps them in step)."""
-        if isinstance(data, QueryDict):  # a form post from the browsable API
-            data = data.dict()
-        if isinstance(data, Mapping):
-            data = {k: v for k, v in data.items() if k not in _TRANSPORT_FIELDS}
-        try:
-            return RunParams.model_validate(data)
-        except PydanticValidationError as exc:
-            raise serializers.ValidationError(pydantic_detail(exc)) from None
+        return protocol_input(RunParams, data)
 
     def validate(self, attrs: RunParams) -> RunParams:
         key, agent_id = attrs.session_key, attrs.agent_id

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from agents.models import AGENT_ID, Agent, PeerKind
 from agents.runtime.tools import BUILTIN_TOOLS
+from gateway.ui.forms import ServiceForm
 
 
-class AgentForm(forms.Form):
+class AgentForm(ServiceForm):
     """Create or edit an agent (``id`` only on create)."""
 
     id = forms.CharField(
@@ -58,22 +58,8 @@ class AgentForm(forms.Form):
             # the primary key never changes; the value shown is the agent's, not the POST's
             self.fields["id"].disabled = True
 
-    def service_fields(self) -> dict:
-        """The cleaned data as the services' keyword arguments (without ``id``)."""
-        data = dict(self.cleaned_data)
-        data.pop("id", None)
-        return data
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        """Put a service's field-keyed errors next to the fields (unknown keys on top)."""
-        by_field = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
-        for field, messages in by_field.items():
-            target = field if field in self.fields else None
-            for message in messages:
-                self.add_error(target, message)
-
-
-class BindingForm(forms.Form):
+class BindingForm(ServiceForm):
     """A routing binding for one agent (most specific match wins)."""
 
     channel = forms.CharField(max_length=100, help_text="e.g. webui, cli, discord")
@@ -91,5 +77,3 @@ class BindingForm(forms.Form):
         if data.get("order") is None:
             data["order"] = 0
         return data
-
-    add_service_errors = AgentForm.add_service_errors

@@ -118,12 +118,16 @@ def client_config(request: HttpRequest, page: str) -> dict:
     }
 
 
+def script_page(request: HttpRequest, page: str) -> HttpResponse:
+    """A page its script fills over the WebSocket: ``ui/<page>.html``, its nav entry marked,
+    with :func:`client_config` (the chat here; rooms, nodes and devices in their apps)."""
+    return render(request, f"ui/{page}.html", {"nav": page, "config": client_config(request, page)})
+
+
 @ui_login_required
 def chat(request: HttpRequest) -> HttpResponse:
     """Sessions sidebar, messages and composer; everything live over the WebSocket."""
-    return render(
-        request, "ui/chat.html", {"nav": "chat", "config": client_config(request, "chat")}
-    )
+    return script_page(request, "chat")
 
 
 @ui_login_required

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from gateway.protocol.errors import ErrorCode, GatewayError
 from nodes.models import Device, DevicePairingRequest
+from nodes.services.requests import locked_row, open_request, resolve_request
 
 #: How long a device pairing request waits for an operator.
 REQUEST_TTL = timedelta(hours=1)
@@ -165,26 +166,11 @@ def not_paired(request: DevicePairingRequest) -> GatewayError:
     )
 
 
-def _open_request(request_id: str) -> DevicePairingRequest:
-    request = (
-        DevicePairingRequest.objects.select_for_update()
-        .filter(
-            request_id=request_id,
-            status=DevicePairingRequest.Status.PENDING,
-            expires_at__gt=timezone.now(),
-        )
-        .first()
-    )
-    if request is None:
-        raise GatewayError(ErrorCode.INVALID_REQUEST, "unknown requestId")
-    return request
-
-
 def device_pair_approve(*, request_id: str, scopes: list[str] | None = None) -> Device:
     """Approve a pending device (with ``scopes``, or those it asked for)."""
     now = timezone.now()
     with transaction.atomic():
-        request = _open_request(request_id)
+        request = open_request(DevicePairingRequest, request_id)
         claim = DeviceClaim(
             device_id=request.device_id,
             public_key=request.public_key,
@@ -198,26 +184,19 @@ def device_pair_approve(*, request_id: str, scopes: list[str] | None = None) -> 
             credential="approval",
         )
         device = _store_device(claim, now)
-        request.status, request.resolved_at = DevicePairingRequest.Status.APPROVED, now
-        request.save(update_fields=["status", "resolved_at"])
+        resolve_request(request, DevicePairingRequest.Status.APPROVED, now)
     return device
 
 
 def device_pair_reject(*, request_id: str) -> DevicePairingRequest:
     """Reject a pending device."""
     with transaction.atomic():
-        request = _open_request(request_id)
-        request.status = DevicePairingRequest.Status.REJECTED
-        request.resolved_at = timezone.now()
-        request.save(update_fields=["status", "resolved_at"])
-    return request
+        request = open_request(DevicePairingRequest, request_id)
+        return resolve_request(request, DevicePairingRequest.Status.REJECTED)
 
 
 def _device(device_id: str) -> Device:
-    device = Device.objects.select_for_update().filter(device_id=device_id).first()
-    if device is None:
-        raise GatewayError(ErrorCode.INVALID_REQUEST, f"unknown deviceId: {device_id}")
-    return device
+    return locked_row(Device, "deviceId", device_id)
 
 
 def device_remove(*, device_id: str) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.security import scopes
 from nodes.models import Node, NodePairingRequest
 from nodes.selectors import required_approve_scopes
+from nodes.services.requests import locked_row, open_request, resolve_request
 
 REQUEST_TTL = timedelta(minutes=30)
 
@@ -97,52 +97,30 @@ def _request_for(surface: Surface, now) -> tuple[NodePairingRequest, bool]:
     return request, True
 
 
-def _open_request(request_id: str) -> NodePairingRequest:
-    request = (
-        NodePairingRequest.objects.select_for_update()
-        .filter(
-            request_id=request_id,
-            status=NodePairingRequest.Status.PENDING,
-            expires_at__gt=timezone.now(),
-        )
-        .first()
-    )
-    if request is None:
-        raise GatewayError(ErrorCode.INVALID_REQUEST, "unknown requestId")
-    return request
-
-
 def node_pair_approve(*, request_id: str, caller_scopes: list[str]) -> Node:
     """Approve a pending surface: the node's approved caps/commands become the request's."""
     now = timezone.now()
     with transaction.atomic():
-        request = _open_request(request_id)
+        request = open_request(NodePairingRequest, request_id)
         for needed in required_approve_scopes(request.commands):
             scopes.check(caller_scopes, needed, "node.pair.approve")
         node, _ = Node.objects.select_for_update().get_or_create(node_id=request.node_id)
         node.caps, node.commands = list(request.caps), list(request.commands)
         node.permissions, node.approved_at = dict(request.permissions), now
         node.save()
-        request.status, request.resolved_at = NodePairingRequest.Status.APPROVED, now
-        request.save(update_fields=["status", "resolved_at"])
+        resolve_request(request, NodePairingRequest.Status.APPROVED, now)
     return node
 
 
 def node_pair_reject(*, request_id: str) -> NodePairingRequest:
     """Reject a pending surface (the approved one, if any, stays)."""
     with transaction.atomic():
-        request = _open_request(request_id)
-        request.status = NodePairingRequest.Status.REJECTED
-        request.resolved_at = timezone.now()
-        request.save(update_fields=["status", "resolved_at"])
-    return request
+        request = open_request(NodePairingRequest, request_id)
+        return resolve_request(request, NodePairingRequest.Status.REJECTED)
 
 
 def _node(node_id: str) -> Node:
-    node = Node.objects.select_for_update().filter(node_id=node_id).first()
-    if node is None:
-        raise GatewayError(ErrorCode.INVALID_REQUEST, f"unknown nodeId: {node_id}")
-    return node
+    return locked_row(Node, "nodeId", node_id)
 
 
 def node_pair_remove(*, node_id: str) -> None:

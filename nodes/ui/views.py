@@ -5,23 +5,18 @@ by ``presence``, ``node.pair.*`` and ``device.pair.*`` events)."""
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from gateway.ui.access import ui_login_required
-from gateway.ui.views import client_config
+from gateway.ui.views import script_page
 
 
 @ui_login_required
 def nodes(request: HttpRequest) -> HttpResponse:
     """Pending node requests, paired nodes with live status and host stats, invoke form."""
-    return render(
-        request, "ui/nodes.html", {"nav": "nodes", "config": client_config(request, "nodes")}
-    )
+    return script_page(request, "nodes")
 
 
 @ui_login_required
 def devices(request: HttpRequest) -> HttpResponse:
     """Paired devices and pending device requests; revoke a token, remove a device."""
-    return render(
-        request, "ui/devices.html", {"nav": "devices", "config": client_config(request, "devices")}
-    )
+    return script_page(request, "devices")

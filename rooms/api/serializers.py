@@ -4,38 +4,14 @@ the ``rooms.*`` methods answer (``rooms/selectors.py``). Keys are camelCase."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from django.http import QueryDict
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
 from agents.models import Agent
-from gateway.api.exceptions import pydantic_detail
+from gateway.api.inputs import ProtocolInput
 from gateway.protocol import rooms as wire
 from rooms.models import Room
 
-#: Form posts from the browsable API carry the CSRF token as a field.
-_TRANSPORT_FIELDS = {"csrfmiddlewaretoken"}
 STRATEGIES = list(wire.STRATEGIES)
-
-
-class ProtocolInput(serializers.Serializer):
-    """Validated by ``model`` (a protocol model): unknown fields and bad values are 400s keyed
-    by field; the declared fields only describe the body for the OpenAPI schema."""
-
-    model: type[BaseModel]
-
-    def to_internal_value(self, data) -> BaseModel:
-        if isinstance(data, QueryDict):  # a form post from the browsable API
-            data = data.dict()
-        if isinstance(data, Mapping):
-            data = {k: v for k, v in data.items() if k not in _TRANSPORT_FIELDS}
-        try:
-            return self.model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise serializers.ValidationError(pydantic_detail(exc)) from None
 
 
 def _check_agents(agent_ids: list[str] | None) -> dict[str, list[str]]:

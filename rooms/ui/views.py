@@ -4,15 +4,12 @@ WebSocket (``rooms.*`` methods, ``agent`` and ``room.*`` events)."""
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from gateway.ui.access import ui_login_required
-from gateway.ui.views import client_config
+from gateway.ui.views import script_page
 
 
 @ui_login_required
 def rooms(request: HttpRequest) -> HttpResponse:
     """Rooms sidebar, one streaming column per member agent, live members, composer."""
-    return render(
-        request, "ui/rooms.html", {"nav": "rooms", "config": client_config(request, "rooms")}
-    )
+    return script_page(request, "rooms")

@@ -5,33 +5,17 @@ shapes for the OpenAPI schema (tests/routines/test_api.py keeps them in step).""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from django.http import QueryDict
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
-from gateway.api.exceptions import pydantic_detail
+from gateway.api.inputs import protocol_input
 from gateway.protocol.routines import RoutineCreateParams, RoutineFields
 from routines import wire
 
-_TRANSPORT_FIELDS = {"csrfmiddlewaretoken"}
 TARGETS = ["routine", "main", "session"]
 KINDS = ["cron", "every", "at"]
 OUTCOMES = ["running", "ok", "error", "cancelled", "timeout", "skipped"]
-
-
-def _validate(model: type[BaseModel], data: Any) -> Any:
-    if isinstance(data, QueryDict):  # a form post from the browsable API
-        data = data.dict()
-    if isinstance(data, Mapping):
-        data = {k: v for k, v in data.items() if k not in _TRANSPORT_FIELDS}
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        raise serializers.ValidationError(pydantic_detail(exc)) from None
 
 
 class RoutinePatchInput(serializers.Serializer):
@@ -65,7 +49,7 @@ class RoutinePatchInput(serializers.Serializer):
 
     def to_internal_value(self, data) -> dict[str, Any]:
         """Service keyword arguments of the fields given."""
-        return _validate(RoutineFields, data).changes()
+        return protocol_input(RoutineFields, data).changes()
 
 
 class RoutineInput(RoutinePatchInput):
@@ -78,7 +62,7 @@ class RoutineInput(RoutinePatchInput):
     id = serializers.CharField(required=False, max_length=64, help_text="POST only; optional")
 
     def to_internal_value(self, data) -> dict[str, Any]:
-        return _validate(RoutineCreateParams, data).changes()
+        return protocol_input(RoutineCreateParams, data).changes()
 
 
 class RoutineOutput(serializers.Serializer):

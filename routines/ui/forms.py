@@ -9,9 +9,9 @@ from zoneinfo import available_timezones
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
 from agents.models import Agent
+from gateway.ui.forms import ServiceForm
 from routines.models import Routine, ScheduleKind, TargetKind
 
 #: (label, CRON) offered next to the CRON field (ui/routines.js copies one into it).
@@ -31,7 +31,7 @@ def timezone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(available_timezones())]
 
 
-class RoutineForm(forms.Form):
+class RoutineForm(ServiceForm):
     """Create or edit a routine: one of the three schedule kinds with its value."""
 
     name = forms.CharField(max_length=200)
@@ -99,11 +99,3 @@ class RoutineForm(forms.Form):
             if other != kind:
                 data.pop(other)
         return data
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        """Put a service's field-keyed errors next to the fields (unknown keys on top)."""
-        by_field = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
-        for field, messages in by_field.items():
-            target = field if field in self.fields else None
-            for message in messages:
-                self.add_error(target, message)

@@ -7,7 +7,6 @@ streaming and cancelling runs needs the server's event loop: tests/agents/test_a
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from agents import selectors
 from agents.api import serializers as api_serializers
@@ -17,17 +16,6 @@ from gateway.protocol.agent import RunParams
 from tests.agents.conftest import create_agent
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = "api-test-token"
-
-
-@pytest.fixture
-def api(wingman_auth) -> APIClient:
-    """A client with the gateway token (auth mode token)."""
-    wingman_auth("token", token=TOKEN)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    return client
 
 
 @pytest.fixture

@@ -196,33 +196,55 @@ def shared_database() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def cluster(gateway_factory: GatewayFactory, shared_database: str, tmp_path: Path):
-    """Two gateway processes on one Redis (unique prefixes, db 5) and one database; the
-    default agent ``main`` uses the slow offline model so a run can be cancelled."""
+def local_cluster(
+    gateway_factory: GatewayFactory,
+    database: str,
+    tmp_path: Path,
+    names: tuple[str, ...],
+    *,
+    prefix: str,
+    agents: list[dict[str, Any]] | None = None,
+) -> Iterator[list[GatewayProcess]]:
+    """Gateway processes ``names`` on one Redis (unique ``prefix``, db 5) and one
+    ``database``, with ``agents`` (or the default config); stopped and their keys deleted
+    after."""
     require_redis()
-
-    prefix = f"wme2e-{uuid.uuid4().hex[:12]}"
+    prefix = f"{prefix}-{uuid.uuid4().hex[:12]}"
     env = {
         "REDIS_URL": E2E_REDIS_URL,
         "WINGMAN_CHANNEL_PREFIX": f"{prefix}-ch",
         "WINGMAN_CACHE_PREFIX": f"{prefix}-cache",
-        "DATABASE_URL": shared_database,
+        "DATABASE_URL": database,
         # runs execute in the gateway that accepted them (the Celery executor has its own
         # cluster tests: tests/agents/test_e2e_scaled.py)
         "WINGMAN_RUN_EXECUTOR": "local",
     }
-    agents = [{"id": "main", "default": True, "model": "wingman:slow"}]
     gateways = []
     try:
-        for name in ("node1", "node2"):  # one after the other: the first one migrates
-            write_agents_config(tmp_path / name, agents)
+        for name in names:  # one after the other: the first one migrates
+            if agents is not None:
+                write_agents_config(tmp_path / name, agents)
             gateways.append(gateway_factory(env, name=name, state_dir=tmp_path / name))
         yield gateways
     finally:
         for gw in gateways:
             gw.stop()
         delete_redis_prefix(prefix, E2E_REDIS_URL)
+
+
+@pytest.fixture
+def cluster(gateway_factory: GatewayFactory, shared_database: str, tmp_path: Path):
+    """Two gateway processes on one Redis and one database (:func:`local_cluster`); the
+    default agent ``main`` uses the slow offline model so a run can be cancelled."""
+    agents = [{"id": "main", "default": True, "model": "wingman:slow"}]
+    yield from local_cluster(
+        gateway_factory,
+        shared_database,
+        tmp_path,
+        ("node1", "node2"),
+        prefix="wme2e",
+        agents=agents,
+    )
 
 
 @pytest.mark.redis

@@ -16,6 +16,7 @@ Each test has its own database, Redis prefixes and Celery queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -107,6 +108,41 @@ def delete_unacked(queue: str, url: str = E2E_REDIS_URL) -> None:
         client.close()
 
 
+@contextlib.contextmanager
+def scaled_cluster(
+    gateway_factory: GatewayFactory,
+    worker_factory: WorkerFactory,
+    database: str,
+    tmp_path: Path,
+    *,
+    prefix: str,
+    agents: list[dict[str, Any]],
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Scaled]:
+    """Gateways A and B (with ``agents``) and one worker on one Redis (a unique key prefix
+    from ``prefix``) and ``database``; ``extra_env`` adds to their environment."""
+    require_redis()
+    prefix = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    env = scaled_env(database, prefix) | (extra_env or {})
+    for name in ("A", "B"):
+        write_agents_config(tmp_path / name, agents)
+    processes: list[GatewayProcess] = []
+    try:
+        a = gateway_factory(env, name="A", state_dir=tmp_path / "A")  # migrates the database
+        processes.append(a)
+        with ThreadPoolExecutor(2) as pool:
+            b = pool.submit(gateway_factory, env, name="B", state_dir=tmp_path / "B")
+            worker = pool.submit(worker_factory, env, name="worker1")
+        cluster = Scaled(a, b.result(), worker.result(), env, database, processes)
+        processes += [cluster.b, cluster.worker]
+        yield cluster
+    finally:
+        for process in reversed(processes):  # first: they write to Redis as they stop
+            process.stop()
+        delete_redis_prefix(prefix, E2E_REDIS_URL)
+        delete_unacked(env["WINGMAN_CELERY_QUEUE"])
+
+
 @pytest.fixture
 def scaled(
     gateway_factory: GatewayFactory,
@@ -116,26 +152,15 @@ def scaled(
 ) -> Iterator[Scaled]:
     """Gateways A and B and one worker; the default agent ``main`` uses the slow offline
     model (50 ms a token), so a run can be caught mid-way."""
-    require_redis()
-    prefix = f"wmscaled-{uuid.uuid4().hex[:12]}"
-    env = scaled_env(shared_database, prefix)
-    for name in ("A", "B"):
-        write_agents_config(tmp_path / name, SLOW_MAIN)
-    processes: list[GatewayProcess] = []
-    try:
-        a = gateway_factory(env, name="A", state_dir=tmp_path / "A")  # migrates the database
-        processes.append(a)
-        with ThreadPoolExecutor(2) as pool:
-            b = pool.submit(gateway_factory, env, name="B", state_dir=tmp_path / "B")
-            worker = pool.submit(worker_factory, env, name="worker1")
-        cluster = Scaled(a, b.result(), worker.result(), env, shared_database, processes)
-        processes += [cluster.b, cluster.worker]
+    with scaled_cluster(
+        gateway_factory,
+        worker_factory,
+        shared_database,
+        tmp_path,
+        prefix="wmscaled",
+        agents=SLOW_MAIN,
+    ) as cluster:
         yield cluster
-    finally:
-        for process in reversed(processes):  # first: they write to Redis as they stop
-            process.stop()
-        delete_redis_prefix(prefix, E2E_REDIS_URL)
-        delete_unacked(env["WINGMAN_CELERY_QUEUE"])
 
 
 def executed_by(row: dict[str, Any], worker: WorkerProcess) -> None:

@@ -16,7 +16,7 @@ from tests.gateway.conftest import (  # noqa: F401
     gateway_factory,
     pytest_runtest_makereport,
 )
-from tests.nodes.signer import TestDevice
+from tests.nodes.signer import TestDevice, invoke_result
 
 TOKEN = "secret"
 
@@ -66,15 +66,7 @@ async def answer_invokes(node: Client, reply) -> asyncio.Task:
             fields = reply(req)
             if fields is None:
                 continue
-            params = {"id": req["id"], "nodeId": req["nodeId"], **fields}
-            await node.send(
-                {
-                    "type": "req",
-                    "id": f"r-{req['id']}",
-                    "method": "node.invoke.result",
-                    "params": params,
-                }
-            )
+            await node.send(invoke_result(req, fields))
 
     return asyncio.ensure_future(loop())
 

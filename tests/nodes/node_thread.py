@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tests.gateway.gateway_process import WsClient, ws_client
-from tests.nodes.signer import TestDevice
+from tests.nodes.signer import TestDevice, invoke_result
 
 #: ``node.host.stats`` as the node host reports it after hello-ok.
 HOST_STATS = {
@@ -135,13 +135,4 @@ class NodeThread:
     async def _reply(self, node: WsClient, req: dict[str, Any]) -> None:
         params = json.loads(req.get("paramsJSON") or "{}")
         self.invokes.append((req["command"], params))
-        fields = self.answer(req["command"], params)
-        result = {"id": req["id"], "nodeId": req["nodeId"], **fields}
-        await node.send(
-            {
-                "type": "req",
-                "id": f"r-{req['id']}",
-                "method": "node.invoke.result",
-                "params": result,
-            }
-        )
+        await node.send(invoke_result(req, self.answer(req["command"], params)))

@@ -92,3 +92,10 @@ class TestDevice:
         if token is not None:
             params["auth"] = {"token": token}
         return {"type": "req", "id": f"1:{uuid.uuid4()}", "method": "connect", "params": params}
+
+
+def invoke_result(req: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The node's ``node.invoke.result`` request answering the ``node.invoke.request``
+    payload ``req`` with ``fields`` (``ok``, ``payloadJSON`` or ``error``)."""
+    params = {"id": req["id"], "nodeId": req["nodeId"], **fields}
+    return {"type": "req", "id": f"r-{req['id']}", "method": "node.invoke.result", "params": params}

@@ -4,14 +4,12 @@ one PostgreSQL database): the invoke and its result cross the channel layer."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.agents.test_e2e_agents import E2E_REDIS_URL, shared_database  # noqa: F401 (fixture)
-from tests.conftest import delete_redis_prefix, require_redis
+from tests.agents.test_e2e_agents import local_cluster, shared_database  # noqa: F401 (fixture)
 from tests.gateway.gateway_process import TOKEN, GatewayFactory, connect_params, ws_client
 from tests.nodes.conftest import serve_invokes
 from tests.nodes.signer import TestDevice
@@ -21,24 +19,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
 
 @pytest.fixture
 def two_gateways(gateway_factory: GatewayFactory, shared_database: str, tmp_path: Path):  # noqa: F811
-    require_redis()
-    prefix = f"wmnodes-{uuid.uuid4().hex[:12]}"
-    env = {
-        "REDIS_URL": E2E_REDIS_URL,
-        "WINGMAN_CHANNEL_PREFIX": f"{prefix}-ch",
-        "WINGMAN_CACHE_PREFIX": f"{prefix}-cache",
-        "DATABASE_URL": shared_database,
-        "WINGMAN_RUN_EXECUTOR": "local",
-    }
-    made = []
-    try:
-        for name in ("A", "B"):  # one after the other: the first one migrates
-            made.append(gateway_factory(env, name=name, state_dir=tmp_path / name))
-        yield made
-    finally:
-        for gw in made:
-            gw.stop()
-        delete_redis_prefix(prefix, E2E_REDIS_URL)
+    yield from local_cluster(
+        gateway_factory, shared_database, tmp_path, ("A", "B"), prefix="wmnodes"
+    )
 
 
 async def test_operator_on_a_invokes_a_node_on_b(two_gateways) -> None:

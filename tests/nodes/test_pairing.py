@@ -221,3 +221,17 @@ async def test_pending_requests_expire(clients, token_auth):
     await connect_node(clients, dev, commands=["system.which"])
     (again,) = (await op.call("node.pair.list", {}))["payload"]["pending"]
     assert again["requestId"] != request["requestId"]
+
+
+async def test_unknown_node_or_device_is_an_invalid_request(clients, token_auth):
+    op = await operator(clients, ["operator.read", "operator.pairing", "operator.admin"])
+    for method, params, message in (
+        ("node.rename", {"nodeId": "nope", "displayName": "x"}, "unknown nodeId: nope"),
+        ("node.pair.remove", {"nodeId": "nope"}, "unknown nodeId: nope"),
+        ("device.pair.remove", {"deviceId": "nope"}, "unknown deviceId: nope"),
+        ("device.token.rotate", {"deviceId": "nope"}, "unknown deviceId: nope"),
+        ("device.pair.reject", {"requestId": "nope"}, "unknown requestId"),
+    ):
+        res = await op.call(method, params)
+        assert res["error"]["code"] == "INVALID_REQUEST", (method, res)
+        assert res["error"]["message"] == message, (method, res)

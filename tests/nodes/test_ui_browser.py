@@ -62,6 +62,14 @@ def answer(command: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "payloadJSON": json.dumps({"exitCode": 0, "stdout": " ".join(argv[1:])})}
 
 
+def open_nodes(browser: ui.Browser, gateway: GatewayProcess):
+    """The nodes page, logged in and connected."""
+    page = browser.page()
+    ui.login_with_token(page, gateway.http_url, next_path="/nodes/")
+    page.wait_for_selector("#conn-banner", state="hidden")
+    return page
+
+
 def row(page, table: str, node_id: str):
     return page.locator(f'#{table} tr[data-node="{node_id}"]')
 
@@ -79,9 +87,7 @@ def invoke(page, command: str, params: str) -> None:
 def test_nodes_page_pairs_a_node_shows_it_live_and_invokes(
     browser: ui.Browser, gateway: GatewayProcess, nodes: list[NodeThread]
 ) -> None:
-    page = browser.page()
-    ui.login_with_token(page, gateway.http_url, next_path="/nodes/")
-    page.wait_for_selector("#conn-banner", state="hidden")
+    page = open_nodes(browser, gateway)
     page.wait_for_selector("#node-pending-empty", state="visible")
     assert page.is_disabled("#invoke-button")
     commands = ["system.which", "system.run"]
@@ -131,9 +137,7 @@ def test_nodes_page_pairs_a_node_shows_it_live_and_invokes(
 def test_nodes_page_rejects_renames_and_removes(
     browser: ui.Browser, gateway: GatewayProcess, nodes: list[NodeThread]
 ) -> None:
-    page = browser.page()
-    ui.login_with_token(page, gateway.http_url, next_path="/nodes/")
-    page.wait_for_selector("#conn-banner", state="hidden")
+    page = open_nodes(browser, gateway)
     keep = NodeThread(gateway.url, name="keeper", commands=["system.which"], answer=answer)
     drop = NodeThread(gateway.url, name="dropper", commands=["system.which"], answer=answer)
     nodes.extend([keep.start(), drop.start()])
@@ -207,9 +211,7 @@ def test_nodes_page_with_the_real_openclaw_node_host(
     """The unmodified node host (``openclaw node run``): pending, approved in the page, its
     own host stats shown, and its real answers to invokes from the form."""
     require_openclaw()
-    page = browser.page()
-    ui.login_with_token(page, gateway.http_url, next_path="/nodes/")
-    page.wait_for_selector("#conn-banner", state="hidden")
+    page = open_nodes(browser, gateway)
     host = NodeHost(tmp_path / "home", gateway.port, token=TOKEN, name="oc-ui-node")
     try:
         pending = page.locator("#node-pending tr", has_text="oc-ui-node")

@@ -4,14 +4,12 @@ line, carrying the run id (and session, connection) of the run they are about.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.agents.test_e2e_agents import run_agent
-from tests.gateway.gateway_process import REPO, GatewayFactory, connected, gateway_env
+from tests.gateway.gateway_process import GatewayFactory, connected, gateway_env, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -57,15 +55,7 @@ async def test_default_log_format_stays_text(gateway_factory: GatewayFactory) ->
 
 
 def test_unknown_log_format_is_one_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "wingman", "gateway", "status"],
-        env=gateway_env(tmp_path, {"WINGMAN_LOG_FORMAT": "xml"}),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(["gateway", "status"], gateway_env(tmp_path, {"WINGMAN_LOG_FORMAT": "xml"}))
     assert done.returncode == 2, done
     assert done.stderr.strip() == (
         "wingman: config error: WINGMAN_LOG_FORMAT: expected text or json, got 'xml'"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.gateway_process import REPO, GatewayFactory, gateway_env
+from tests.gateway.gateway_process import REPO, GatewayFactory, gateway_env, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -59,14 +59,8 @@ async def test_three_gateways_migrate_once(
             "VALUES ('agents', '9999_from_the_future', now())"
         )
     state = tmp_path / "newer"
-    done = subprocess.run(
-        [sys.executable, "-m", "wingman", "gateway", "run", "--port", "0"],
-        env=gateway_env(state, {"DATABASE_URL": shared_database}),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_cli(
+        ["gateway", "run", "--port", "0"], gateway_env(state, {"DATABASE_URL": shared_database})
     )
     assert done.returncode == 2, done
     assert done.stderr.strip() == (
@@ -77,15 +71,7 @@ async def test_three_gateways_migrate_once(
     assert "listening" not in done.stdout
     assert migration_rows(shared_database) == (rows + 1, distinct + 1)
     # the migrate service's command says the same
-    done = subprocess.run(
-        [sys.executable, "-m", "wingman", "gateway", "migrate"],
-        env=gateway_env(state, {"DATABASE_URL": shared_database}),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli(["gateway", "migrate"], gateway_env(state, {"DATABASE_URL": shared_database}))
     assert done.returncode == 2 and "9999_from_the_future" in done.stderr, done
 
 

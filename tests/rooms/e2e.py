@@ -12,12 +12,38 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.gateway.gateway_process import REPO, TOKEN, GatewayProcess
+
+#: The agents of :func:`trio_gateway` (the first is the default).
+AGENTS = ("alpha", "beta", "gamma")
+
+
+def trio_gateway(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, model: str, titled: bool = False
+) -> Iterator[GatewayProcess]:
+    """A module's gateway whose agents are :data:`AGENTS` on ``model`` (``titled``: with
+    their names, "Alpha" ...)."""
+    state = tmp_path_factory.mktemp(name)
+    agents: list[dict[str, Any]] = [{"id": a, "model": model} for a in AGENTS]
+    if titled:
+        for agent in agents:
+            agent["name"] = agent["id"].title()
+    agents[0]["default"] = True
+    (state / "wingman.config.json").write_text(
+        json.dumps({"agents": {"list": agents}}), encoding="utf-8"
+    )
+    gateway = GatewayProcess(state, name=name).start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
 
 _CREATE = """
 import django, json, sys
@@ -139,6 +165,8 @@ class JoinProcess:
             bufsize=1,
         )
         self.lines: list[str] = []
+        #: the id it registered under (set by :meth:`registered`)
+        self.node_id: str | None = None
         self._queue: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -168,7 +196,14 @@ class JoinProcess:
     async def registered(self, name: str, timeout: float = 20) -> str:
         """Wait for ``registered as <name> (nodeId <id>)``; the node's id."""
         line = await self.expect(f"registered as {name} (nodeId ", timeout)
-        return line.rsplit(" ", 1)[-1].rstrip(")")
+        self.node_id = line.rsplit(" ", 1)[-1].rstrip(")")
+        return self.node_id
+
+    async def joined(self, name: str, group: str) -> str:
+        """:meth:`registered` as ``name``, then wait until it joined ``group``; the node's id."""
+        node_id = await self.registered(name)
+        await self.expect(f"joined group {group} (groupId ")
+        return node_id
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -178,3 +213,18 @@ class JoinProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+async def broadcast_reaches(sender: JoinProcess, receiver: JoinProcess, text: str) -> None:
+    """``sender`` types ``text``; ``receiver`` (in the same group) prints it as a broadcast
+    from the sender. Both have :meth:`JoinProcess.registered`."""
+    sender.type(text)
+    got = await receiver.expect(f"broadcast from {sender.node_id}")
+    assert f'"content": "{text}"' in got, got
+
+
+async def direct_reaches(sender: JoinProcess, receiver: JoinProcess, text: str) -> None:
+    """``sender`` types ``/direct <receiver's id> text``; ``receiver`` prints it."""
+    sender.type(f"/direct {receiver.node_id} {text}")
+    got = await receiver.expect(f"direct from {sender.node_id}")
+    assert text in got, got

@@ -9,18 +9,9 @@ from rest_framework.test import APIClient
 
 from rooms.models import Room, RoomAgent, RoomMessage
 from tests.agents.conftest import create_agent
+from tests.conftest import API_TOKEN
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = "rooms-api-token"
-
-
-@pytest.fixture
-def api(wingman_auth) -> APIClient:
-    wingman_auth("token", token=TOKEN)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    return client
 
 
 @pytest.fixture
@@ -159,7 +150,7 @@ def test_bad_update_and_unknown_rooms(api, trio):
 
 
 def test_unauthenticated_is_401(wingman_auth):
-    wingman_auth("token", token=TOKEN)
+    wingman_auth("token", token=API_TOKEN)
     assert APIClient().get("/api/rooms").status_code == 401
 
 

@@ -5,7 +5,6 @@ a sequential room answers with its first run and the later agents ``pending``.""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,25 +13,17 @@ import httpx
 import pytest
 
 from tests.gateway.gateway_process import TOKEN, GatewayProcess
+from tests.rooms.e2e import AGENTS, trio_gateway
 from wingman.client import GatewayClient
 
 pytestmark = pytest.mark.e2e
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-AGENTS = ("alpha", "beta", "gamma")
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    state = tmp_path_factory.mktemp("rooms-api")
-    agents = [{"id": a, "model": "wingman:echo"} for a in AGENTS]
-    agents[0]["default"] = True
-    (state / "wingman.config.json").write_text(
-        json.dumps({"agents": {"list": agents}}), encoding="utf-8"
-    )
-    gateway = GatewayProcess(state, name="rooms-api").start()
-    yield gateway
-    gateway.stop()
+    yield from trio_gateway(tmp_path_factory, "rooms-api", model="wingman:echo")
 
 
 @pytest.fixture

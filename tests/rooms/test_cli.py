@@ -9,23 +9,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.gateway.gateway_process import TOKEN, GatewayProcess, gateway_env, run_cli
+from tests.rooms.e2e import trio_gateway
 
 pytestmark = pytest.mark.e2e
-
-AGENTS = ("alpha", "beta", "gamma")
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    state = tmp_path_factory.mktemp("rooms-cli")
-    agents = [{"id": a, "model": "wingman:echo"} for a in AGENTS]
-    agents[0]["default"] = True
-    (state / "wingman.config.json").write_text(
-        json.dumps({"agents": {"list": agents}}), encoding="utf-8"
-    )
-    gateway = GatewayProcess(state, name="rooms-cli").start()
-    yield gateway
-    gateway.stop()
+    yield from trio_gateway(tmp_path_factory, "rooms-cli", model="wingman:echo")
 
 
 def cli(gw: GatewayProcess, tmp_path, *args: str):

@@ -14,7 +14,9 @@ from tests.agents.test_e2e_agents import write_agents_config
 from tests.gateway.gateway_process import GatewayFactory
 from tests.rooms.e2e import (
     JoinProcess,
+    broadcast_reaches,
     create_room,
+    direct_reaches,
     node_join,
     node_register,
     raw,
@@ -155,18 +157,10 @@ async def test_two_join_processes_exchange_broadcasts_and_directs(gw):
     one = JoinProcess([gw.url, "--name", "one", "--group", "swarm"], env)
     two = JoinProcess([gw.url, "--name", "two", "--group", "swarm", "--token", "secret"], env)
     try:
-        line = await one.expect("registered as one (nodeId ")
-        id_one = line.rsplit(" ", 1)[-1].rstrip(")")
-        await one.expect("joined group swarm (groupId ")
-        line = await two.expect("registered as two (nodeId ")
-        id_two = line.rsplit(" ", 1)[-1].rstrip(")")
-        await two.expect("joined group swarm")
-        one.type("hello from one")
-        got = await two.expect(f"broadcast from {id_one}")
-        assert '"content": "hello from one"' in got, got
-        two.type(f"/direct {id_one} just for you")
-        got = await one.expect(f"direct from {id_two}")
-        assert "just for you" in got, got
+        await one.joined("one", "swarm")
+        await two.joined("two", "swarm")
+        await broadcast_reaches(one, two, "hello from one")
+        await direct_reaches(two, one, "just for you")
     finally:
         one.stop()
         two.stop()

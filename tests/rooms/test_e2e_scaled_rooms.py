@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.agents import test_e2e_agents
-from tests.agents.test_e2e_agents import E2E_REDIS_URL, write_agents_config
-from tests.agents.test_e2e_scaled import Scaled, delete_unacked, scaled_env
-from tests.conftest import delete_redis_prefix, require_redis
+from tests.agents.test_e2e_scaled import Scaled, scaled_cluster
 from tests.gateway.gateway_process import (
     TOKEN,
     GatewayFactory,
@@ -43,26 +39,15 @@ def rooms_cluster(
     shared_database: str,
     tmp_path: Path,
 ) -> Iterator[Scaled]:
-    require_redis()
-    prefix = f"wmrooms-{uuid.uuid4().hex[:12]}"
-    env = scaled_env(shared_database, prefix)
-    for name in ("A", "B"):
-        write_agents_config(tmp_path / name, [{"id": "main", "default": True}, *AGENTS])
-    processes = []
-    try:
-        a = gateway_factory(env, name="A", state_dir=tmp_path / "A")
-        processes.append(a)
-        with ThreadPoolExecutor(2) as pool:
-            b = pool.submit(gateway_factory, env, name="B", state_dir=tmp_path / "B")
-            worker = pool.submit(worker_factory, env, name="worker1")
-        cluster = Scaled(a, b.result(), worker.result(), env, shared_database, processes)
-        processes += [cluster.b, cluster.worker]
+    with scaled_cluster(
+        gateway_factory,
+        worker_factory,
+        shared_database,
+        tmp_path,
+        prefix="wmrooms",
+        agents=[{"id": "main", "default": True}, *AGENTS],
+    ) as cluster:
         yield cluster
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        delete_redis_prefix(prefix, E2E_REDIS_URL)
-        delete_unacked(env["WINGMAN_CELERY_QUEUE"])
 
 
 async def test_split_members_get_every_broadcast_once_in_order(rooms_cluster: Scaled):

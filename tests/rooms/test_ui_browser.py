@@ -13,12 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.gateway import browser as ui
-from tests.gateway.conftest import _GATEWAYS
 from tests.gateway.gateway_process import TOKEN, GatewayProcess
+from tests.rooms.e2e import AGENTS, trio_gateway
 
 pytestmark = pytest.mark.e2e
-
-AGENTS = ("alpha", "beta", "gamma")
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +27,14 @@ def chromium() -> Iterator[ui.Browser]:
 @pytest.fixture(scope="module")
 def rooms_gateway(tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterator[GatewayProcess]:
     """A gateway whose three agents stream slowly (50 ms a token) so streams can be watched."""
-    state = tmp_path_factory.mktemp("rooms-ui")
-    agents = [{"id": a, "name": a.title(), "model": "wingman:slow"} for a in AGENTS]
-    agents[0]["default"] = True
-    (state / "wingman.config.json").write_text(
-        json.dumps({"agents": {"list": agents}}), encoding="utf-8"
-    )
-    gw = GatewayProcess(state, name="rooms-ui").start()
-    yield gw
-    gw.stop()
+    yield from trio_gateway(tmp_path_factory, "rooms-ui", model="wingman:slow", titled=True)
 
 
 @pytest.fixture
 def browser(
     chromium: ui.Browser, rooms_gateway: GatewayProcess, request: pytest.FixtureRequest
 ) -> Iterator[ui.Browser]:
-    request.node.stash[_GATEWAYS] = [rooms_gateway]
-    chromium.errors.clear()
-    yield chromium
-    chromium.close_contexts()
-    assert not chromium.errors, f"errors in the browser: {chromium.errors}"
+    yield from ui.checked_browser(chromium, rooms_gateway, request)
 
 
 def open_rooms(browser: ui.Browser, base: str, *, phone: bool = False, query: str = ""):

@@ -14,6 +14,15 @@ from tests.gateway.conftest import (  # noqa: F401
     worker_factory,
 )
 
+#: A routine as the ``routines.create`` method and ``POST /api/routines`` take it (agent ``main``).
+STANDUP = {
+    "name": "standup",
+    "agentId": "main",
+    "cron": "0 9 * * 1-5",
+    "timezone": "Europe/Berlin",
+    "prompt": "news summary",
+}
+
 
 @pytest.fixture
 def agent(db) -> Agent:

@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django_celery_beat.models import PeriodicTask
-from rest_framework.test import APIClient
 
 from gateway.protocol.routines import RoutineRunView, RoutineView
 from routines.api import serializers as api_serializers
 from routines.models import Routine
 from tests.agents.conftest import create_agent
-
-TOKEN = "routines-api-token"
-STANDUP = {
-    "name": "standup",
-    "agentId": "main",
-    "cron": "0 9 * * 1-5",
-    "timezone": "Europe/Berlin",
-    "prompt": "news summary",
-}
-
-
-@pytest.fixture
-def api(wingman_auth) -> APIClient:
-    wingman_auth("token", token=TOKEN)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    return client
+from tests.routines.conftest import STANDUP
 
 
 @pytest.fixture

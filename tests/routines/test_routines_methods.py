@@ -9,16 +9,9 @@ import pytest
 from routines.models import Routine
 from tests.agents.conftest import acreate_agent, hub_cleanup  # noqa: F401
 from tests.gateway.communicator import Client
+from tests.routines.conftest import STANDUP
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_cleanup")]
-
-STANDUP = {
-    "name": "standup",
-    "agentId": "main",
-    "cron": "0 9 * * 1-5",
-    "timezone": "Europe/Berlin",
-    "prompt": "news summary",
-}
 
 
 @pytest.fixture

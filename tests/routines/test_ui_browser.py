@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.gateway import browser as ui
-from tests.gateway.conftest import _GATEWAYS
 from tests.gateway.gateway_process import GatewayProcess
 
 pytestmark = pytest.mark.e2e
@@ -23,21 +22,12 @@ def chromium() -> Iterator[ui.Browser]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterator[GatewayProcess]:
-    state = tmp_path_factory.mktemp("routines-ui")
-    ui.write_config(state, fs_root=state / "work")
-    (state / "work").mkdir(parents=True, exist_ok=True)
-    gw = GatewayProcess(state, name="routines-ui").start()
-    yield gw
-    gw.stop()
+    yield from ui.page_gateway(tmp_path_factory, "routines-ui")
 
 
 @pytest.fixture
 def browser(chromium: ui.Browser, gateway: GatewayProcess, request) -> Iterator[ui.Browser]:
-    request.node.stash[_GATEWAYS] = [gateway]
-    chromium.errors.clear()
-    yield chromium
-    chromium.close_contexts()
-    assert not chromium.errors, f"errors in the browser: {chromium.errors}"
+    yield from ui.checked_browser(chromium, gateway, request)
 
 
 def test_routines_page(browser: ui.Browser, gateway: GatewayProcess) -> None:

@@ -16,21 +16,12 @@ from gateway.protocol.webhooks import (
     WebhooksCreateParams,
     WebhookSecretResult,
 )
+from tests.conftest import API_TOKEN
 from webhooks import secrets, services
 from webhooks.api import serializers as api_serializers
 from webhooks.models import Delivery, Webhook
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = "api-test-token"
-
-
-@pytest.fixture
-def api(wingman_auth) -> APIClient:
-    wingman_auth("token", token=TOKEN)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    return client
 
 
 @pytest.fixture
@@ -195,7 +186,7 @@ def test_deliveries_newest_first_with_their_outcome(api, agents):
 
 
 def test_needs_credentials(wingman_auth, agents):
-    wingman_auth("token", token=TOKEN)
+    wingman_auth("token", token=API_TOKEN)
     anonymous = APIClient()
     assert anonymous.get("/api/webhooks").status_code == 401
     res = anonymous.post("/api/webhooks", {"name": "x", "agentId": "main"}, format="json")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,12 @@ import pytest
 from tests.agents import test_e2e_agents
 from tests.agents.e2e_runs import run_row, stream_text
 from tests.agents.test_e2e_agents import (
-    E2E_REDIS_URL,
     RUN_TIMEOUT,
     check_events,
     events_until_terminal,
     write_agents_config,
 )
-from tests.agents.test_e2e_scaled import delete_unacked, executed_by, scaled_env
-from tests.conftest import delete_redis_prefix, require_redis
+from tests.agents.test_e2e_scaled import executed_by, scaled_cluster
 from tests.gateway.gateway_process import connected
 from tests.webhooks.e2e import create_webhook, deliver
 
@@ -80,21 +77,18 @@ async def test_delivery_runs_and_streams_to_a_subscriber(gateway_factory, tmp_pa
 async def test_scaled_request_on_one_gateway_run_in_a_worker_watched_on_another(
     gateway_factory, worker_factory, shared_database: str, tmp_path: Path
 ):
-    require_redis()
-    prefix = f"wmhooks-{uuid.uuid4().hex[:12]}"
     # one SECRET_KEY for the cluster: every gateway can verify signatures (webhooks/secrets.py)
-    env = {**scaled_env(shared_database, prefix), "DJANGO_SECRET_KEY": f"key-{prefix}"}
-    for name in ("A", "B"):
-        write_agents_config(tmp_path / name, ECHO_MAIN)
-    processes = []
-    try:
-        a = gateway_factory(env, name="A", state_dir=tmp_path / "A")  # migrates the database
-        processes.append(a)
-        with ThreadPoolExecutor(2) as pool:
-            b_future = pool.submit(gateway_factory, env, name="B", state_dir=tmp_path / "B")
-            w_future = pool.submit(worker_factory, env, name="worker1")
-        b, worker = b_future.result(), w_future.result()
-        processes += [b, worker]
+    secret_key = {"DJANGO_SECRET_KEY": f"key-{uuid.uuid4().hex}"}
+    with scaled_cluster(
+        gateway_factory,
+        worker_factory,
+        shared_database,
+        tmp_path,
+        prefix="wmhooks",
+        agents=ECHO_MAIN,
+        extra_env=secret_key,
+    ) as cluster:
+        a, b, worker = cluster.a, cluster.b, cluster.worker
         secret = create_webhook(a, name="Deploys")
         async with connected(b, name="watcher@B") as watcher:
             body, events, history = await _watch_delivery(
@@ -106,8 +100,3 @@ async def test_scaled_request_on_one_gateway_run_in_a_worker_watched_on_another(
             ("user", "/stream 5"),
             ("assistant", stream_text(5)),
         ]
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        delete_redis_prefix(prefix, E2E_REDIS_URL)
-        delete_unacked(env["WINGMAN_CELERY_QUEUE"])

@@ -115,6 +115,19 @@ def test_create_errors_are_next_to_the_field(ui: Client, fields, field, message)
     assert not Webhook.objects.exists()
 
 
+def test_a_service_error_keyed_agent_shows_at_the_agent_field(agents) -> None:
+    """The service names the model field (``agent``); the form's field is ``agent_id``."""
+    from django.core.exceptions import ValidationError
+
+    from webhooks.ui.forms import WebhookForm
+
+    bound = WebhookForm(data=form())
+    assert bound.is_valid(), bound.errors
+    bound.add_service_errors(ValidationError({"agent": ["no agent 'x'"], "other": ["on top"]}))
+    assert bound.errors["agent_id"] == ["no agent 'x'"]
+    assert bound.non_field_errors() == ["on top"]
+
+
 def test_create_refuses_a_taken_id(ui: Client) -> None:
     services.webhook_create(name="A", agent_id="main", id="gmail")
     response = ui.post(f"{BASE}+new/", form(id="gmail"))

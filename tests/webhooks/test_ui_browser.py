@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from tests.gateway import browser as ui
-from tests.gateway.conftest import _GATEWAYS
 from tests.gateway.gateway_process import GatewayProcess
 
 pytestmark = pytest.mark.e2e
@@ -25,22 +24,14 @@ def chromium() -> Iterator[ui.Browser]:
 
 @pytest.fixture(scope="module")
 def ui_gateway(tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterator[GatewayProcess]:
-    state = tmp_path_factory.mktemp("webhooks-ui")
-    ui.write_config(state, fs_root=state / "work")
-    gw = GatewayProcess(state, name="webhooks-ui").start()
-    yield gw
-    gw.stop()
+    yield from ui.page_gateway(tmp_path_factory, "webhooks-ui")
 
 
 @pytest.fixture
 def browser(
     chromium: ui.Browser, ui_gateway: GatewayProcess, request: pytest.FixtureRequest
 ) -> Iterator[ui.Browser]:
-    request.node.stash[_GATEWAYS] = [ui_gateway]
-    chromium.errors.clear()
-    yield chromium
-    chromium.close_contexts()
-    assert not chromium.errors, f"errors in the browser: {chromium.errors}"
+    yield from ui.checked_browser(chromium, ui_gateway, request)
 
 
 def test_create_copy_deliver_open_the_thread_disable(browser: ui.Browser, ui_gateway) -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import QueryDict
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
-from gateway.api.exceptions import pydantic_detail
+from gateway.api.inputs import TRANSPORT_FIELDS, ProtocolInput, protocol_input
 from gateway.protocol.webhooks import (
     WEBHOOK_ID_PATTERN,
     WebhookFields,
@@ -26,22 +24,10 @@ from gateway.protocol.webhooks import (
 )
 from webhooks import selectors
 
-_TRANSPORT_FIELDS = {"csrfmiddlewaretoken"}
 _PRESETS = ["none", "gog-gmail"]
 
 
-def _validated(model: type[BaseModel], data: Any) -> Any:
-    if isinstance(data, QueryDict):  # a form post from the browsable API
-        data = data.dict()
-    if isinstance(data, Mapping):
-        data = {k: v for k, v in data.items() if k not in _TRANSPORT_FIELDS}
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        raise serializers.ValidationError(pydantic_detail(exc)) from None
-
-
-class _SettingsInput(serializers.Serializer):
+class _SettingsInput(ProtocolInput):
     """The settings every write takes (declared for the schema; pydantic validates)."""
 
     #: the protocol model that validates this input
@@ -79,9 +65,6 @@ class _SettingsInput(serializers.Serializer):
         min_value=1,
         help_text="accepted deliveries per minute; null: the gateway's default",
     )
-
-    def to_internal_value(self, data) -> Any:
-        return _validated(self.model, data)
 
 
 class WebhookCreateInput(_SettingsInput):
@@ -121,11 +104,11 @@ class RotateInput(serializers.Serializer):
 
     def to_internal_value(self, data) -> WebhooksRotateParams:
         if isinstance(data, Mapping):
-            data = {k: v for k, v in data.items() if k not in _TRANSPORT_FIELDS}
+            data = {k: v for k, v in data.items() if k not in TRANSPORT_FIELDS}
             if "id" in data:  # the path names the webhook
                 raise serializers.ValidationError({"id": ["unknown field"]})
             data = {**data, "id": self.context["webhook_id"]}
-        return _validated(WebhooksRotateParams, data)
+        return protocol_input(WebhooksRotateParams, data)
 
 
 # outputs ---------------------------------------------------------------------------------

@@ -4,17 +4,16 @@ webhook services, whose field-keyed ValidationErrors land next to the fields."""
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from agents.models import Agent
+from gateway.ui.forms import ServiceForm
 from webhooks.models import WEBHOOK_ID, Preset, Webhook
 
-#: Service error key → form field.
-_FIELD_OF_ERROR = {"agent": "agent_id"}
 
-
-class WebhookForm(forms.Form):
+class WebhookForm(ServiceForm):
     """Create or edit a webhook (``id`` only on create). Field names are the services'."""
+
+    error_fields = {"agent": "agent_id"}
 
     id = forms.CharField(
         label="Webhook id",
@@ -88,18 +87,3 @@ class WebhookForm(forms.Form):
     def clean_ip_allowlist(self) -> list[str]:
         raw = self.cleaned_data.get("ip_allowlist") or ""
         return [entry.strip() for entry in raw.replace(",", "\n").splitlines() if entry.strip()]
-
-    def service_fields(self) -> dict:
-        """The cleaned data as the services' keyword arguments (without ``id``)."""
-        data = dict(self.cleaned_data)
-        data.pop("id", None)
-        return data
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        """Put a service's field-keyed errors next to the fields (unknown keys on top)."""
-        by_field = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
-        for key, messages in by_field.items():
-            field = _FIELD_OF_ERROR.get(key, key)
-            target = field if field in self.fields else None
-            for message in messages:
-                self.add_error(target, message)

@@ -1,8 +1,9 @@
 // The chat page: sessions sidebar, streaming answers, tool steps, stop, working folder.
 // Everything goes over the gateway WebSocket (gateway.js); the session key lives in the URL
 // (?session=<key>) so a reload comes back to the same conversation.
+import { answerView, appendOutcome, applyAgentEvent, endAnswer, renderAnswer, startAnswer } from "./answer.js";
 import { GatewayClient, connectionBanner, readConfig } from "./gateway.js";
-import { renderMarkdown } from "./markdown.js";
+import { el, fatalBanner, renderSidebar, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
 
 const config = readConfig();
 const $ = (id) => document.getElementById(id);
@@ -33,6 +34,8 @@ const els = {
 };
 
 const EMPTY_NOTE = els.messagesEmpty.textContent;
+const showFatal = fatalBanner(els.banner);
+const closeDrawer = sidebarDrawer(els); // phone: the sessions drawer
 
 const state = {
   key: new URLSearchParams(location.search).get("session"),
@@ -53,13 +56,6 @@ const client = new GatewayClient({
 
 // ---------------------------------------------------------------------------------------
 // small DOM helpers (text only: user data never goes through innerHTML)
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
-
 function pretty(value) {
   if (typeof value === "string") return value;
   try {
@@ -72,11 +68,6 @@ function pretty(value) {
 function scrollToEnd() {
   const box = els.messages;
   if (box.scrollHeight - box.scrollTop - box.clientHeight < 160) box.scrollTop = box.scrollHeight;
-}
-
-function showFatal(error) {
-  els.banner.hidden = false;
-  els.banner.textContent = `Error: ${error.message || error}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -112,25 +103,22 @@ function renderAgents() {
 }
 
 function renderSessions() {
-  els.list.replaceChildren();
-  els.listEmpty.hidden = state.sessions.length > 0;
-  for (const session of state.sessions) {
-    const item = el("li");
-    item.dataset.sessionKey = session.sessionKey;
-    if (session.sessionKey === state.key) item.setAttribute("aria-current", "true");
-    const link = el("a");
-    link.href = `?session=${encodeURIComponent(session.sessionKey)}`;
-    link.append(el("span", "s-name", session.name || "Untitled session"));
-    const preview = session.lastPreview || "no messages yet";
-    link.append(el("span", "s-meta", `${session.agentId} · ${preview}`));
-    link.addEventListener("click", (event) => {
-      event.preventDefault();
+  renderSidebar({
+    list: els.list,
+    empty: els.listEmpty,
+    param: "session",
+    dataKey: "sessionKey",
+    current: state.key,
+    entries: state.sessions.map((session) => ({
+      key: session.sessionKey,
+      name: session.name || "Untitled session",
+      meta: `${session.agentId} · ${session.lastPreview || "no messages yet"}`,
+    })),
+    open: (key) => {
       closeDrawer();
-      openSession(session.sessionKey, { push: true }).catch(showFatal);
-    });
-    item.append(link);
-    els.list.append(item);
-  }
+      openSession(key, { push: true }).catch(showFatal);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -162,12 +150,7 @@ async function openSession(key, { push }) {
 }
 
 function setUrl(key, push) {
-  const url = new URL(location.href);
-  if (key) url.searchParams.set("session", key);
-  else url.searchParams.delete("session");
-  if (url.href === location.href) return;
-  if (push) history.pushState({ session: key }, "", url);
-  else history.replaceState({ session: key }, "", url);
+  setUrlParam("session", key, push);
 }
 
 window.addEventListener("popstate", () => {
@@ -219,7 +202,7 @@ async function loadHistory() {
       view.fromHistory = true;
       view.node.dataset.state = "history";
       view.text = message.content;
-      renderText(view);
+      renderAnswer(view);
     } else els.messages.append(el("p", "msg msg-system", message.content));
   }
   els.messages.scrollTop = els.messages.scrollHeight;
@@ -239,53 +222,28 @@ function runView(runId) {
   let view = state.views.get(runId);
   if (view) return view;
   els.messagesEmpty.hidden = true;
-  const node = el("article", "msg msg-assistant");
-  node.dataset.runId = runId;
   const steps = el("div", "steps");
-  const md = el("div", "md");
-  node.append(steps, md);
-  els.messages.append(node);
-  view = { runId, node, steps, md, text: "", tools: [], ended: false, fromHistory: false, frame: 0 };
+  view = answerView(runId, { scroll: scrollToEnd, steps, tools: [] });
+  view.node.prepend(steps);
+  els.messages.append(view.node);
   state.views.set(runId, view);
   return view;
 }
 
-function renderText(view) {
-  renderMarkdown(view.md, view.text);
-  scrollToEnd();
-}
-
-function scheduleRender(view) {
-  if (view.frame) return;
-  view.frame = requestAnimationFrame(() => {
-    view.frame = 0;
-    renderText(view);
-  });
-}
-
 function startRun(runId) {
-  const view = runView(runId);
+  const view = startAnswer(runView(runId));
   if (!view.ended) {
-    view.node.classList.add("streaming");
-    view.node.dataset.state = "running";
     state.running.add(runId);
     setBusy();
   }
   return view;
 }
 
-function endRun(view, { text, error, note }) {
-  if (view.ended) return;
-  view.ended = true;
-  if (view.frame) cancelAnimationFrame(view.frame);
-  view.frame = 0;
-  if (typeof text === "string" && (text || !view.text)) view.text = text;
-  view.node.classList.remove("streaming");
-  view.node.dataset.state = error ? "error" : note ? "stopped" : "done";
-  renderText(view);
+function endRun(view, outcome) {
+  if (!endAnswer(view, outcome)) return;
+  scrollToEnd();
   for (const step of view.tools) if (!step.done) markTool(step, null, "(no result)");
-  if (error) view.node.append(el("div", "run-error", error));
-  if (note) view.node.append(el("p", "msg-note", note));
+  appendOutcome(view, outcome);
   state.running.delete(view.runId);
   setBusy();
   scrollToEnd();
@@ -325,32 +283,9 @@ function onEvent(event, payload) {
     return;
   }
   const view = startRun(payload.runId);
-  switch (payload.type) {
-    case "agent-stream":
-      // an answer already loaded from the history is complete: no deltas on top of it
-      if (payload.text && !view.fromHistory && !view.ended) {
-        view.text += payload.text;
-        scheduleRender(view);
-      }
-      break;
-    case "tool-start":
-      toolStart(view, payload);
-      break;
-    case "tool-end":
-      toolEnd(view, payload);
-      break;
-    case "agent-complete":
-      endRun(view, { text: payload.result ? payload.result.text : undefined });
-      break;
-    case "agent-error":
-      endRun(view, { error: `Agent error: ${payload.error}${payload.code ? ` (${payload.code})` : ""}` });
-      break;
-    case "agent-cancelled":
-      endRun(view, { text: payload.partialText || undefined, note: "Stopped." });
-      break;
-    default:
-      break;
-  }
+  if (applyAgentEvent(view, payload, endRun)) return;
+  if (payload.type === "tool-start") toolStart(view, payload);
+  else if (payload.type === "tool-end") toolEnd(view, payload);
 }
 
 function setBusy() {
@@ -430,17 +365,7 @@ async function send() {
   );
 }
 
-els.composer.addEventListener("submit", (event) => {
-  event.preventDefault();
-  send().catch(showFatal);
-});
-
-els.input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    send().catch(showFatal);
-  }
-});
+wireComposer(els.composer, els.input, send, showFatal);
 
 els.stop.addEventListener("click", async () => {
   if (!state.key) return;
@@ -512,22 +437,5 @@ els.folderForm.addEventListener("submit", async (event) => {
     els.folderError.hidden = false;
   }
 });
-
-// phone: the sessions drawer
-function closeDrawer() {
-  els.sidebar.classList.remove("open");
-  els.backdrop.hidden = true;
-  if (els.toggle) els.toggle.setAttribute("aria-expanded", "false");
-}
-
-if (els.toggle) {
-  els.toggle.addEventListener("click", () => {
-    const open = !els.sidebar.classList.contains("open");
-    els.sidebar.classList.toggle("open", open);
-    els.backdrop.hidden = !open;
-    els.toggle.setAttribute("aria-expanded", String(open));
-  });
-}
-els.backdrop.addEventListener("click", closeDrawer);
 
 client.start();

@@ -2,8 +2,9 @@
 // agent's answer stream in its own column. The page's connection joins the open room
 // (rooms.join) as a live member, so it gets the room's `agent`, `room.message` and
 // `room.member` events; the room id lives in the URL (?room=<id>).
+import { answerView as newAnswerView, appendOutcome, applyAgentEvent, endAnswer, startAnswer } from "./answer.js";
 import { GatewayClient, connectionBanner, readConfig } from "./gateway.js";
-import { renderMarkdown } from "./markdown.js";
+import { el, fatalBanner, renderSidebar, setUrlParam, sidebarDrawer, wireComposer } from "./page.js";
 
 const config = readConfig();
 const $ = (id) => document.getElementById(id);
@@ -33,6 +34,8 @@ const els = {
   send: $("send-button"),
 };
 const TERMINAL = ["agent-complete", "agent-error", "agent-cancelled"];
+const showFatal = fatalBanner(els.banner);
+const closeDrawer = sidebarDrawer(els); // phone: the rooms drawer
 
 const state = {
   roomId: new URLSearchParams(location.search).get("room"),
@@ -53,18 +56,6 @@ const client = new GatewayClient({
 
 // ---------------------------------------------------------------------------------------
 // helpers (text only: user data never goes through innerHTML)
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
-
-function showFatal(error) {
-  els.banner.hidden = false;
-  els.banner.textContent = `Error: ${error.message || error}`;
-}
-
 function roomSessionKey(agentId, roomId) {
   return `agent:${agentId}:room:${roomId}`;
 }
@@ -107,24 +98,22 @@ function renderAgentChoices() {
 }
 
 function renderRooms() {
-  els.list.replaceChildren();
-  els.listEmpty.hidden = state.rooms.length > 0;
-  for (const room of state.rooms) {
-    const item = el("li");
-    item.dataset.roomId = room.id;
-    if (room.id === state.roomId) item.setAttribute("aria-current", "true");
-    const link = el("a");
-    link.href = `?room=${encodeURIComponent(room.id)}`;
-    link.append(el("span", "s-name", room.name));
-    link.append(el("span", "s-meta", `${room.strategy} · ${room.agents.join(", ") || "no agents"}`));
-    link.addEventListener("click", (event) => {
-      event.preventDefault();
+  renderSidebar({
+    list: els.list,
+    empty: els.listEmpty,
+    param: "room",
+    dataKey: "roomId",
+    current: state.roomId,
+    entries: state.rooms.map((room) => ({
+      key: room.id,
+      name: room.name,
+      meta: `${room.strategy} · ${room.agents.join(", ") || "no agents"}`,
+    })),
+    open: (roomId) => {
       closeDrawer();
-      openRoom(room.id, { push: true }).catch(showFatal);
-    });
-    item.append(link);
-    els.list.append(item);
-  }
+      openRoom(roomId, { push: true }).catch(showFatal);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -157,12 +146,7 @@ async function openRoom(roomId, { push }) {
 }
 
 function setUrl(roomId, push) {
-  const url = new URL(location.href);
-  if (roomId) url.searchParams.set("room", roomId);
-  else url.searchParams.delete("room");
-  if (url.href === location.href) return;
-  if (push) history.pushState({ room: roomId }, "", url);
-  else history.replaceState({ room: roomId }, "", url);
+  setUrlParam("room", roomId, push);
 }
 
 window.addEventListener("popstate", () => {
@@ -274,46 +258,20 @@ function answerView(runId, agentId) {
   let view = state.views.get(runId);
   if (view) return view;
   const col = column(agentId);
-  const node = el("article", "msg msg-assistant");
-  node.dataset.runId = runId;
-  const md = el("div", "md");
-  node.append(md);
-  col.body.append(node);
-  view = { runId, agentId, node, md, col, text: "", ended: false, fromHistory: false, frame: 0 };
+  view = newAnswerView(runId, { scroll: () => scrollToEnd(col.body), agentId, col });
+  col.body.append(view.node);
   state.views.set(runId, view);
   return view;
 }
 
 function startRun(runId, agentId) {
-  const view = answerView(runId, agentId);
-  if (!view.ended) {
-    view.node.classList.add("streaming");
-    view.node.dataset.state = "running";
-  }
-  return view;
+  return startAnswer(answerView(runId, agentId));
 }
 
-function scheduleRender(view) {
-  if (view.frame) return;
-  view.frame = requestAnimationFrame(() => {
-    view.frame = 0;
-    renderMarkdown(view.md, view.text);
-    scrollToEnd(view.col.body);
-  });
-}
-
-function endRun(view, { text, error, note }) {
-  if (view.ended) return;
-  view.ended = true;
-  if (view.frame) cancelAnimationFrame(view.frame);
-  view.frame = 0;
-  if (typeof text === "string" && (text || !view.text)) view.text = text;
-  view.node.classList.remove("streaming");
-  view.node.dataset.state = error ? "error" : note ? "stopped" : "done";
-  renderMarkdown(view.md, view.text);
-  if (error) view.node.append(el("div", "run-error", error));
-  if (note) view.node.append(el("p", "msg-note", note));
-  scrollToEnd(view.col.body);
+function endRun(view, outcome) {
+  if (!endAnswer(view, outcome)) return;
+  appendOutcome(view, outcome);
+  view.scroll();
 }
 
 function inOpenRoom(payload) {
@@ -334,18 +292,7 @@ function onEvent(event, payload) {
   }
   if (event !== "agent" || !inOpenRoom(payload) || !payload.agentId) return;
   const view = startRun(payload.runId, payload.agentId);
-  if (payload.type === "agent-stream") {
-    if (payload.text && !view.fromHistory && !view.ended) {
-      view.text += payload.text;
-      scheduleRender(view);
-    }
-  } else if (payload.type === "agent-complete") {
-    endRun(view, { text: payload.result ? payload.result.text : undefined });
-  } else if (payload.type === "agent-error") {
-    endRun(view, { error: `Agent error: ${payload.error}${payload.code ? ` (${payload.code})` : ""}` });
-  } else if (payload.type === "agent-cancelled") {
-    endRun(view, { text: payload.partialText || undefined, note: "Stopped." });
-  }
+  applyAgentEvent(view, payload, endRun);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -401,17 +348,7 @@ async function send() {
   }
 }
 
-els.composer.addEventListener("submit", (event) => {
-  event.preventDefault();
-  send().catch(showFatal);
-});
-
-els.input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    send().catch(showFatal);
-  }
-});
+wireComposer(els.composer, els.input, send, showFatal);
 
 els.remove.addEventListener("click", async () => {
   const room = state.room;
@@ -430,22 +367,5 @@ els.remove.addEventListener("click", async () => {
   clearColumns("Room deleted.");
   await refreshRooms();
 });
-
-// phone: the rooms drawer
-function closeDrawer() {
-  els.sidebar.classList.remove("open");
-  els.backdrop.hidden = true;
-  if (els.toggle) els.toggle.setAttribute("aria-expanded", "false");
-}
-
-if (els.toggle) {
-  els.toggle.addEventListener("click", () => {
-    const open = !els.sidebar.classList.contains("open");
-    els.sidebar.classList.toggle("open", open);
-    els.backdrop.hidden = !open;
-    els.toggle.setAttribute("aria-expanded", String(open));
-  });
-}
-els.backdrop.addEventListener("click", closeDrawer);
 
 client.start();

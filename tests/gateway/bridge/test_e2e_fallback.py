@@ -12,7 +12,7 @@ import websockets
 
 from tests.gateway.bridge.proxy import NoUpgradeProxy
 from tests.gateway.gateway_process import TOKEN, GatewayProcess, gateway_env, run_cli
-from tests.rooms.e2e import JoinProcess
+from tests.rooms.e2e import JoinProcess, broadcast_reaches, direct_reaches
 from wingman.client import GatewayClient
 
 pytestmark = pytest.mark.e2e
@@ -80,20 +80,12 @@ async def relay_between(bridged: JoinProcess, url: str, direct: JoinProcess) -> 
     """``bridged`` connected over the bridge, ``direct`` over WebSocket, both in ``swarm``:
     a broadcast each way and a direct message reach the other node."""
     await bridged.expect(f"connected to {url} over the HTTP bridge")
-    id_bridged = await bridged.registered("bridged")
-    await bridged.expect("joined group swarm (groupId ")
+    await bridged.joined("bridged", "swarm")
     await direct.expect("over WebSocket")
-    id_direct = await direct.registered("direct")
-    await direct.expect("joined group swarm")
-    bridged.type("hello over the bridge")
-    got = await direct.expect(f"broadcast from {id_bridged}")
-    assert '"content": "hello over the bridge"' in got, got
-    direct.type("hello back over a websocket")
-    got = await bridged.expect(f"broadcast from {id_direct}")
-    assert '"content": "hello back over a websocket"' in got, got
-    direct.type(f"/direct {id_bridged} just for you")
-    got = await bridged.expect(f"direct from {id_direct}")
-    assert "just for you" in got, got
+    await direct.joined("direct", "swarm")
+    await broadcast_reaches(bridged, direct, "hello over the bridge")
+    await broadcast_reaches(direct, bridged, "hello back over a websocket")
+    await direct_reaches(direct, bridged, "just for you")
 
 
 async def test_join_auto_transport_falls_back_and_relays(gateway: GatewayProcess) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.gateway.gateway_process import TOKEN, gateway_env, run_cli, wingman_command
 from tests.gateway.netns import NetnsGateway, netns_exec
-from tests.rooms.e2e import JoinProcess
+from tests.rooms.e2e import JoinProcess, broadcast_reaches, direct_reaches
 
 pytestmark = pytest.mark.e2e
 
@@ -45,19 +45,13 @@ async def test_join_auto_discover_finds_the_gateway_registers_and_relays(netns, 
         found = JoinProcess([*args, "--token", TOKEN], anonymous, prefix=inside)
         await found.expect(f"discovered gateway {name} at {url} (auth required (token))")
         await found.expect(f"connected to {url} over WebSocket")
-        id_found = await found.registered("found")
-        await found.expect("joined group lan (groupId ")
+        await found.joined("found", "lan")
 
         # another node, by URL, in the same group: what one types reaches the other
         other = JoinProcess([url, "--name", "other", "--group", "lan"], gw.env, prefix=inside)
-        id_other = await other.registered("other")
-        await other.expect("joined group lan")
-        found.type("hello from a discovered gateway")
-        got = await other.expect(f"broadcast from {id_found}")
-        assert '"content": "hello from a discovered gateway"' in got, got
-        other.type(f"/direct {id_found} found you")
-        got = await found.expect(f"direct from {id_other}")
-        assert "found you" in got, got
+        await other.joined("other", "lan")
+        await broadcast_reaches(found, other, "hello from a discovered gateway")
+        await direct_reaches(other, found, "found you")
     finally:
         for node in (found, other):
             if node is not None:

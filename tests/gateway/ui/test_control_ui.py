@@ -189,7 +189,15 @@ def test_status_page_counts(token_client: Client) -> None:
 def test_static_files_are_found() -> None:
     from django.contrib.staticfiles import finders
 
-    for name in ("app.css", "gateway.js", "chat.js", "status.js", "markdown.js"):
+    for name in (
+        "app.css",
+        "gateway.js",
+        "chat.js",
+        "status.js",
+        "markdown.js",
+        "answer.js",
+        "page.js",
+    ):
         assert finders.find(f"ui/{name}"), name
     for name in ("vendor/marked.esm.js", "vendor/purify.es.js"):
         head = Path(finders.find(f"ui/{name}")).read_text(encoding="utf-8")[:400]

@@ -43,11 +43,7 @@ def browser(
     chromium: ui.Browser, ui_gateway: GatewayProcess, request: pytest.FixtureRequest
 ) -> Iterator[ui.Browser]:
     """The module's browser; fresh cookies per test, no JavaScript error allowed."""
-    request.node.stash[_GATEWAYS] = [ui_gateway]  # its log goes into a failure report
-    chromium.errors.clear()
-    yield chromium
-    chromium.close_contexts()
-    assert not chromium.errors, f"errors in the browser: {chromium.errors}"
+    yield from ui.checked_browser(chromium, ui_gateway, request)
 
 
 @pytest.fixture
