@@ -12,7 +12,7 @@ step (with the next shared check, or at once when the client is to be closed 402
 
 On the local-memory cache (embedded: one process) there is nothing to share: the counts
 there would be this process's own, so they are not written at all and the local counts
-decide (the same decisions, without three cache calls per frame: ~20% of the gateway's CPU
+decide (the same decisions, without three cache calls per frame: ~18% of the gateway's CPU
 per round trip in ``wingman gateway bench --mode invoke``).
 """
 
