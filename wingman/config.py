@@ -73,8 +73,9 @@ class PolicyConfig(_Strict):
     presence_tick_ms: int = Field(default=5_000, ge=100, alias="presenceTickMs")
     #: 20 failed auth attempts from one IP lock it out for this long (gateway/security/auth.py).
     auth_lockout_seconds: int = Field(default=60, ge=1, alias="authLockoutSeconds")
-    #: Frames that follow a write to a socket within this many µs leave together at the
-    #: end of the window (gateway/ws/writer.py); 0: one ``send`` per frame.
+    #: Events that follow a write to a socket within this many µs leave together at the
+    #: end of the window (gateway/ws/writer.py; replies are never held); 0: one ``send``
+    #: per frame.
     write_coalesce_us: int = Field(default=500, ge=0, le=1_000_000, alias="writeCoalesceUs")
 
 

@@ -41,8 +41,8 @@ class FrameQueue:
         self.stream_socket = None
 
     # Transport ---------------------------------------------------------------------------
-    async def send_text(self, text: str) -> None:
-        """Queue one frame and wake whoever waits for frames."""
+    async def send_text(self, text: str, *, now: bool = False) -> None:
+        """Queue one frame and wake whoever waits for frames (at once, ``now`` or not)."""
         if self.close_code is not None:
             return
         self.last_id += 1

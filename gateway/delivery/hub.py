@@ -47,7 +47,7 @@ class Socket(Protocol):
 
     def render_event(self, event: EncodedEvent) -> str | None: ...
 
-    async def send_event(self, text: str) -> None: ...
+    async def send_event(self, text: str, *, now: bool = False) -> None: ...
 
     async def close(self, code: int) -> None: ...
 
@@ -313,12 +313,13 @@ class Hub:
 
     async def _send_each(self, targets: list[Socket], event: EncodedEvent) -> int:
         sent = 0
+        now = event.name in ev.REQUEST_EVENTS
         for conn in targets:
             text = conn.render_event(event)
             if text is None:
                 continue
             try:
-                await conn.send_event(text)
+                await conn.send_event(text, now=now)
                 sent += 1
             except Exception:
                 logger.debug("send to %s failed", conn.conn_id, exc_info=True)

@@ -76,6 +76,9 @@ MANDATORY_EVENTS = frozenset({SHUTDOWN})
 # Anything else arriving while its buffer is over ``maxBufferedBytes`` is still sent, then
 # the socket closes 4008: a run's events (terminal ones above all) are never dropped.
 DROPPABLE_EVENTS = frozenset({TICK, PRESENCE, PRESENCE_TICK, CRON})
+# Events that are requests to the connection they are sent to (it answers them): written at
+# once like a reply, never held in the write-coalescing window (gateway/ws/writer.py).
+REQUEST_EVENTS = frozenset({NODE_INVOKE_REQUEST, NODE_INVOKE_CANCEL})
 
 
 class ChallengePayload(Frame):

@@ -30,7 +30,7 @@ same guarantees:
   a :class:`~gateway.ws.writer.FrameWriter`, which writes a frame at once when the socket was
   quiet for ``writeCoalesceUs`` and otherwise joins the frames of that window into one
   write (an agent streaming thousands of tokens a second pays one ``send`` per window, not
-  per token).
+  per token); replies to requests are never held (they leave at once, after what is queued).
 """
 
 from __future__ import annotations

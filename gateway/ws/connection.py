@@ -178,10 +178,11 @@ class Connection:
         except Exception:
             logger.exception("cleanup of %s failed", self.conn_id)
 
-    async def _send(self, text: str) -> None:
-        """Send a reply unless the socket is closed (then it is dropped)."""
+    async def _send(self, text: str, *, now: bool = True) -> None:
+        """Send a frame unless the socket is closed (then it is dropped); replies leave
+        ``now``, never held in the write-coalescing window (gateway/ws/writer.py)."""
         if not self.closed:
-            await self.transport.send_text(text)
+            await self.transport.send_text(text, now=now)
 
     def _handshake_expired(self) -> None:
         if not self.established and not self.closed:
@@ -283,7 +284,7 @@ class Connection:
         for event in early:
             text = self.render_event(event)
             if text is not None:
-                await self.send_event(text)
+                await self.send_event(text, now=event.name in ev.REQUEST_EVENTS)
 
     async def _establish(self, client: ClientIdentity) -> None:
         if self._handshake_timer is not None:
@@ -404,10 +405,10 @@ class Connection:
         request = self.bound_requests.get(event.key) if event.key is not None else None
         return event.render(self.dialect, self.seq, request)
 
-    async def send_event(self, text: str) -> None:
-        """Send a rendered event; a slow consumer is then closed 4008 (and its TCP connection
-        dropped if it still does not read, so its buffer cannot grow without bound)."""
-        await self._send(text)
+    async def send_event(self, text: str, *, now: bool = False) -> None:
+        """Send a rendered event (``now``: an ``events.REQUEST_EVENTS`` one); a slow consumer
+        is then closed 4008 (and its TCP connection dropped if it still does not read)."""
+        await self._send(text, now=now)
         if self.slow and not self.closed:
             logger.warning(
                 "closing slow consumer %s (%s bytes unread)",

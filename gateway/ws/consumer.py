@@ -75,10 +75,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self.connection.closed_by_peer()
 
     # Transport (used by Connection and the hub) -------------------------------------------
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, *, now: bool = False) -> None:
         if self.closing:
             return
-        if self.frames is not None and self.frames.send_text(text):
+        if self.frames is not None and self.frames.send_text(text, now=now):
             return
         try:
             await self.base_send({"type": "websocket.send", "text": text})

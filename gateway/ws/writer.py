@@ -8,7 +8,12 @@ kept) goes through :class:`FrameWriter`:
   a sparse stream (a model producing tens of tokens a second, a reply, a tick) gets no added
   latency;
 - frames that follow it within the window wait, and leave together in one ``send`` when the
-  window ends.
+  window ends;
+- a frame sent ``now`` (a reply to a request, or an event that is itself a request to this
+  connection: ``node.invoke.request``) never waits: it leaves at once, after what is queued
+  (in the same ``send``), and does not start a window. Request/response traffic is paced by
+  the peer's requests, not a stream to coalesce; holding a reply for the window put it on
+  every invoke's round trip (``wingman gateway bench --mode invoke``).
 
 On this 2-core machine one ``send`` of a small frame on loopback costs ~25 µs of the
 gateway's CPU, most of it waking the reader; an agent streaming thousands of chunks a second
@@ -79,12 +84,20 @@ class FrameWriter:
         self.last_write = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
 
-    def send_text(self, text: str) -> bool:
-        """Queue or write one text frame; False (nothing done) when the socket is not open."""
+    def send_text(self, text: str, *, now: bool = False) -> bool:
+        """Queue or write one text frame (``now``: write it at once, after what is queued);
+        False (nothing done) when the socket is not open."""
         if not self._is_open():
             return False
         data = text.encode()
         frame = frame_head(OP_TEXT, len(data)) + data
+        if now:
+            if self.pending:
+                self.pending.append(frame)
+                self.flush()
+            else:
+                self.transport.write(frame)
+            return True
         if self._timer is None:
             now = self.loop.time()
             if now - self.last_write >= self.window:
@@ -132,7 +145,7 @@ class TwistedSocket:
         #: the autobahn protocol of a WebSocket (its own send queue counts too)
         self.ws = ws
 
-    def send_text(self, text: str) -> bool:
+    def send_text(self, text: str, *, now: bool = False) -> bool:
         return False  # the caller sends through ASGI
 
     def flush(self) -> None:
@@ -171,7 +184,9 @@ class AsyncioSocket:
 class Transport(Protocol):
     """What the connection needs from the socket (the consumer implements it)."""
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_text(self, text: str, *, now: bool = False) -> None:
+        """Send one frame; ``now``: never held in a write-coalescing window (a reply)."""
+        ...
 
     async def close(self, code: int) -> None: ...
 

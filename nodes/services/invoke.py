@@ -7,6 +7,11 @@ the topic ``nodeinvoke:<nodeId>`` that the waiting caller listens to. Both topic
 processes through the channel layer (Redis), so caller and node need not share a process.
 An invoke that is waited for has a key in the shared cache; whoever deletes it first
 (result, timeout, cancel) decides it, so a late result is answered ``{ok, ignored: true}``.
+
+The cache is called through :func:`gateway.state.cache.run`: no thread hop on the
+local-memory cache (embedded), one hop per step on Redis instead of one per cache call
+(Django's ``cache.aget`` & co. are ``sync_to_async`` wrappers; four of them were ~30% of
+the gateway's CPU per invoke, ``wingman gateway bench --mode invoke``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from gateway.protocol import events as ev
 from gateway.protocol.dialects.base import node_topic, now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.security import scopes
+from gateway.state import cache as shared
 from nodes.selectors import ADMIN_COMMANDS, live_key
 
 DEFAULT_TIMEOUT_MS = 30_000
@@ -87,12 +93,16 @@ async def node_invoke(
     """Run ``command`` on the node; the OpenClaw result ``{ok, nodeId, command, payload,
     payloadJSON}``, or ``GatewayError`` (not connected, not allowed, node error, timeout,
     cancelled, disconnected)."""
-    live = await cache.aget(live_key(node_id))
-    if live is None:
-        raise GatewayError(ErrorCode.UNAVAILABLE, "node not connected")
-    _check_command(live, command, caller_scopes)
     timeout = timeout_ms or DEFAULT_TIMEOUT_MS
     invoke_id = str(uuid.uuid4())
+    live = await shared.run(
+        _open_invoke,
+        node_id=node_id,
+        command=command,
+        caller_scopes=caller_scopes,
+        invoke_id=invoke_id,
+        ttl=timeout // 1000 + 60,
+    )
     request = {
         "id": invoke_id,
         "nodeId": node_id,
@@ -106,16 +116,38 @@ async def node_invoke(
     return _result(node_id, command, answer)
 
 
+def _open_invoke(
+    *, node_id: str, command: str, caller_scopes: list[str], invoke_id: str, ttl: int
+) -> dict[str, Any]:
+    """The node's live entry, once the command is allowed; the invoke is then waited for
+    (its key set). Sync: one cache step (:func:`gateway.state.cache.run`)."""
+    live = cache.get(live_key(node_id))
+    if live is None:
+        raise GatewayError(ErrorCode.UNAVAILABLE, "node not connected")
+    _check_command(live, command, caller_scopes)
+    cache.set(_invoke_key(invoke_id), node_id, timeout=ttl)
+    return live
+
+
+def _decide(invoke_id: str, node_id: str | None = None) -> bool:
+    """Take the decision on a waited-for invoke (of ``node_id``, when given): True for the
+    one caller that deleted its key."""
+    key = _invoke_key(invoke_id)
+    if node_id is not None and cache.get(key) != node_id:
+        return False
+    return bool(cache.delete(key))
+
+
 async def _round_trip(
     node_id: str, conn_id: str, request: dict[str, Any], timeout_ms: int
 ) -> dict[str, Any]:
     """Publish the request and wait for its answer; clean up whatever happens."""
     hub = await get_hub()
     invoke_id = request["id"]
-    listener = await hub.listen(result_topic(node_id))
     decided = False
+    listener = None
     try:
-        await cache.aset(_invoke_key(invoke_id), node_id, timeout=timeout_ms // 1000 + 60)
+        listener = await hub.listen(result_topic(node_id))
         await publish_topic(node_topic(node_id), ev.NODE_INVOKE_REQUEST, request)
         async with asyncio.timeout(timeout_ms / 1000):
             async for event in listener:
@@ -135,8 +167,9 @@ async def _round_trip(
             "TIMEOUT", f"node invoke timed out after {timeout_ms} ms", dispatched=True
         ) from None
     finally:
-        await hub.unlisten(listener)
-        if not decided and await cache.adelete(_invoke_key(invoke_id)):
+        if listener is not None:
+            await hub.unlisten(listener)
+        if not decided and await shared.run(_decide, invoke_id):
             cancel = {"id": invoke_id, "invokeId": invoke_id, "nodeId": node_id}
             await publish_topic(node_topic(node_id), ev.NODE_INVOKE_CANCEL, cancel)
     raise _unavailable("NODE_DISCONNECTED", "node disconnected", dispatched=True)
@@ -169,8 +202,7 @@ def _result(node_id: str, command: str, answer: dict[str, Any]) -> dict[str, Any
 async def node_invoke_result(*, node_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """A node answered an invoke: relay it to the waiting caller, or ``ignored`` when no one
     waits any more (timed out, cancelled, or not this node's)."""
-    key = _invoke_key(str(result.get("id")))
-    if await cache.aget(key) != node_id or not await cache.adelete(key):
+    if not await shared.run(_decide, str(result.get("id")), node_id):
         return {"ok": True, "ignored": True}
     await publish_topic(result_topic(node_id), RESULT, result, key=str(result.get("id")))
     return {"ok": True}
@@ -178,8 +210,7 @@ async def node_invoke_result(*, node_id: str, result: dict[str, Any]) -> dict[st
 
 async def node_invoke_cancel(*, node_id: str, invoke_id: str) -> dict[str, Any]:
     """Cancel a waiting invoke: the caller gets ``CANCELLED``, the node a cancel event."""
-    key = _invoke_key(invoke_id)
-    if await cache.aget(key) != node_id or not await cache.adelete(key):
+    if not await shared.run(_decide, invoke_id, node_id):
         return {"ok": True, "cancelled": False}
     await publish_topic(result_topic(node_id), CANCELLED, {"id": invoke_id, "nodeId": node_id})
     cancel = {"id": invoke_id, "invokeId": invoke_id, "nodeId": node_id}

@@ -4,6 +4,7 @@ disconnect, late results, refused commands and the admin scope of system.run."""
 from __future__ import annotations
 
 import asyncio
+import traceback
 
 import pytest
 
@@ -124,3 +125,48 @@ async def test_node_disconnect_fails_the_invoke(clients, token_auth):
     assert again["error"]["message"] == "node not connected"
     row = (await op.call("node.describe", {"nodeId": dev.device_id}))["payload"]
     assert row["connected"] is False and row["approvalState"] == "approved"
+
+
+class ThreadHops:
+    """The event loop's ``run_in_executor`` calls (every ``sync_to_async``, database or
+    cache, is one) while in use, each as the stack that made it."""
+
+    def __enter__(self) -> ThreadHops:
+        self.stacks: list[str] = []
+        self.loop = asyncio.get_running_loop()
+        original = self.loop.run_in_executor
+
+        def recording(executor, func, *args):
+            self.stacks.append("".join(traceback.format_stack()))
+            return original(executor, func, *args)
+
+        self.loop.run_in_executor = recording  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.loop.run_in_executor  # the loop's own method again
+
+    def made_in(self, path: str) -> list[str]:
+        return [stack for stack in self.stacks if path in stack]
+
+
+async def test_invoke_hot_path_makes_no_thread_hop(clients, token_auth, backend):
+    """An invoke of a connected, approved node reads no database (the surface is the live
+    entry in the cache) and, on the local-memory cache, makes no thread hop at all; on Redis
+    the invoke service makes one cache step per side (caller, node's result)."""
+    op, node, dev = await approved_node(clients)
+    task = await answer_invokes(node, lambda req: {"ok": True, "payloadJSON": req["paramsJSON"]})
+    try:
+        await op.call("node.invoke", invoke(dev.device_id, "system.which", {"i": 0}))  # warm
+        with ThreadHops() as hops:
+            for i in range(1, 4):
+                res = await op.call("node.invoke", invoke(dev.device_id, "system.which", {"i": i}))
+                assert res["payload"]["payload"] == {"i": i}, res
+    finally:
+        task.cancel()
+    handling = hops.made_in("gateway/ws/connection.py")
+    assert not [s for s in handling if "database_sync_to_async" in s or "/db.py" in s], handling
+    if backend == "memory":
+        assert handling == [], handling[0]
+    else:
+        assert len(hops.made_in("nodes/services/invoke.py")) == 2 * 3, hops.stacks

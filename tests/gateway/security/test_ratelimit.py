@@ -52,6 +52,7 @@ def _shared_count(key: str, now: float) -> int:
     return shared.counter(f"gw:rl:{key}:{window}")
 
 
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
 async def test_locally_refused_frames_are_shared_when_the_client_is_closed(backend):
     key, limit = f"client-{uuid.uuid4().hex}", 5
     now = (time.time() // 60) * 60 + 1  # early in a window: the previous one weighs ~nothing
@@ -68,6 +69,26 @@ async def test_locally_refused_frames_are_shared_when_the_client_is_closed(backe
     assert _shared_count(key, now) == 2 * limit + 1  # ... and every frame is shared now
     ratelimit.reset_local()  # another process: no local counts, the shared ones refuse
     assert not (await ratelimit.hit(key, limit, now=now)).allowed
+
+
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+async def test_on_local_memory_the_counts_stay_local(backend):
+    """Embedded (one process, the cache is its own memory): the same decisions, and not a
+    cache write per frame."""
+    assert shared.is_local()
+    key, limit = f"client-{uuid.uuid4().hex}", 5
+    now = (time.time() // 60) * 60 + 1
+    for _ in range(limit):
+        assert (await ratelimit.hit(key, limit, now=now)).allowed
+    for _ in range(limit):
+        decision = await ratelimit.hit(key, limit, now=now)
+        assert not decision.allowed and decision.excess <= limit
+    assert (await ratelimit.hit(key, limit, now=now)).excess > limit  # closed 4029
+    assert _shared_count(key, now) == 0
+    assert ratelimit._local.unsynced == {}
+    next_window = now + ratelimit.WINDOW_SECONDS  # the previous one still weighs ~98%
+    assert not (await ratelimit.hit(key, limit, now=next_window)).allowed
+    assert (await ratelimit.hit(key, limit, now=now + 2 * ratelimit.WINDOW_SECONDS)).allowed
 
 
 async def test_local_counts_keep_only_two_windows(backend):

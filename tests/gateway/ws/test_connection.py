@@ -15,7 +15,7 @@ class RecordingTransport:
         self.frames: list[dict] = []
         self.closed: int | None = None
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, *, now: bool = False) -> None:
         self.frames.append(json.loads(text))
 
     async def close(self, code: int) -> None:

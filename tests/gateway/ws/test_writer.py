@@ -1,5 +1,5 @@
 """Frame writes to one socket (gateway/ws/writer.py): at once after a quiet spell, coalesced
-within the window, in order, never after the close frame.
+within the window, replies never held, in order, never after the close frame.
 
 The unit tests write through a real asyncio transport on a socketpair and read the other
 end; the end-to-end tests run the real gateway (uvicorn) with a long window."""
@@ -15,9 +15,11 @@ import time
 
 import pytest
 
+from gateway.bench import invoke as invoke_bench
+from gateway.bench.client import Endpoint
 from gateway.protocol import events as ev
 from gateway.ws.writer import FrameWriter
-from tests.gateway.gateway_process import connected
+from tests.gateway.gateway_process import TOKEN, connected
 
 WINDOW = 0.2
 
@@ -151,6 +153,29 @@ async def test_flush_writes_what_is_queued_now():
         assert await p.read_within(WINDOW + 0.1) == b""
 
 
+async def test_a_reply_inside_the_window_leaves_at_once_after_what_is_queued():
+    async with pair() as p:
+        p.writer.send_text("a")
+        p.writer.send_text("queued event")
+        assert parse(p.read_now()) == ["a"]
+        assert p.writer.send_text("reply", now=True)
+        assert parse(p.read_now()) == ["queued event", "reply"]
+        assert p.writer.buffered_bytes() == 0
+        # the window's timer was cancelled with the queue: nothing more arrives
+        assert await p.read_within(WINDOW + 0.1) == b""
+
+
+async def test_a_reply_does_not_start_a_window():
+    async with pair() as p:
+        p.writer.send_text("reply 1", now=True)
+        p.writer.send_text("reply 2", now=True)
+        p.writer.send_text("event")
+        assert parse(p.read_now()) == ["reply 1", "reply 2", "event"]
+        p.writer.send_text("held")  # an event right after an event: the window applies
+        assert p.read_now() == b""
+        assert parse(await p.read_within(WINDOW + 0.2)) == ["held"]
+
+
 async def test_a_closed_socket_gets_nothing_and_queued_frames_are_dropped():
     async with pair() as p:
         p.writer.send_text("a")
@@ -167,22 +192,25 @@ E2E_WINDOW_US = 1_000_000
 
 
 @pytest.mark.e2e
-async def test_gateway_holds_a_reply_within_the_window_and_sends_it_at_its_end(
-    gateway_factory,
-):
+async def test_gateway_never_holds_a_reply_within_the_window(gateway_factory):
     gw = gateway_factory({"WINGMAN_WRITE_COALESCE_US": str(E2E_WINDOW_US)})
     async with connected(gw) as client:
-        # Quiet for longer than the window: the reply leaves at once.
-        await asyncio.sleep(1.2)
         started = time.monotonic()
-        await client.ping_ok()
-        quiet = time.monotonic() - started
-        # Right after that write: the next reply waits for the window's end.
-        started = time.monotonic()
-        await client.ping_ok()
-        held = time.monotonic() - started
-    assert quiet < 0.5, f"a reply after a quiet spell took {quiet:.3f} s"
-    assert 0.5 < held < 1.8, f"a reply inside the 1 s window took {held:.3f} s"
+        for _ in range(3):  # each reply follows a write by far less than the window
+            await client.ping_ok()
+        took = time.monotonic() - started
+    assert took < 0.5, f"three replies inside the 1 s window took {took:.3f} s"
+
+
+@pytest.mark.e2e
+async def test_invokes_are_not_held_within_the_window(gateway_factory):
+    """node.invoke: the request event to the node, the node's ack and the caller's reply all
+    leave at once (with a 1 s window, one held frame would take ~1 s)."""
+    gw = gateway_factory(
+        {"WINGMAN_WRITE_COALESCE_US": str(E2E_WINDOW_US), "WINGMAN_RATE_LIMIT": "100000"}
+    )
+    report = await invoke_bench.measure(Endpoint.parse(gw.url, token=TOKEN), invokes=6, warmup=2)
+    assert report["invoke"]["p99"] < 500, report
 
 
 @pytest.mark.e2e
@@ -190,13 +218,14 @@ async def test_queued_frames_go_out_before_the_close_frame(gateway_factory):
     gw = gateway_factory({"WINGMAN_WRITE_COALESCE_US": str(E2E_WINDOW_US)})
     async with connected(gw) as client:
         await asyncio.sleep(1.2)
-        await client.ping_ok()  # written at once: the window starts
-        frame = client.request_frame("ping")
-        await client.send(frame)  # its reply is queued until the window ends...
-        await asyncio.sleep(0.3)
-        gw.signal(signal.SIGTERM)  # ...but the drain closes the socket before that
-        code, got = await client.expect_close(timeout=5)
-    kinds = [(f.get("type"), f.get("id") or f.get("event")) for f in got]
-    assert kinds == [("res", frame["id"]), ("event", ev.SHUTDOWN)], json.dumps(got)[:600]
+        # Two more clients: their presence events reach ``client``, the first one written
+        # at once (the window starts), the second queued until the window ends...
+        async with connected(gw, name="b"), connected(gw, name="c"):
+            await asyncio.sleep(0.3)
+            gw.signal(signal.SIGTERM)  # ...but the drain closes the socket before that
+            code, got = await client.expect_close(timeout=5)
+    kinds = [f.get("event") for f in got if f.get("event") != ev.TICK]
+    # its own, b's and c's presence, then the shutdown event
+    assert kinds == [ev.PRESENCE] * 3 + [ev.SHUTDOWN], json.dumps(got)[:600]
     assert code == 1012
     assert await gw.await_exit(timeout=5) == 0, gw.log_tail()
