@@ -102,13 +102,11 @@ class FrameQueue:
 
     def mark_streamed(self, upto: int) -> None:
         """Frames up to ``upto`` went to an SSE stream: kept for resumption, within bounds."""
-        for fid, _ in self.frames:
-            if fid > upto:
-                break
-            if fid > self.streamed:
-                size = self._sizes[fid]
-                self._untaken -= size
-                self._retained += size
+        # every frame after ``acked`` (<= ``streamed``) is queued: visit only the new ones
+        for fid in range(self.streamed + 1, min(upto, self.last_id) + 1):
+            size = self._sizes[fid]
+            self._untaken -= size
+            self._retained += size
         self.streamed = max(self.streamed, upto)
         while self._retained > self._max_bytes and self.frames:
             self.ack(self.frames[0][0])
