@@ -22,7 +22,7 @@ from django.conf import settings
 
 from gateway.bridge import forward, http
 from gateway.bridge.http import SESSION_HEADER, BadRequest
-from gateway.bridge.ops import do_poll, do_send
+from gateway.bridge.ops import WaitingPoll, do_poll, do_send
 from gateway.bridge.sessions import BridgeSession, registry
 from gateway.bridge.sse import SSE_KEEPALIVE_SECONDS, LocalStream, close_event, event
 from gateway.delivery.hub import get_hub
@@ -128,8 +128,14 @@ async def _poll(scope: dict, send, extra) -> None:
         )
         await http.respond(send, status, body, extra)
         return
-    body = await do_poll(where, cursor=cursor, after=cursor, seconds=seconds)
-    await http.respond(send, 200, body, extra)
+
+    def respond(body: str):
+        return http.respond(send, 200, body, extra)
+
+    early = WaitingPoll(where, cursor, respond, scope.get(SOCKET_SCOPE_KEY))
+    body = await do_poll(where, cursor=cursor, after=cursor, seconds=seconds, early=early)
+    if body is not None:
+        await respond(body)
 
 
 def _resume_cursor(scope: dict, params: dict[str, str]) -> int:

@@ -40,9 +40,10 @@ class FrameQueue:
         self._waiters: list[asyncio.Future[None]] = []
         #: The socket of the open SSE stream, if any (``buffered_bytes`` / ``abort``).
         self.stream_socket = None
-        #: The open SSE streams that wait (gateway/bridge/sse.py): a new frame is handed to
-        #: each and written at once, as a WebSocket frame is, rather than waking its task.
-        self.streams: list = []
+        #: The readers that wait, SSE streams (gateway/bridge/sse.py) and local polls
+        #: (ops.py): a new frame is handed to each and written at once, as a WebSocket frame
+        #: is, rather than waking a task to write it one loop iteration later.
+        self.takers: list = []
 
     # Transport ---------------------------------------------------------------------------
     async def send_text(self, text: str) -> None:
@@ -54,16 +55,16 @@ class FrameQueue:
         self.frames.append((self.last_id, text))
         self._sizes[self.last_id] = size
         self._untaken += size
-        for stream in tuple(self.streams):
-            await stream.deliver(self.last_id, text)
+        for taker in tuple(self.takers):
+            await taker.deliver(self.last_id, text)
         self.wake()
 
     async def close(self, code: int) -> None:
         """The connection closed: no frame after this one; pollers learn the code."""
         if self.close_code is None:
             self.close_code = code
-        for stream in self.streams:
-            stream.wake()
+        for taker in self.takers:
+            taker.wake()
         self.wake()
 
     def buffered_bytes(self) -> int:

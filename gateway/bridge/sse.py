@@ -86,11 +86,11 @@ class LocalStream:
         loop = asyncio.get_running_loop()
         self._resume = loop.create_future()
         timer = loop.call_later(SSE_KEEPALIVE_SECONDS, self.wake)
-        queue.streams.append(self)
+        queue.takers.append(self)
         try:
             await self._resume
         finally:
-            queue.streams.remove(self)
+            queue.takers.remove(self)
             timer.cancel()
             self._resume = None
 

@@ -1,5 +1,6 @@
 """When the bridge delivers, on a real gateway process: a frame queued while no poll waits
-is returned by the next poll at once, and an SSE stream writes each frame as it is queued
+is returned by the next poll at once, a waiting poll is answered as soon as a frame comes
+(the rest follow with the next poll, never twice), and an SSE stream writes each frame as it is queued
 (a reply, an event fanned out from another connection) without waiting for more, to every
 stream open on the session."""
 
@@ -47,6 +48,22 @@ async def test_frame_queued_between_polls_comes_with_the_next_poll_at_once(
         started = time.monotonic()
         assert await b.poll(timeout_ms=300) == []  # acked: not returned twice
         assert time.monotonic() - started >= 0.25
+
+
+async def test_waiting_poll_is_answered_when_a_frame_comes(gateway: GatewayProcess) -> None:
+    async with httpx.AsyncClient() as http:
+        b = await _handshaken(http, gateway)
+        instance = str(uuid.uuid4())
+        waiting = asyncio.create_task(b.poll(timeout_ms=20_000))
+        await asyncio.sleep(0.3)  # the poll waits on the gateway
+        assert not waiting.done()
+        async with connected(gateway, instance_id=instance):
+            frames = await asyncio.wait_for(waiting, PROMPT)
+            joined = [f for f in frames if f.get("event") == "presence"]
+            assert joined and presence_has(joined[0], reason="connect", instance_id=instance)
+        await b.until(lambda f: presence_has(f, reason="disconnect", instance_id=instance))
+        ids = [fid for fid, _ in b.frames]
+        assert ids == list(range(1, len(ids) + 1)), ids  # in order, none twice
 
 
 async def _next(events, pred) -> tuple[int, dict[str, Any]]:
