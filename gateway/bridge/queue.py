@@ -55,9 +55,11 @@ class FrameQueue:
         self.frames.append((self.last_id, text))
         self._sizes[self.last_id] = size
         self._untaken += size
-        for taker in tuple(self.takers):
-            await taker.deliver(self.last_id, text)
-        self.wake()
+        try:
+            for taker in tuple(self.takers):
+                await taker.deliver(self.last_id, text)
+        finally:
+            self.wake()  # the other waiters, even if a taker's write failed
 
     async def close(self, code: int) -> None:
         """The connection closed: no frame after this one; pollers learn the code."""
