@@ -23,6 +23,10 @@ from itertools import islice
 class FrameQueue:
     """See the module docstring. Implements :class:`gateway.ws.writer.Transport`."""
 
+    #: The hub writes to bridge sessions after WebSocket connections: an HTTP answer (a
+    #: waiting poll's, an SSE event) costs several WebSocket frames' worth of work.
+    writes_last = True
+
     def __init__(self, *, max_bytes: int, on_abort: Callable[[], None]) -> None:
         self.frames: deque[tuple[int, str]] = deque()
         self.last_id = 0

@@ -44,6 +44,8 @@ class Socket(Protocol):
     conn_id: str
     topics: set[str]
     subscriptions: set[str]
+    #: Written after the others in a fan-out (an HTTP bridge session).
+    writes_last: bool
 
     def render_event(self, event: EncodedEvent) -> str | None: ...
 
@@ -314,6 +316,9 @@ class Hub:
     async def _send_each(self, targets: list[Socket], event: EncodedEvent) -> int:
         sent = 0
         now = event.name in ev.REQUEST_EVENTS
+        last = [conn for conn in targets if conn.writes_last]
+        if last:  # WebSocket frames first: a bridge answer costs several of them
+            targets = [conn for conn in targets if not conn.writes_last] + last
         for conn in targets:
             text = conn.render_event(event)
             if text is None:

@@ -59,6 +59,8 @@ class Connection:
         browser: BrowserCredentials | None = None,
     ) -> None:
         self.transport = transport
+        #: Written after the WebSocket connections in a fan-out (the HTTP bridge's queues).
+        self.writes_last = bool(getattr(transport, "writes_last", False))
         self.hub = hub
         self.client_ip = client_ip
         #: Cookie and Origin of the upgrade request (browser login, see webauth.py).

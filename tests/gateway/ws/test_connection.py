@@ -109,3 +109,34 @@ async def test_reader_that_catches_up_is_not_closed(wingman_policy):
     assert transport.closed is None
     await conn.closed_by_peer()
     await reset_hub()
+
+
+class SharedLog(RecordingTransport):
+    """Records which connection a fan-out wrote to, in order, across connections."""
+
+    def __init__(self, log: list[str], name: str, *, writes_last: bool = False) -> None:
+        super().__init__()
+        self.log, self.name, self.writes_last = log, name, writes_last
+
+    async def send_text(self, text: str, *, now: bool = False) -> None:
+        await super().send_text(text, now=now)
+        if json.loads(text).get("event") == "tick":
+            self.log.append(self.name)
+
+
+async def test_fan_out_writes_bridge_sessions_after_websockets():
+    """An HTTP bridge answer costs several WebSocket frames: a fan-out writes the
+    WebSocket connections first, whatever order they connected in."""
+    hub = await get_hub()
+    log: list[str] = []
+    conns = []
+    for name, last in (("bridge-1", True), ("ws-1", False), ("bridge-2", True), ("ws-2", False)):
+        conn = Connection(SharedLog(log, name, writes_last=last), hub, client_ip="127.0.0.1")
+        await conn.opened()
+        await conn.received(json.dumps(connect_frame(f"hs-{name}")))
+        conns.append(conn)
+    await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
+    assert log == ["ws-1", "ws-2", "bridge-1", "bridge-2"]
+    for conn in conns:
+        await conn.closed_by_peer()
+    await reset_hub()
