@@ -58,15 +58,24 @@ class Outbox:
 
     The hub delivers to its own sockets first, then queues the envelope here; one task
     sends them in order, so a slow channel layer never delays local clients. What queued
-    up while a send was in flight leaves together: consecutive envelopes for one target
-    travel as one channel-layer message (``batch``), so a run streaming faster than one
+    up while a send was in flight leaves together, so a run streaming faster than one
     Redis round trip per event (a Celery worker's run, watched on a gateway) keeps up
-    instead of falling behind by seconds.
+    instead of falling behind by seconds. On the Redis layer a batch is ONE channel-layer
+    message per receiving process (``batch``), whatever the number of topics in it: the
+    groups' members are read in one round trip and the messages written in another (a room
+    swarm's broadcasts to 100 rooms used to cost four round trips each, one after
+    another, and capped the delivery rate); on another layer, consecutive envelopes for
+    one group or channel travel together.
     """
 
     def __init__(self, layer) -> None:
         self.layer = layer
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        #: A layer that routes (``gateway.state.layer``) sends a batch as one message per
+        #: process; another sends one channel-layer message per group or channel.
+        self.routed = hasattr(layer, "group_members") and hasattr(layer, "send_each")
+        #: The seat's own channel (set once it has one): never sent to.
+        self.own_channel = ""
         self._below = asyncio.Event()
         self._yielded = 0.0
 
@@ -100,13 +109,37 @@ class Outbox:
                 items.append(self.queue.get_nowait())
             burst = len(items) > 1
             try:
-                for kind, target, envelopes in _runs(items):
-                    await self._send(kind, target, batch_envelope(envelopes))
+                if self.routed:
+                    await self._send_routed(items)
+                else:
+                    for kind, target, envelopes in _runs(items):
+                        await self._send(kind, target, batch_envelope(envelopes))
             finally:
                 for _ in items:
                     self.queue.task_done()
                 if self.queue.qsize() <= LOW_WATER:
                     self._below.set()
+
+    async def _send_routed(self, items: list[Item]) -> None:
+        """Everything taken, in two steps whatever the number of groups: which channels
+        (processes) the groups have now, then ONE message per channel with the envelopes
+        for it, in order (the sender's own channel left out: it delivered them already)."""
+        try:
+            groups = sorted({target for kind, target, _ in items if kind == "group"})
+            members = await self.layer.group_members(groups) if groups else {}
+            per_channel: dict[str, list[dict[str, Any]]] = {}
+            for kind, target, envelope in items:
+                for channel in members.get(target, ()) if kind == "group" else (target,):
+                    if channel != self.own_channel:
+                        per_channel.setdefault(channel, []).append(envelope)
+            if per_channel:
+                messages = {c: batch_envelope(e) for c, e in per_channel.items()}
+                if full := await self.layer.send_each(messages):
+                    logger.warning("%d channels full: their events were dropped", full)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed("the other processes", exc)
 
     async def _send(self, kind: str, target: str, message: dict[str, Any]) -> None:
         try:

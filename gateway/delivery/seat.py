@@ -79,6 +79,7 @@ class Seat:
         """Take a channel, join the groups, start receiving and sending (with Redis down,
         serve anyway: the receive loop joins once it answers)."""
         self.channel_name = await self.layer.new_channel("gw.hub.")
+        self.outbox.own_channel = self.channel_name
         try:
             await self.refresh()
         except outage.ERRORS as exc:

@@ -2,9 +2,12 @@
 
 A broadcast looks its room and member agents up here. An entry younger than
 ``ROOM_CACHE_SECONDS`` (``WINGMAN_ROOM_CACHE_SECONDS``, 1 s) is used as is; an older one is
-still used, and is read again in the background together with every other stale one (one
-refresh at a time, two queries for all of them): a room changed or deleted by another
-process is seen within about a second. A room not known yet is loaded once, however many
+still used, and is read again in the background together with every other one that is
+stale or half way there (one refresh at a time, two queries for all of them): a room
+changed or deleted by another process is seen within about a second, and a process serving
+many rooms reads them about once a second in all, not once per room (their expiries fall
+in step after the first refresh; one refresh per stale room kept the database thread busy,
+back to back, under a swarm of 100 rooms). A room not known yet is loaded once, however many
 broadcasts wait for it. A change made in this process forgets every room at once."""
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def _keep(key: str | None, found: dict[str, Found]) -> None:
 
 async def _refresh(load: Loader) -> None:
     await asyncio.sleep(0)
-    keys = sorted(_stale)
+    soon = time.monotonic() + ROOM_CACHE_SECONDS / 2
+    keys = sorted(_stale.union(k for k, hit in _rooms.items() if hit[0] < soon))
     _stale.clear()
     try:
         found = await load(keys)

@@ -85,7 +85,8 @@ def _rooms_fresh(keys: list[str]) -> dict[str, tuple[Room, list[str]]]:
 
 
 async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str, **kw) -> dict:
-    """Queue the history entry and send ``room.message`` (all but the sending connection)."""
+    """Send ``room.message`` (all but the sending connection) and store the history entry
+    (returns once it is stored; ``UNAVAILABLE`` when it could not be)."""
     entry = RoomMessage(
         room_id=room.id,
         broadcast_id=bid,
@@ -98,11 +99,15 @@ async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str
         status=kw.get("status", ""),
         created_at=timezone.now(),
     )
-    writer().add(entry)
+    written = writer().add(entry)
     data = selectors.message_data(entry)
     await publish.publish_topic(
         room_topic(room.id), events.ROOM_MESSAGE, data, exclude=sender.conn_id
     )
+    try:
+        await written
+    except Exception as exc:
+        raise GatewayError(ErrorCode.UNAVAILABLE, f"room history not stored: {exc}") from exc
     return data
 
 

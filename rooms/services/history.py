@@ -1,7 +1,11 @@
 """Writing room history without a database round trip per message: entries are queued and
-written together (``bulk_create``) every ``FLUSH_SECONDS`` on the caller's event loop, and
-on shutdown (the rooms extension's ``on_shutdown``). A process that dies loses at most its
-last ``FLUSH_SECONDS`` of history; the messages themselves were delivered already."""
+written together (``bulk_create``, one transaction) every ``FLUSH_SECONDS`` on the caller's
+event loop, and on shutdown (the rooms extension's ``on_shutdown``). :meth:`HistoryWriter.add`
+returns a future that is done once its entry is written (a group commit): a broadcast is
+acknowledged only after that, so a message accepted is a message stored, and the queue
+holds at most what the broadcasts in flight have sent (each waits for its batch). A batch
+that cannot be written fails every waiter's future (the broadcast answers ``UNAVAILABLE``);
+an entry of a room deleted meanwhile is dropped (nothing left to keep it in)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from rooms.models import RoomMessage
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.02
+
+
+Pending = tuple[RoomMessage, asyncio.Future]
 
 
 def _write(batch: list[RoomMessage]) -> None:
@@ -36,22 +43,33 @@ class HistoryWriter:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.pending: list[RoomMessage] = []
+        self.pending: list[Pending] = []
         self.task: asyncio.Task | None = None
 
-    def add(self, entry: RoomMessage) -> None:
-        self.pending.append(entry)
+    def add(self, entry: RoomMessage) -> asyncio.Future:
+        """Queue ``entry``; the future is done once it is written (or failed with why not)."""
+        written = self.loop.create_future()
+        self.pending.append((entry, written))
         if self.task is None or self.task.done():
             self.task = self.loop.create_task(self._run(), context=contextvars.Context())
+        return written
 
     async def _run(self) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
         while self.pending:
             batch, self.pending = self.pending, []
             try:
-                await database_sync_to_async(_write)(batch)
-            except Exception:
+                await database_sync_to_async(_write)([entry for entry, _ in batch])
+            except Exception as exc:
                 logger.exception("writing %d room history entries failed", len(batch))
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                        written.exception()  # retrieved: a waiter may have gone
+                continue
+            for _, written in batch:
+                if not written.done():
+                    written.set_result(None)
 
     async def flush(self) -> None:
         """Until everything queued so far is written."""

@@ -14,6 +14,7 @@ from channels_redis.core import RedisChannelLayer
 from gateway.delivery import outbox as outbox_module
 from gateway.delivery.encoded import ENVELOPE_TYPE
 from gateway.delivery.outbox import Outbox, batch_envelope, unbatch
+from gateway.state.layer import RedisChannelLayer as RedisLayer
 from tests.conftest import REDIS_URL, delete_redis_prefix, require_redis
 
 
@@ -147,3 +148,44 @@ async def test_a_publisher_waits_at_the_high_water_mark(monkeypatch) -> None:
     finally:
         task.cancel()
     assert [e["payload"] for e in envelopes] == [f'{{"n":{n}}}' for n in range(25)]
+
+
+@pytest.mark.redis
+async def test_many_topics_reach_each_process_as_one_message_in_order_on_redis() -> None:
+    """A room swarm: envelopes for 100 topics queued together reach each other process as
+    ONE channel-layer message with just its topics' envelopes, in order; the sender's own
+    channel (a member of every group) gets nothing."""
+    require_redis()
+    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
+    sender, a, b = (RedisLayer(hosts=[REDIS_URL], prefix=prefix) for _ in range(3))
+    try:
+        own, chan_a, chan_b = (
+            await sender.new_channel(),
+            await a.new_channel(),
+            await b.new_channel(),
+        )
+        for topic in range(100):
+            await sender.group_add(f"t{topic}", own)
+            await (a if topic % 2 else b).group_add(f"t{topic}", chan_a if topic % 2 else chan_b)
+            if topic % 10 == 0:
+                await b.group_add(f"t{topic}", chan_b)  # some topics on both
+        outbox = Outbox(sender)
+        outbox.own_channel = own
+        for n in range(200):
+            outbox.put_group(f"t{n % 100}", {**_envelope(n), "topic": f"t{n % 100}"})
+        task = await _run(outbox)
+        try:
+            got_a, messages_a = await _received(a, chan_a, 100)
+            expected_b = [n for n in range(200) if n % 2 == 0 or n % 10 == 0]
+            got_b, messages_b = await _received(b, chan_b, len(expected_b))
+            with pytest.raises(TimeoutError):  # the sender's own channel got nothing
+                await asyncio.wait_for(sender.receive(own), 0.3)
+        finally:
+            task.cancel()
+    finally:
+        for layer in (sender, a, b):
+            await layer.close_pools()
+        delete_redis_prefix(prefix)
+    assert [e["payload"] for e in got_a] == [f'{{"n":{n}}}' for n in range(200) if n % 2]
+    assert [e["payload"] for e in got_b] == [f'{{"n":{n}}}' for n in expected_b]
+    assert (messages_a, messages_b) == (1, 1)
