@@ -110,6 +110,16 @@ class RoutineScheduler(DatabaseScheduler):
             )
         super().__init__(*args, **kwargs)
 
+    def schedules_equal(self, old_schedules, new_schedules):
+        """Whether beat must rebuild its heap. ``DatabaseScheduler`` replaces its schedule
+        only when it re-reads it, and then says so (``_heap_invalidated``); in between, only
+        ``reserve`` swaps an entry for its next run, whose editable fields are the same. So
+        the entry-by-entry comparison Celery makes on every tick (all N entries, for each of
+        N routines due at one minute: O(N²), 2 of the 3 s beat took to send 500) is skipped."""
+        if self._heap_invalidated or old_schedules is None or new_schedules is None:
+            return super().schedules_equal(old_schedules, new_schedules)
+        return old_schedules.keys() == new_schedules.keys()
+
     def _get_crontab_exclude_query(self):
         """Read every enabled task: which hour a routine runs in is decided per entry, in its
         own zone (the parent's hour window assumes fixed offsets)."""

@@ -21,6 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab_parser
@@ -99,15 +100,11 @@ class CronSpec:
             return dom and dow
         return dom or dow  # both restricted: either (cron's rule)
 
-    def times_on(self, day: date, tz: ZoneInfo) -> list[datetime]:
+    def times_on(self, day: date, tz: ZoneInfo) -> tuple[datetime, ...]:
         """This day's run times (UTC, ascending, no duplicates) in zone ``tz``."""
         if not self.day_matches(day):
-            return []
-        seen: set[datetime] = set()
-        for hour in self.hours:
-            for minute in self.minutes:
-                seen.add(_resolve(datetime.combine(day, time(hour, minute)), tz))
-        return sorted(seen)
+            return ()
+        return _times_on(self, day, tz)
 
     def next_after(self, moment: datetime, tz: ZoneInfo) -> datetime | None:
         """The first run time strictly after ``moment`` (None: never again)."""
@@ -126,6 +123,19 @@ class CronSpec:
                 if when <= moment:
                     return when
         return None
+
+
+@lru_cache(maxsize=64)
+def _times_on(spec: CronSpec, day: date, tz: ZoneInfo) -> tuple[datetime, ...]:
+    """:meth:`CronSpec.times_on` for a matching day, remembered: beat asks it of every due
+    routine (often the same expression) several times a tick, and a per-minute expression
+    has 1,440 times a day."""
+    first = datetime.combine(day, time(0, 0), tzinfo=tz).utcoffset()
+    last = datetime.combine(day, time(23, 59), tzinfo=tz).utcoffset()
+    walls = (datetime.combine(day, time(h, m)) for h in spec.hours for m in spec.minutes)
+    if first == last:  # no clock change this day: one offset, already in order
+        return tuple((wall - first).replace(tzinfo=UTC) for wall in walls)
+    return tuple(sorted({_resolve(wall, tz) for wall in walls}))
 
 
 def _resolve(wall: datetime, tz: ZoneInfo) -> datetime:
