@@ -22,9 +22,8 @@ from django.conf import settings
 
 from gateway.bridge import forward, http
 from gateway.bridge.http import SESSION_HEADER, BadRequest
-from gateway.bridge.ops import WaitingPoll, do_poll, do_send
+from gateway.bridge.ops import do_poll, do_send
 from gateway.bridge.sessions import BridgeSession, registry
-from gateway.bridge.sse import SSE_KEEPALIVE_SECONDS, LocalStream, close_event, event
 from gateway.delivery.hub import get_hub
 from gateway.ws.writer import SOCKET_SCOPE_KEY
 
@@ -33,6 +32,8 @@ MAX_BATCH = 64
 #: A forwarded send waits this long for the owner (it answers at once; a batch of calls may
 #: take a moment).
 FORWARDED_SEND_SECONDS = 10.0
+#: An idle SSE stream gets a comment line this often (proxies drop silent connections).
+SSE_KEEPALIVE_SECONDS = 15.0
 
 
 async def bridge_app(scope: dict, receive, send) -> None:
@@ -128,14 +129,8 @@ async def _poll(scope: dict, send, extra) -> None:
         )
         await http.respond(send, status, body, extra)
         return
-
-    def respond(body: str):
-        return http.respond(send, 200, body, extra)
-
-    early = WaitingPoll(where, cursor, respond, scope.get(SOCKET_SCOPE_KEY))
-    body = await do_poll(where, cursor=cursor, after=cursor, seconds=seconds, early=early)
-    if body is not None:
-        await respond(body)
+    body = await do_poll(where, cursor=cursor, after=cursor, seconds=seconds)
+    await http.respond(send, 200, body, extra)
 
 
 def _resume_cursor(scope: dict, params: dict[str, str]) -> int:
@@ -167,9 +162,9 @@ async def _sse(scope: dict, receive, send, extra) -> None:
     session, queue = where, where.queue
     queue.ack(cursor)
     session.readers += 1
-    socket = queue.stream_socket = scope.get(SOCKET_SCOPE_KEY)
+    queue.stream_socket = scope.get(SOCKET_SCOPE_KEY)
     try:
-        await LocalStream(session, send, cursor, socket).stream(gone)
+        await _stream(session, cursor, send, gone)
     finally:
         gone.cancel()
         queue.stream_socket = None
@@ -180,6 +175,32 @@ async def _sse(scope: dict, receive, send, extra) -> None:
 async def _disconnected(receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _stream(session: BridgeSession, cursor: int, send, gone: asyncio.Task) -> None:
+    """Write frames as they are queued until the client leaves or the session ends."""
+    queue = session.queue
+    gone.add_done_callback(lambda _: queue.wake())  # a disconnect ends the wait at once
+    await send({"type": "http.response.body", "body": b": ok\n\n", "more_body": True})
+    while not gone.done():
+        frames = queue.after(cursor)
+        if frames:
+            cursor = frames[-1][0]
+            data = "".join(_event(fid, text) for fid, text in frames)
+            await send({"type": "http.response.body", "body": data.encode(), "more_body": True})
+            queue.mark_streamed(cursor)
+            session.touch()
+            continue
+        if queue.close_code is not None:
+            close = f'event: close\ndata: {{"code":{queue.close_code}}}\n\n'
+            await send({"type": "http.response.body", "body": close.encode()})
+            registry().drop(session.id)
+            return
+        await queue.wait(cursor, seconds=SSE_KEEPALIVE_SECONDS)  # or the client left
+        if not gone.done() and not queue.after(cursor) and queue.close_code is None:
+            ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
+            await send(ping)
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _stream_forwarded(
@@ -206,12 +227,18 @@ async def _stream_forwarded(
         frames = [(f["id"], json.dumps(f["frame"])) for f in answer["frames"]]
         if frames:
             cursor = frames[-1][0]
-            text = "".join(event(fid, frame) for fid, frame in frames)
+            text = "".join(_event(fid, frame) for fid, frame in frames)
             await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
         elif answer["closed"] is not None:
-            await send({"type": "http.response.body", "body": close_event(answer["closed"])})
+            close = f'event: close\ndata: {{"code":{answer["closed"]}}}\n\n'
+            await send({"type": "http.response.body", "body": close.encode()})
             return
         else:
             ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
             await send(ping)
     await send({"type": "http.response.body", "body": b""})
+
+
+def _event(fid: int, text: str) -> str:
+    data = "\n".join(f"data: {line}" for line in text.split("\n"))
+    return f"id: {fid}\n{data}\n\n"

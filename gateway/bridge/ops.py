@@ -24,62 +24,20 @@ async def do_send(
     return {"session": session.id, "accepted": accepted, "closed": session.queue.close_code}
 
 
-class WaitingPoll:
-    """A local long poll while it waits: the queue hands it the first new frame and it
-    answers at once, from the fan-out, as a WebSocket frame is written then (not a task
-    wake and a loop iteration later). Frames queued later go with the next poll."""
-
-    def __init__(self, session: BridgeSession, after: int, respond, socket) -> None:
-        self.session = session
-        self.after = after
-        self.respond = respond
-        self.socket = socket
-        self.answered = False
-
-    async def deliver(self, fid: int, text: str) -> None:
-        # only into an empty write buffer: the answer is then written without waiting
-        if self.answered or self.socket is None or self.socket.buffered_bytes():
-            return  # the poll's own task answers when it wakes
-        self.answered = True
-        await self.respond(answer(self.session, self.after))
-
-    def wake(self) -> None:
-        """The queue closed: the poll's task answers (it is woken with the queue's waiters)."""
-
-
 async def do_poll(
-    session: BridgeSession,
-    *,
-    cursor: int,
-    after: int,
-    seconds: float,
-    streamed: bool = False,
-    early: WaitingPoll | None = None,
-) -> str | None:
+    session: BridgeSession, *, cursor: int, after: int, seconds: float, streamed: bool = False
+) -> str:
     """Ack up to ``cursor``, wait (at most ``seconds``) for a frame after ``after`` and
-    answer with the frames after it (JSON text). ``streamed``: they go to an SSE stream.
-    ``early``: a local poll that may have answered from the fan-out (then None)."""
+    answer with the frames after it (JSON text). ``streamed``: they go to an SSE stream."""
     queue = session.queue
     queue.ack(cursor)
     session.readers += 1
     session.touch()
-    if early is not None:
-        queue.takers.append(early)
     try:
         await queue.wait(after, seconds=seconds)
     finally:
-        if early is not None:
-            queue.takers.remove(early)
         session.readers -= 1
         session.touch()
-    if early is not None and early.answered:
-        return None
-    return answer(session, after, streamed=streamed)
-
-
-def answer(session: BridgeSession, after: int, *, streamed: bool = False) -> str:
-    """A poll's answer: the frames after ``after`` (JSON text)."""
-    queue = session.queue
     frames = queue.after(after)
     last = frames[-1][0] if frames else max(after, queue.acked)
     if streamed and frames:

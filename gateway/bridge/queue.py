@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from itertools import islice
 
 
 class FrameQueue:
@@ -44,10 +43,6 @@ class FrameQueue:
         self._waiters: list[asyncio.Future[None]] = []
         #: The socket of the open SSE stream, if any (``buffered_bytes`` / ``abort``).
         self.stream_socket = None
-        #: The readers that wait, SSE streams (gateway/bridge/sse.py) and local polls
-        #: (ops.py): a new frame is handed to each and written at once, as a WebSocket frame
-        #: is, rather than waking a task to write it one loop iteration later.
-        self.takers: list = []
 
     # Transport ---------------------------------------------------------------------------
     async def send_text(self, text: str, *, now: bool = False) -> None:
@@ -59,18 +54,12 @@ class FrameQueue:
         self.frames.append((self.last_id, text))
         self._sizes[self.last_id] = size
         self._untaken += size
-        try:
-            for taker in tuple(self.takers):
-                await taker.deliver(self.last_id, text)
-        finally:
-            self.wake()  # the other waiters, even if a taker's write failed
+        self.wake()
 
     async def close(self, code: int) -> None:
         """The connection closed: no frame after this one; pollers learn the code."""
         if self.close_code is None:
             self.close_code = code
-        for taker in self.takers:
-            taker.wake()
         self.wake()
 
     def buffered_bytes(self) -> int:
@@ -97,23 +86,18 @@ class FrameQueue:
         self.streamed = max(self.streamed, self.acked)
 
     def after(self, cursor: int) -> list[tuple[int, str]]:
-        """The queued frames after ``cursor``, oldest first. Ids are consecutive up to
-        ``last_id``, so this takes them from the newest end instead of scanning the frames a
-        stream retains (up to ``maxBufferedBytes`` of them)."""
-        count = min(self.last_id - cursor, len(self.frames))
-        if count <= 0:
-            return []
-        newest = list(islice(reversed(self.frames), count))
-        newest.reverse()
-        return newest
+        """The queued frames after ``cursor``, oldest first."""
+        return [(fid, text) for fid, text in self.frames if fid > cursor]
 
     def mark_streamed(self, upto: int) -> None:
         """Frames up to ``upto`` went to an SSE stream: kept for resumption, within bounds."""
-        # every frame after ``acked`` (<= ``streamed``) is queued: visit only the new ones
-        for fid in range(self.streamed + 1, min(upto, self.last_id) + 1):
-            size = self._sizes[fid]
-            self._untaken -= size
-            self._retained += size
+        for fid, _ in self.frames:
+            if fid > upto:
+                break
+            if fid > self.streamed:
+                size = self._sizes[fid]
+                self._untaken -= size
+                self._retained += size
         self.streamed = max(self.streamed, upto)
         while self._retained > self._max_bytes and self.frames:
             self.ack(self.frames[0][0])
@@ -126,31 +110,20 @@ class FrameQueue:
     # waiting -----------------------------------------------------------------------------
     async def wait(self, cursor: int, *, seconds: float) -> None:
         """Return when a frame after ``cursor`` is queued, the queue closed, or after
-        ``seconds``. The waiting task awaits its future itself: :meth:`wake` resumes it in
-        the next loop iteration (``asyncio.wait`` would add a callback hop and a task
-        switch per frame, per client)."""
+        ``seconds``."""
         if self.last_id > cursor or self.close_code is not None or seconds <= 0:
             return
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+        waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        timer = loop.call_later(seconds, _resolve, waiter)
         try:
-            await waiter
+            await asyncio.wait({waiter}, timeout=seconds)
         finally:
-            timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
     def wake(self) -> None:
         """Wake every waiter (they look again at the queue)."""
-        if not self._waiters:
-            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            _resolve(waiter)
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+            if not waiter.done():
+                waiter.set_result(None)

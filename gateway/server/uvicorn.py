@@ -9,48 +9,21 @@ import contextlib
 from pathlib import Path
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
 from gateway.server import common
-from gateway.ws.writer import (
-    FRAMES_SCOPE_KEY,
-    NEVER_PAUSE,
-    SOCKET_SCOPE_KEY,
-    AsyncioSocket,
-    FrameWriter,
-)
+from gateway.ws.writer import FRAMES_SCOPE_KEY, SOCKET_SCOPE_KEY, AsyncioSocket, FrameWriter
 
-
-class OneWriteResponse:
-    """The transport of one HTTP response: uvicorn's h11 writes the status line and headers,
-    then the body, each on its own; the head of a response with a Content-Length waits here
-    for its body and leaves in the same write (one ``send`` and one wake-up of the client,
-    not two, per answer: ``wingman gateway bench --mode bridge``, every long poll)."""
-
-    __slots__ = ("head", "transport")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self.head = b""
-
-    def write(self, data: bytes) -> None:
-        if self.head:
-            data, self.head = self.head + data, b""
-        elif data.startswith(b"HTTP/") and b"\r\ncontent-length:" in data.lower():
-            self.head = data  # the body (or b"" for HEAD) is written next
-            return
-        if data:
-            self.transport.write(data)
-
-    def __getattr__(self, name: str):
-        return getattr(self.transport, name)
+#: Write-buffer high-water mark per socket: above it ``send`` would wait for the reader,
+#: which would stall the fan-out to every other socket.
+_NEVER_PAUSE = 1 << 40
 
 
 class GatewayHttp(H11Protocol):
     """h11 with the request's socket in its scope (SOCKET_SCOPE_KEY: an SSE response reads
-    how much its client left unread), a response's head and body in one write."""
+    how much its client left unread)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -58,9 +31,6 @@ class GatewayHttp(H11Protocol):
 
         async def with_socket(scope, receive, send):
             scope[SOCKET_SCOPE_KEY] = AsyncioSocket(self.transport)
-            cycle = getattr(send, "__self__", None)
-            if isinstance(cycle, RequestResponseCycle):
-                cycle.transport = OneWriteResponse(cycle.transport)
             return await app(scope, receive, send)
 
         self.app = with_socket
@@ -74,7 +44,7 @@ class GatewayWebSocket(WebSocketsSansIOProtocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        transport.set_write_buffer_limits(high=NEVER_PAUSE)
+        transport.set_write_buffer_limits(high=_NEVER_PAUSE)
         common.no_delay(transport)
 
     async def run_asgi(self) -> None:

@@ -41,9 +41,6 @@ OP_TEXT = 0x1
 SOCKET_SCOPE_KEY = "wingman.socket"
 
 
-#: Write-buffer high-water mark of a socket written from the fan-out: above it ``send``
-#: would wait for the reader, which would stall the fan-out to every other socket.
-NEVER_PAUSE = 1 << 40
 #: A slow consumer closed 4008 that still reads nothing is dropped after this long.
 SLOW_CONSUMER_ABORT_SECONDS = 5.0
 #: Scope key under which the ASGI server puts the socket's :class:`~gateway.ws.writer.FrameWriter`
@@ -151,12 +148,6 @@ class TwistedSocket:
     def send_text(self, text: str, *, now: bool = False) -> bool:
         return False  # the caller sends through ASGI
 
-    def unthrottle(self) -> None:
-        """Twisted never makes an ASGI ``send`` wait for the reader: nothing to change."""
-
-    def throttle(self) -> None:
-        """See :meth:`unthrottle`."""
-
     def flush(self) -> None:
         """Nothing is held here."""
 
@@ -185,17 +176,6 @@ class AsyncioSocket:
 
     def buffered_bytes(self) -> int:
         return 0 if self.transport.is_closing() else self.transport.get_write_buffer_size()
-
-    def unthrottle(self) -> None:
-        """Never pause the response's writes for a slow reader: a long response written from
-        the hub's fan-out (Server-Sent Events) must not make it wait; the caller bounds what
-        is left unread through :meth:`buffered_bytes`."""
-        self.transport.set_write_buffer_limits(high=NEVER_PAUSE)
-
-    def throttle(self) -> None:
-        """Back to asyncio's default limits (the keep-alive connection's next response)."""
-        if not self.transport.is_closing():
-            self.transport.set_write_buffer_limits()
 
     def abort(self) -> None:
         self.transport.abort()

@@ -95,12 +95,19 @@ class Bridge:
         raise AssertionError(f"no matching frame; got {[f for _, f in self.frames]}")
 
 
-async def sse_events(
-    http: httpx.AsyncClient, base: str, session: str, *, last_event_id: int | None = None
+async def sse_frames(
+    http: httpx.AsyncClient,
+    base: str,
+    session: str,
+    *,
+    count: int,
+    last_event_id: int | None = None,
+    pred=None,
 ):
-    """Yield each SSE event of a stream as it arrives: ``(id, frame)`` for a frame,
-    ``(None, data)`` for the ``close`` event (the last)."""
+    """Read SSE events until ``count`` frames arrived (or one matches ``pred``):
+    [(id, frame)] and the ``close`` event's data if the stream ended with one."""
     headers = {"last-event-id": str(last_event_id)} if last_event_id is not None else {}
+    got: list[tuple[int, dict[str, Any]]] = []
     event: dict[str, str] = {}
     async with http.stream(
         "GET", f"{base}/bridge/sse", params={"session": session}, headers=headers, timeout=TIMEOUT
@@ -115,33 +122,11 @@ async def sse_events(
                 event[key] = event.get(key, "") + value
                 continue
             if event.get("event") == "close":
-                yield None, json.loads(event["data"])
-                return
+                return got, json.loads(event["data"])
             if "data" in event:
-                yield int(event["id"]), json.loads(event["data"])
+                frame = json.loads(event["data"])
+                got.append((int(event["id"]), frame))
+                if len(got) >= count or (pred is not None and pred(frame)):
+                    return got, None
             event = {}
-
-
-async def sse_frames(
-    http: httpx.AsyncClient,
-    base: str,
-    session: str,
-    *,
-    count: int,
-    last_event_id: int | None = None,
-    pred=None,
-):
-    """Read SSE events until ``count`` frames arrived (or one matches ``pred``):
-    [(id, frame)] and the ``close`` event's data if the stream ended with one."""
-    got: list[tuple[int, dict[str, Any]]] = []
-    events = sse_events(http, base, session, last_event_id=last_event_id)
-    try:
-        async for fid, frame in events:
-            if fid is None:
-                return got, frame
-            got.append((fid, frame))
-            if len(got) >= count or (pred is not None and pred(frame)):
-                return got, None
-    finally:
-        await events.aclose()
     return got, None
