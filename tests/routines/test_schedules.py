@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -173,3 +173,29 @@ def test_never_matching_date():
     assert schedule.next_after(utc(2026, 1, 1)) is None
     leap = build(kind="cron", cron="0 0 29 2 *", timezone="UTC")
     assert leap.next_after(utc(2026, 1, 1)) == utc(2028, 2, 29)
+
+
+def _times_each_resolved(spec, day, tz):
+    """A day's run times the plain way: every wall time resolved on its own."""
+    walls = (
+        datetime.combine(day, datetime.min.time()).replace(hour=h, minute=m)
+        for h in spec.hours
+        for m in spec.minutes
+    )
+    return tuple(sorted({w.replace(tzinfo=tz, fold=0).astimezone(UTC) for w in walls}))
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+)
+@pytest.mark.parametrize("expr", ["* * * * *", "*/7 1-3 * * *", "30 2 * * *", "0 0,23 * * *"])
+def test_day_times_equal_resolving_each_wall_time_across_a_year(zone, expr):
+    """The one-offset shortcut for days without a clock change (and the remembered days)
+    give exactly the times of resolving every wall time on its own, DST days included."""
+    spec, tz = parse_cron(expr), ZoneInfo(zone)
+    # the weeks around both hemispheres' clock changes (March/April, September-November)
+    for start, days in ((date(2026, 3, 1), 46), (date(2026, 9, 25), 47)):
+        for offset in range(days):
+            day = start + timedelta(days=offset)
+            expected = _times_each_resolved(spec, day, tz)
+            assert spec.times_on(day, tz) == expected, (zone, expr, day)
