@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from channels.layers import channel_layers
@@ -17,6 +18,9 @@ from gateway.security import ratelimit
 from gateway.state import outage
 
 REDIS_URL = os.environ.get("WINGMAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+PG_ADMIN_URL = os.environ.get(
+    "WINGMAN_E2E_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def redis_available() -> bool:
@@ -155,3 +159,56 @@ async def clients(backend):
         with contextlib.suppress(BaseException):
             await client.close()
     await reset_hub()
+
+
+# PostgreSQL databases of the end-to-end tests -------------------------------------------
+def _pg_admin():
+    """An autocommit connection to PostgreSQL's admin database (skip or fail without it)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not available at {PG_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL is not available at {PG_ADMIN_URL}: {exc}")
+
+
+def _database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of ``template`` if given), dropped after."""
+    admin = _pg_admin()
+    name = f"wme2e_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        yield f"{base}/{name}".replace("postgresql://", "postgres://", 1)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The name of a PostgreSQL database that ``wingman gateway migrate`` migrated, once per
+    session: the template ``shared_database`` copies (migrating takes seconds, copying
+    does not)."""
+    from tests.gateway.gateway_process import gateway_env, run_cli
+
+    for url in _database():
+        state = tmp_path_factory.mktemp("migrated-template")
+        done = run_cli(["gateway", "migrate"], gateway_env(state, {"DATABASE_URL": url}))
+        assert done.returncode == 0 and "Migrations: applied" in done.stdout, done
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def shared_database(migrated_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test (created and dropped here), with every
+    migration applied (a copy of ``migrated_template``)."""
+    yield from _database(migrated_template)
+
+
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test (created and dropped here): for the
+    tests of migrating itself."""
+    yield from _database()

@@ -176,10 +176,11 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("WINGMAN_CACHE_PREFIX", default="wingman"),
             # No blocking reads here (unlike the layer's 5 s BZPOPMIN): a paused Redis turns
-            # into UNAVAILABLE after 5 s, not 15 (gateway/state/outage.py).
+            # into UNAVAILABLE after 5 s (WINGMAN_REDIS_TIMEOUT_SECONDS), not 15
+            # (gateway/state/outage.py).
             "OPTIONS": {
                 **REDIS_POOL_OPTIONS,
-                "socket_timeout": 5,
+                "socket_timeout": env.float("WINGMAN_REDIS_TIMEOUT_SECONDS", default=5.0),
                 "retry": _retry_once(redis.retry.Retry),
             },
         }

@@ -22,6 +22,7 @@ import httpx
 import pytest
 import websockets
 
+from tests import conftest
 from tests.agents.test_api_e2e import sse_events
 from tests.conftest import delete_redis_prefix, require_redis
 from tests.gateway.gateway_process import (
@@ -38,10 +39,10 @@ from tests.gateway.gateway_process import (
 
 pytestmark = pytest.mark.e2e
 
+#: The database fixtures (tests/conftest.py), imported by other modules from here.
+shared_database = conftest.shared_database
+empty_database = conftest.empty_database
 E2E_REDIS_URL = os.environ.get("WINGMAN_E2E_REDIS_URL", "redis://127.0.0.1:6379/5")
-PG_ADMIN_URL = os.environ.get(
-    "WINGMAN_E2E_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 TERMINAL = ("agent-complete", "agent-error", "agent-cancelled")
 RUN_TIMEOUT = 15.0
 
@@ -176,26 +177,6 @@ async def test_conversation_survives_a_restart(gateway_factory: GatewayFactory) 
 # --------------------------------------------------------------------------------------
 # two gateway processes: Redis + one PostgreSQL database
 # --------------------------------------------------------------------------------------
-@pytest.fixture
-def shared_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test (created and dropped here)."""
-    psycopg = pytest.importorskip("psycopg")
-    name = f"wme2e_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not available at {PG_ADMIN_URL}: {exc}")
-        pytest.skip(f"PostgreSQL is not available at {PG_ADMIN_URL}: {exc}")
-    try:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
-        yield f"{base}/{name}".replace("postgresql://", "postgres://", 1)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def local_cluster(
     gateway_factory: GatewayFactory,
     database: str,
@@ -221,7 +202,7 @@ def local_cluster(
     }
     gateways = []
     try:
-        for name in names:  # one after the other: the first one migrates
+        for name in names:  # one after the other (the first one would migrate)
             if agents is not None:
                 write_agents_config(tmp_path / name, agents)
             gateways.append(gateway_factory(env, name=name, state_dir=tmp_path / name))

@@ -100,6 +100,28 @@ def gateway(gateway_factory: GatewayFactory) -> GatewayProcess:
     return gateway_factory()
 
 
+@pytest.fixture(scope="module")
+def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One embedded-mode gateway (token ``secret``, default policy) for all the tests of a
+    module; use it through ``shared_gateway``."""
+    gw = GatewayProcess(tmp_path_factory.mktemp("module-gw"), name="module-gw")
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def shared_gateway(
+    request: pytest.FixtureRequest, module_gateway: GatewayProcess
+) -> GatewayProcess:
+    """``gateway``, but started once per module: only for tests that change nothing a later
+    test could see (no policy or config change, no signal, no lockout). Its log joins a
+    failed test's report (with the earlier tests' lines)."""
+    assert module_gateway.running, f"the module's gateway has exited\n{module_gateway.log_tail()}"
+    request.node.stash.setdefault(_GATEWAYS, []).append(module_gateway)
+    return module_gateway
+
+
 @pytest.fixture(params=ASGI_SERVERS)
 def each_server(request: pytest.FixtureRequest) -> str:
     """The test runs once per ASGI server (``WINGMAN_ASGI_SERVER``): for the guarantees

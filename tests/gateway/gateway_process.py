@@ -16,18 +16,22 @@ Only 127.0.0.1 is used; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import contextlib
+import functools
 import itertools
 import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -108,6 +112,30 @@ def gateway_env(state_dir: Path, extra: dict[str, str | None] | None = None) -> 
     return env
 
 
+_SQLITE = "wingman.sqlite3"
+
+
+@functools.cache
+def _migrated_sqlite() -> Path:
+    """A SQLite database ``wingman gateway migrate`` migrated, made once per test session."""
+    state = Path(tempfile.mkdtemp(prefix="wingman-migrated-"))
+    atexit.register(shutil.rmtree, state, True)
+    done = run_cli(["gateway", "migrate"], gateway_env(state))
+    assert done.returncode == 0 and "Migrations: applied" in done.stdout, done
+    return state / _SQLITE
+
+
+def seed_sqlite(state_dir: Path, env: dict[str, str]) -> None:
+    """Give a new state dir (SQLite, no database yet) a copy of the migrated database, so a
+    test gateway does not spend its start migrating (~1 s each). A gateway's own first-start
+    migration is tested through the CLI (tests/ops/test_migrations.py, the daemon tests)."""
+    database = Path(env.get("WINGMAN_STATE_DIR", state_dir)) / _SQLITE
+    if "DATABASE_URL" in env or database.exists():
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_sqlite(), database)
+
+
 class GatewayProcess:
     """One ``wingman gateway run`` subprocess on a free loopback port."""
 
@@ -134,6 +162,7 @@ class GatewayProcess:
 
     # start / stop ---------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> GatewayProcess:
+        seed_sqlite(self.state_dir, self.env)
         cmd = [sys.executable, "-m", "wingman", "gateway", "run", "--host", HOST, "--port", "0"]
         self._spawn([*cmd, *self.args])
         self._await_line(self._listening, "'listening' line", "listening", timeout)

@@ -39,6 +39,13 @@ pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+@pytest.fixture
+def gateway(shared_gateway: GatewayProcess) -> GatewayProcess:
+    """One gateway for the default-configuration tests of this module (health figures,
+    /stats, /metrics, the schema): each closes its connections before it ends."""
+    return shared_gateway
+
+
 async def test_sigterm_sends_shutdown_then_1012_and_exits_0(gateway_factory, each_server) -> None:
     gw = gateway_factory({"WINGMAN_ASGI_SERVER": each_server})
     assert f"ASGI server: {each_server}" in gw.log(), gw.log_tail()

@@ -32,6 +32,14 @@ pytestmark = pytest.mark.e2e
 INVALID = "INVALID_REQUEST"
 
 
+@pytest.fixture
+def gateway(shared_gateway: GatewayProcess) -> GatewayProcess:
+    """One gateway for this module's tests on the default configuration: each uses its own
+    connections and changes nothing the others see (the few wrong credentials stay far
+    below the auth lockout's count)."""
+    return shared_gateway
+
+
 def assert_error(frame: dict, *, code: str, rid: str, contains: str = "") -> dict:
     assert frame.get("type") == "res" and frame["ok"] is False, f"expected an error: {frame}"
     assert frame["id"] == rid, f"error id {frame['id']!r}, expected {rid!r}: {frame}"

@@ -207,7 +207,12 @@ async def test_redis_outage_answers_unavailable_keeps_sockets_and_recovers(
     gateway_factory: GatewayFactory, private_redis: PrivateRedis, fault: str
 ) -> None:
     private_redis.start()
-    env = {"REDIS_URL": private_redis.url, "WINGMAN_RUN_EXECUTOR": "local"}
+    env = {
+        "REDIS_URL": private_redis.url,
+        "WINGMAN_RUN_EXECUTOR": "local",
+        # each request during the pause waits this long for the stopped Redis (default 5 s)
+        "WINGMAN_REDIS_TIMEOUT_SECONDS": "2",
+    }
     gw1, gw2 = gateway_factory(env, start=False), gateway_factory(env, start=False)
     await asyncio.gather(gw1.astart(), gw2.astart())
     leaver = f"leaver-{uuid.uuid4()}"

@@ -36,9 +36,9 @@ def migration_rows(database: str) -> tuple[int, int]:
 
 
 async def test_three_gateways_migrate_once(
-    gateway_factory: GatewayFactory, shared_database: str, tmp_path: Path
+    gateway_factory: GatewayFactory, empty_database: str, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": shared_database, "WINGMAN_RUN_EXECUTOR": "local"}
+    env = {"DATABASE_URL": empty_database, "WINGMAN_RUN_EXECUTOR": "local"}
     gws = [gateway_factory(env, name=f"gw{i}", start=False) for i in range(3)]
     await asyncio.gather(*(gw.astart(timeout=90) for gw in gws))
     for gw in gws:
@@ -46,21 +46,21 @@ async def test_three_gateways_migrate_once(
     logs = [gw.log() for gw in gws]
     applied = [int(m.group(1)) for log in logs for m in APPLIED_RE.finditer(log)]
     up_to_date = [log for log in logs if "Migrations: database up to date" in log]
-    rows, distinct = migration_rows(shared_database)
+    rows, distinct = migration_rows(empty_database)
     assert len(applied) == 1 and len(up_to_date) == 2, logs
     assert applied[0] == rows == distinct > 10, (applied, rows, distinct)
 
     # a newer version's migration in the database: refused, nothing applied or served
     import psycopg
 
-    with psycopg.connect(shared_database, autocommit=True) as conn:
+    with psycopg.connect(empty_database, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO django_migrations (app, name, applied) "
             "VALUES ('agents', '9999_from_the_future', now())"
         )
     state = tmp_path / "newer"
     done = run_cli(
-        ["gateway", "run", "--port", "0"], gateway_env(state, {"DATABASE_URL": shared_database})
+        ["gateway", "run", "--port", "0"], gateway_env(state, {"DATABASE_URL": empty_database})
     )
     assert done.returncode == 2, done
     assert done.stderr.strip() == (
@@ -69,9 +69,9 @@ async def test_three_gateways_migrate_once(
         "restore a backup taken before the upgrade"
     ), done.stderr
     assert "listening" not in done.stdout
-    assert migration_rows(shared_database) == (rows + 1, distinct + 1)
+    assert migration_rows(empty_database) == (rows + 1, distinct + 1)
     # the migrate service's command says the same
-    done = run_cli(["gateway", "migrate"], gateway_env(state, {"DATABASE_URL": shared_database}))
+    done = run_cli(["gateway", "migrate"], gateway_env(state, {"DATABASE_URL": empty_database}))
     assert done.returncode == 2 and "9999_from_the_future" in done.stderr, done
 
 

@@ -155,13 +155,13 @@ def sse_through_proxy(proxy: Nginx, session_key: str) -> None:
 async def test_compose_topology_as_processes(
     gateway_factory: GatewayFactory,
     worker_factory: WorkerFactory,
-    shared_database: str,
+    empty_database: str,
     tmp_path,
     cleanup: list,
 ) -> None:
     require_redis()
     prefix = f"wmtopo-{uuid.uuid4().hex[:12]}"
-    env = scaled_env(shared_database, prefix)
+    env = scaled_env(empty_database, prefix)
     cleanup.append(lambda: delete_unacked(env["WINGMAN_CELERY_QUEUE"]))
     cleanup.append(lambda: delete_redis_prefix(prefix, E2E_REDIS_URL))
     topo = await start_topology(gateway_factory, worker_factory, env, tmp_path, cleanup)
@@ -179,9 +179,9 @@ async def test_compose_topology_as_processes(
         waited = await c.ok("agent.wait", {"runId": run_id, "timeoutMs": 20_000}, timeout=25)
         assert waited["status"] == "ok", waited
         assert await last_message(c, key) == ("assistant", stream_text(60))
-        await check_routine_fired(c, topo, shared_database, routine_id, due)
-        await check_webhook(c, topo, shared_database, hook["secret"])
-    row = run_row(shared_database, run_id)
+        await check_routine_fired(c, topo, empty_database, routine_id, due)
+        await check_webhook(c, topo, empty_database, hook["secret"])
+    row = run_row(empty_database, run_id)
     assert (row["status"], row["executor"], row["owner_pid"]) == ("ok", "celery", topo.worker.pid)
 
     # the restarted gateway serves again; both serve through the proxy (round robin)

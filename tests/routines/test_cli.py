@@ -4,6 +4,7 @@ dir (SQLite), an agent from ``wingman init``; refusals are one line, exit 2, not
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -14,14 +15,27 @@ from tests.gateway.gateway_process import gateway_env, run_cli
 ADD = ["routines", "add", "--name", "news", "--agent", "main", "--prompt", "the news please"]
 
 
-@pytest.fixture
-def state(tmp_path) -> tuple[Path, dict[str, str]]:
-    """A state dir with the offline starter agent ``main``."""
-    state = tmp_path / "state"
-    env = gateway_env(state)
-    result = run_cli(["init"], env)
+@pytest.fixture(scope="module")
+def initialized(tmp_path_factory) -> Path:
+    """A state dir after ``wingman init`` (the offline starter agent ``main``), made once:
+    each test works on its own copy (``fresh_state``)."""
+    state = tmp_path_factory.mktemp("routines-cli") / "state"
+    result = run_cli(["init"], gateway_env(state))
     assert result.returncode == 0, result.stderr
-    return state, env
+    return state
+
+
+def fresh_state(initialized: Path, state: Path) -> dict[str, str]:
+    """Copy the initialized state dir to ``state``; the environment of a CLI on it."""
+    shutil.copytree(initialized, state)
+    return gateway_env(state)
+
+
+@pytest.fixture
+def state(initialized, tmp_path) -> tuple[Path, dict[str, str]]:
+    """A state dir of this test with the offline starter agent ``main``."""
+    state = tmp_path / "state"
+    return state, fresh_state(initialized, state)
 
 
 def wingman(env: dict[str, str], *args: str):
@@ -98,7 +112,7 @@ def test_unknown_id_and_nothing_to_change(state):
     assert result.returncode == 2 and "nothing to change" in result.stderr
 
 
-def test_export_import_round_trip(state, tmp_path):
+def test_export_import_round_trip(state, initialized, tmp_path):
     _, env = state
     ok_json(wingman(env, *ADD, "--cron", "0 9 * * 1-5", "--id", "daily", "--json"))
     ok_json(wingman(env, *ADD, "--every", "15m", "--id", "often", "--disabled", "--json"))
@@ -107,8 +121,7 @@ def test_export_import_round_trip(state, tmp_path):
     assert exported[0]["cron"] == "0 9 * * 1-5" and exported[1]["enabled"] is False
     file = tmp_path / "routines.json"
     file.write_text(json.dumps(exported))
-    other = gateway_env(tmp_path / "other")
-    assert run_cli(["init"], other).returncode == 0
+    other = fresh_state(initialized, tmp_path / "other")
     imported = wingman(other, "routines", "import", str(file))
     assert imported.returncode == 0 and "2 created" in imported.stdout, imported.stderr
     assert ok_json(wingman(other, "routines", "export")) == exported

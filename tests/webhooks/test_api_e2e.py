@@ -29,9 +29,18 @@ def write_agents(state_dir: Path) -> None:
 
 
 @pytest.fixture
-def server(gateway_factory, tmp_path, each_server) -> GatewayProcess:  # noqa: F811
+def server(gateway_factory, tmp_path) -> GatewayProcess:
+    """A gateway (default ASGI server) with the echo agent ``main``."""
+    state = tmp_path / "gw"
+    write_agents(state)
+    return gateway_factory(state_dir=state)
+
+
+@pytest.fixture
+def server_of_each(gateway_factory, tmp_path, each_server) -> GatewayProcess:  # noqa: F811
     """On each ASGI server: the test delivery goes to the address the request came in on
-    (the ASGI scope's ``server``), which both servers fill."""
+    (the ASGI scope's ``server``), which both servers fill. The first test checks that on
+    both; the others (nothing server-specific) run on the default one."""
     state = tmp_path / "gw"
     write_agents(state)
     return gateway_factory({"WINGMAN_ASGI_SERVER": each_server}, state_dir=state)
@@ -40,6 +49,12 @@ def server(gateway_factory, tmp_path, each_server) -> GatewayProcess:  # noqa: F
 @pytest.fixture
 def api(server: GatewayProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.http_url, headers=AUTH, timeout=15.0) as client:
+        yield client
+
+
+@pytest.fixture
+def api_of_each(server_of_each: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server_of_each.http_url, headers=AUTH, timeout=15.0) as client:
         yield client
 
 
@@ -53,7 +68,8 @@ def finished_run(api: httpx.Client, run_id: str, timeout: float = 15.0) -> dict:
     raise AssertionError(f"run {run_id} did not finish in {timeout}s")
 
 
-def test_a_test_delivery_goes_through_the_real_endpoint(api):
+def test_a_test_delivery_goes_through_the_real_endpoint(api_of_each):
+    api = api_of_each
     created = api.post("/api/webhooks", json={"id": "ci", "name": "CI", "agentId": "main"})
     assert created.status_code == 201, created.text
 

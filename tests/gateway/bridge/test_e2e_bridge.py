@@ -21,6 +21,13 @@ pytestmark = pytest.mark.e2e
 DIALECTS = ("canonical", "jsonrpc", "wingman_client")
 
 
+@pytest.fixture
+def gateway(shared_gateway: GatewayProcess) -> GatewayProcess:
+    """One gateway for this module's tests on the default configuration: each opens its own
+    bridge sessions and changes nothing the others see."""
+    return shared_gateway
+
+
 def reply_to(frame: dict[str, Any], rid: Any) -> bool:
     return frame.get("id") == rid and frame.get("type") != "event"
 

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -92,11 +93,15 @@ def test_announce_discover_and_withdraw_inside_a_network_namespace(netns, tmp_pa
         # one TXT string per key, exactly these keys
         assert added.split()[2] == "auth,capabilities,path,transport,version", added
 
-        result = run_cli(
-            ["gateway", "discover", "--timeout", "3000", "--json"],
-            gw.env,
-            cmd=netns_exec(netns, wingman_command()),
-        )
+        # both forms at the same time: each listens for its whole timeout
+        with ThreadPoolExecutor(2) as pool:
+            result, text = pool.map(
+                lambda args: run_cli(args, gw.env, cmd=netns_exec(netns, wingman_command())),
+                [
+                    ["gateway", "discover", "--timeout", "3000", "--json"],
+                    ["gateway", "discover", "--timeout", "2000"],
+                ],
+            )
         assert result.returncode == 0, (result.stdout, result.stderr)
         found = json.loads(result.stdout)
         ours = [g for g in found if g["name"] == name]
@@ -107,11 +112,6 @@ def test_announce_discover_and_withdraw_inside_a_network_namespace(netns, tmp_pa
         assert g["transport"] == "ws" and g["version"]
         assert "agent" in g["capabilities"] and "health" in g["capabilities"]
 
-        text = run_cli(
-            ["gateway", "discover", "--timeout", "2000"],
-            gw.env,
-            cmd=netns_exec(netns, wingman_command()),
-        )
         assert text.returncode == 0, text.stderr
         assert f"{name}  ws://127.0.0.1:{gw.port}/ws  auth required (token)" in text.stdout
 
