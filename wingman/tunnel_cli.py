@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -25,6 +26,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEFAULT_PORT = 18789
+#: How long closing the connection through the tunnel may take when it is closed.
+CLOSE_SECONDS = 3.0
 
 
 def add_tunnel_command(sub: argparse._SubParsersAction) -> None:
@@ -196,7 +199,10 @@ async def _hold_forward(tunnel: Tunnel, args: argparse.Namespace) -> int:
         while tunnel.alive():  # noqa: ASYNC110 - ssh is a child process: polled, no event
             await asyncio.sleep(0.2)
     finally:
-        await client.close()
+        # bounded: Ctrl+C must close the tunnel at once, even when the gateway's answer to
+        # the WebSocket close never comes back through it
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.close(), CLOSE_SECONDS)
     print(f"wingman: tunnel failed: {tunnel.failure()}", file=sys.stderr)
     return EXIT_FAIL
 

@@ -59,8 +59,7 @@ class Connection:
         browser: BrowserCredentials | None = None,
     ) -> None:
         self.transport = transport
-        #: Written after the WebSocket connections in a fan-out (the HTTP bridge's queues).
-        self.writes_last = bool(getattr(transport, "writes_last", False))
+        self.writes_last = bool(getattr(transport, "writes_last", False))  # a bridge queue
         self.hub = hub
         self.client_ip = client_ip
         #: Cookie and Origin of the upgrade request (browser login, see webauth.py).
