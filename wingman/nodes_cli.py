@@ -23,6 +23,7 @@ from wingman.remote_cli import (
     add_connection_arguments,
     err,
     print_json,
+    print_rows,
     with_gateway,
 )
 
@@ -187,31 +188,25 @@ def _node_line(row: dict[str, Any]) -> str:
 def cmd_nodes_list(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         nodes = (await client.call("node.list"))["nodes"]
-        if args.json:
-            print_json(nodes)
-        elif not nodes:
-            print("No nodes. Start one: openclaw node run --host <gateway host> --port <port>")
-        for row in [] if args.json else nodes:
-            print(_node_line(row))
-        return EXIT_OK
+        empty = "No nodes. Start one: openclaw node run --host <gateway host> --port <port>"
+        return print_rows(nodes, as_json=args.json, empty=empty, line=_node_line)
 
     return _run(args, body)
+
+
+def _node_request_line(row: dict[str, Any]) -> str:
+    needs = ", ".join(row["requiredApproveScopes"])
+    return (
+        f"{row['requestId']}  {row.get('displayName') or row['nodeId'][:16]} "
+        f"from {row.get('remoteIp') or '?'} — {', '.join(row['commands'])} (needs {needs})"
+    )
 
 
 def cmd_nodes_pending(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         pending = (await client.call("node.pair.list"))["pending"]
-        if args.json:
-            print_json(pending)
-        elif not pending:
-            print("No pending node requests.")
-        for row in [] if args.json else pending:
-            needs = ", ".join(row["requiredApproveScopes"])
-            print(
-                f"{row['requestId']}  {row.get('displayName') or row['nodeId'][:16]} "
-                f"from {row.get('remoteIp') or '?'} — {', '.join(row['commands'])} (needs {needs})"
-            )
-        return EXIT_OK
+        empty = "No pending node requests."
+        return print_rows(pending, as_json=args.json, empty=empty, line=_node_request_line)
 
     return _run(args, body)
 
@@ -313,21 +308,28 @@ def _print_payload(payload: Any) -> int:
 
 
 # devices -------------------------------------------------------------------------------------
+def _device_line(row: dict[str, Any]) -> str:
+    token = "token" if row.get("hasToken") else "no token"
+    return (
+        f"{row['deviceId'][:16]}  {row.get('displayName') or '(unnamed)'} "
+        f"[{row['role']}, {token}] {','.join(row.get('scopes') or []) or '-'} "
+        f"at {row.get('address') or '?'}, last seen {_seen(row.get('lastSeenMs'))}"
+    )
+
+
+def _device_request_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['requestId']}  {row.get('displayName') or row['deviceId'][:16]} "
+        f"[{row['role']}] {','.join(row.get('scopes') or []) or '-'} "
+        f"from {row.get('remoteIp') or '?'}"
+    )
+
+
 def cmd_devices_list(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         paired = (await client.call("device.pair.list"))["paired"]
-        if args.json:
-            print_json(paired)
-        elif not paired:
-            print("No paired devices.")
-        for row in [] if args.json else paired:
-            token = "token" if row.get("hasToken") else "no token"
-            print(
-                f"{row['deviceId'][:16]}  {row.get('displayName') or '(unnamed)'} "
-                f"[{row['role']}, {token}] {','.join(row.get('scopes') or []) or '-'} "
-                f"at {row.get('address') or '?'}, last seen {_seen(row.get('lastSeenMs'))}"
-            )
-        return EXIT_OK
+        empty = "No paired devices."
+        return print_rows(paired, as_json=args.json, empty=empty, line=_device_line)
 
     return _run(args, body)
 
@@ -335,17 +337,8 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 def cmd_devices_pending(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         pending = (await client.call("device.pair.list"))["pending"]
-        if args.json:
-            print_json(pending)
-        elif not pending:
-            print("No pending devices.")
-        for row in [] if args.json else pending:
-            print(
-                f"{row['requestId']}  {row.get('displayName') or row['deviceId'][:16]} "
-                f"[{row['role']}] {','.join(row.get('scopes') or []) or '-'} "
-                f"from {row.get('remoteIp') or '?'}"
-            )
-        return EXIT_OK
+        empty = "No pending devices."
+        return print_rows(pending, as_json=args.json, empty=empty, line=_device_request_line)
 
     return _run(args, body)
 

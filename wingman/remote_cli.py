@@ -74,6 +74,20 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def print_rows(
+    rows: list[dict[str, Any]], *, as_json: bool, empty: str, line: Callable[[dict], str]
+) -> int:
+    """A listing command's output: the rows as JSON, or one ``line`` each (``empty`` when
+    there are none). Returns EXIT_OK."""
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        print(empty)
+    for row in [] if as_json else rows:
+        print(line(row))
+    return EXIT_OK
+
+
 def call_error(exc) -> str:
     """A refused call as ``CODE: message`` (with the fields a validation error names)."""
     details = (exc.error or {}).get("details")

@@ -23,6 +23,7 @@ from wingman.remote_cli import (
     add_connection_arguments,
     err,
     print_json,
+    print_rows,
     with_gateway,
 )
 
@@ -76,17 +77,16 @@ def add_commands(top: argparse._SubParsersAction) -> None:
 
 
 # commands ------------------------------------------------------------------------------------
+def _room_line(room: dict[str, Any]) -> str:
+    agents = ", ".join(room["agents"]) or "no agents"
+    return f"{room['id']}  {room['name']} [{room['strategy']}] — {agents}"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     async def body(client) -> int:
         rooms = (await client.call("rooms.list"))["rooms"]
-        if args.json:
-            print_json(rooms)
-        elif not rooms:
-            print("No rooms. Create one: wingman rooms create NAME --agent ID --agent ID")
-        for room in [] if args.json else rooms:
-            agents = ", ".join(room["agents"]) or "no agents"
-            print(f"{room['id']}  {room['name']} [{room['strategy']}] — {agents}")
-        return EXIT_OK
+        empty = "No rooms. Create one: wingman rooms create NAME --agent ID --agent ID"
+        return print_rows(rooms, as_json=args.json, empty=empty, line=_room_line)
 
     return with_gateway(args, body)
 
