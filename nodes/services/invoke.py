@@ -95,14 +95,22 @@ async def node_invoke(
     cancelled, disconnected)."""
     timeout = timeout_ms or DEFAULT_TIMEOUT_MS
     invoke_id = str(uuid.uuid4())
-    live = await shared.run(
-        _open_invoke,
-        node_id=node_id,
-        command=command,
-        caller_scopes=caller_scopes,
-        invoke_id=invoke_id,
-        ttl=timeout // 1000 + 60,
-    )
+    hub = await get_hub()
+    # Listen before reading the node's live entry: a node leaving after that read is then
+    # heard (its GONE), never missed between the read and the listen.
+    listener = await hub.listen(result_topic(node_id))
+    try:
+        live = await shared.run(
+            _open_invoke,
+            node_id=node_id,
+            command=command,
+            caller_scopes=caller_scopes,
+            invoke_id=invoke_id,
+            ttl=timeout // 1000 + 60,
+        )
+    except BaseException:
+        await hub.unlisten(listener)
+        raise
     request = {
         "id": invoke_id,
         "nodeId": node_id,
@@ -112,7 +120,7 @@ async def node_invoke(
         "idempotencyKey": idempotency_key or invoke_id,
     }
     _stats["nodeInvokes"] += 1
-    answer = await _round_trip(node_id, live["connId"], request, timeout)
+    answer = await _round_trip(listener, node_id, live["connId"], request, timeout)
     return _result(node_id, command, answer)
 
 
@@ -139,15 +147,14 @@ def _decide(invoke_id: str, node_id: str | None = None) -> bool:
 
 
 async def _round_trip(
-    node_id: str, conn_id: str, request: dict[str, Any], timeout_ms: int
+    listener, node_id: str, conn_id: str, request: dict[str, Any], timeout_ms: int
 ) -> dict[str, Any]:
-    """Publish the request and wait for its answer; clean up whatever happens."""
+    """Publish the request and wait (on ``listener``, the node's result topic) for its
+    answer; clean up whatever happens."""
     hub = await get_hub()
     invoke_id = request["id"]
     decided = False
-    listener = None
     try:
-        listener = await hub.listen(result_topic(node_id))
         await publish_topic(node_topic(node_id), ev.NODE_INVOKE_REQUEST, request)
         async with asyncio.timeout(timeout_ms / 1000):
             async for event in listener:
@@ -167,8 +174,7 @@ async def _round_trip(
             "TIMEOUT", f"node invoke timed out after {timeout_ms} ms", dispatched=True
         ) from None
     finally:
-        if listener is not None:
-            await hub.unlisten(listener)
+        await hub.unlisten(listener)
         if not decided and await shared.run(_decide, invoke_id):
             cancel = {"id": invoke_id, "invokeId": invoke_id, "nodeId": node_id}
             await publish_topic(node_topic(node_id), ev.NODE_INVOKE_CANCEL, cancel)
