@@ -19,6 +19,12 @@ logger = logging.getLogger("wingman.gateway")
 #: How long the drain may take before the process stops anyway.
 DRAIN_SECONDS = 3.0
 LISTEN_BACKLOG = 2048
+#: How long an idle HTTP keep-alive connection stays open (uvicorn's default is 5 s). Longer
+#: than the idle expiry of common clients (httpx 5 s, aiohttp 15 s, undici 4 s) so the client
+#: closes first: a server closing at the client's own 5 s races the client's next request on
+#: that connection, which then fails (ECONNRESET) and a webhook sender sees an error for a
+#: delivery the gateway never read. nginx's default is the same 75 s.
+HTTP_KEEP_ALIVE_SECONDS = 75
 #: gc generation-0 threshold while serving (Python's default is 700).
 GC_THRESHOLD = 20_000
 
@@ -119,7 +125,12 @@ def tune_gc() -> None:
     """Everything imported so far lives as long as the process: keep it out of the cyclic
     GC's scans (``freeze``), whose full passes otherwise set the fan-out p99 with 1000
     sockets open; and collect the young generation less often (every 20k allocations
-    instead of 700: a connect storm otherwise runs hundreds of collections)."""
+    instead of 700: a connect storm otherwise runs hundreds of collections). The apps'
+    preloads (the agent runtime) are imported first, so they are frozen too and the first
+    run does not wait for them."""
+    from gateway.delivery import extensions
+
+    extensions.preload()
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 50, 50)
