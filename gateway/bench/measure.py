@@ -32,9 +32,10 @@ from gateway.bench.client import CLOSE_TIMEOUT, BenchError, Client, Endpoint
 CONNECT_TIMEOUT = 30.0
 PING_TIMEOUT = 5.0
 FANOUT_TIMEOUT = 10.0
-#: Pause before each fan-out trigger. More than twice the hub's presence coalescing window
-#: (gateway/delivery/hub.py, PRESENCE_COALESCE_SECONDS = 0.2): the previous trigger's disconnect has
-#: been flushed and the next connect is flushed at once, alone in its own ``presence`` event.
+#: Pause before each fan-out trigger. More than twice the presence coalescing window
+#: (gateway/delivery/presence.py, Tracker.COALESCE_SECONDS = 0.2): the previous trigger's
+#: disconnect has been flushed and the next connect is flushed at once, alone in its own
+#: ``presence`` event.
 TRIGGER_GAP = 0.5
 #: Pause after the connect storm before the RSS sample and the pings.
 SETTLE = 1.0

@@ -215,9 +215,12 @@ class Tracker:
             self._last_flush = time.monotonic()
             if not changes:
                 return
-            # Publish first: clients should not wait for the cache write of the full list.
+            # Store, then publish: a client that reacts to the delta by asking for the list
+            # (system-presence, on any process) must find the change in it (under load the
+            # delta arrived first and the list lacked the connection it announced).
             try:
                 version = await bump_version()
+                await store_process(self.process_id, self.entries)
             except outage.ERRORS as exc:
                 self._keep(changes, exc)
                 return
@@ -225,7 +228,6 @@ class Tracker:
                 self.on_recovered()
             sv = {"presence": version, "health": HEALTH_VERSION}
             await self._publish({"entries": changes, "stateVersion": sv})
-            await store_process(self.process_id, self.entries)
 
     def _keep(self, changes: list[dict[str, Any]], exc: BaseException) -> None:
         """Redis is down: keep the changes (the last one per connection, so they stay
