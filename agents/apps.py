@@ -27,5 +27,6 @@ class AgentsConfig(AppConfig):
                 stats=local.stats,
                 stored=selectors.stored_counts,
                 background=(sweep_forever,),
+                preload=("agents.runtime.runner",),
             )
         )

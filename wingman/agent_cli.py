@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.protocol.events import AGENT_TERMINAL
 from wingman.remote_cli import gateway_url, local_pin
 
 EXIT_OK, EXIT_FAIL, EXIT_CANCELLED = 0, 1, 130
@@ -59,8 +58,12 @@ class _Printer:
     """Writes a run's events to the terminal as they arrive."""
 
     def __init__(self, as_json: bool) -> None:
+        # imported here: the protocol's models cost ~0.2 s at the start of every command
+        from gateway.protocol.events import AGENT_TERMINAL
+
         self.as_json = as_json
         self.terminal: dict[str, Any] | None = None
+        self.terminal_kinds = AGENT_TERMINAL
 
     def __call__(self, step: dict[str, Any]) -> None:
         kind = step.get("type")
@@ -77,7 +80,7 @@ class _Printer:
             print(
                 f"[tool] {step['toolName']} → {str(step.get('toolOutput'))[:200]}", file=sys.stderr
             )
-        if kind in AGENT_TERMINAL:
+        if kind in self.terminal_kinds:
             self.terminal = step
             if not self.as_json:
                 print()

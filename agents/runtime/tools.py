@@ -8,6 +8,7 @@ from pathlib import Path
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
+from agents.runtime.toolnames import is_known as is_known  # re-exported
 from gateway.delivery import extensions
 
 MAX_READ_BYTES = 256 * 1024
@@ -70,11 +71,6 @@ BUILTIN_TOOLS: dict[str, Callable[[Path], Callable[..., str]]] = {
     "read_file": _read_file,
     "write_file": _write_file,
 }
-
-
-def is_known(name: str) -> bool:
-    """A built-in tool, or one an app provides (``node:<node>:<command|*>``)."""
-    return name in BUILTIN_TOOLS or extensions.tool_provider(name) is not None
 
 
 def build_tools(names: list[str], working_folder: Path) -> list[BaseTool]:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from agents.models import Agent, Binding, PeerKind, Session
-from agents.runtime.tools import BUILTIN_TOOLS, is_known
+from agents.runtime.toolnames import BUILTIN_TOOL_NAMES, is_known
 from gateway.protocol.errors import ErrorCode, GatewayError
 
 DEFAULT_AGENT_ID = "main"
@@ -205,7 +205,7 @@ def agent_check(agent: Agent) -> None:
         unknown = sorted(t for t in agent.tools if not is_known(t))
         if unknown:
             errors.setdefault("tools", []).append(
-                f"unknown tool(s) {unknown}; known: {sorted(BUILTIN_TOOLS)} "
+                f"unknown tool(s) {unknown}; known: {sorted(BUILTIN_TOOL_NAMES)} "
                 "and node tools node:<nodeId|name>:<command|*>"
             )
     provider, sep, name = agent.model.partition(":")

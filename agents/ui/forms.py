@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from agents.models import AGENT_ID, Agent, PeerKind
-from agents.runtime.tools import BUILTIN_TOOLS
+from agents.runtime.toolnames import BUILTIN_TOOL_NAMES
 from gateway.ui.forms import ServiceForm
 
 
@@ -29,7 +29,7 @@ class AgentForm(ServiceForm):
         label="System prompt", required=False, widget=forms.Textarea(attrs={"rows": 5})
     )
     tools = forms.MultipleChoiceField(
-        choices=[(name, name) for name in sorted(BUILTIN_TOOLS)],
+        choices=[(name, name) for name in sorted(BUILTIN_TOOL_NAMES)],
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="file tools work inside the session's working folder",

@@ -11,6 +11,7 @@ do not.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -78,6 +79,10 @@ class Extension:
     authority: DeviceAuthority | None = None
     #: Agent tools the app provides, by the prefix of their configured name (``node``).
     tools: Mapping[str, ToolProvider] = field(default_factory=dict)
+    #: Modules a serving process (gateway, worker) imports at start, before its GC tuning
+    #: freezes what startup made, but that ``django.setup()`` alone (the CLI, the admin,
+    #: migrations) must not pay for: the agent runtime (LangChain, ~1 s of CPU).
+    preload: tuple[str, ...] = ()
 
 
 _registered: dict[str, Extension] = {}
@@ -142,6 +147,13 @@ def authority() -> DeviceAuthority | None:
     if len(found) > 1:
         raise ValueError("more than one device authority registered")
     return found[0] if found else None
+
+
+def preload() -> None:
+    """Import every app's :attr:`Extension.preload` modules (a serving process, at start)."""
+    for ext in _registered.values():
+        for module in ext.preload:
+            importlib.import_module(module)
 
 
 def tool_provider(name: str) -> ToolProvider | None:

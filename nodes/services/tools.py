@@ -9,11 +9,10 @@ it), so the invoke runs with every operator scope, ``system.run`` included.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from channels.db import database_sync_to_async
-from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from gateway.protocol.errors import GatewayError
@@ -24,6 +23,10 @@ from nodes.services import invoke
 PREFIX = "node"
 _NAME = re.compile(r"^node:([^:]+):([\w.*-]+)$")
 TOOL_TIMEOUT_MS = 30_000
+
+if TYPE_CHECKING:  # LangChain is imported where a tool is made: only a process running
+    # agents needs it, not every ``django.setup()`` (the CLI, the admin) through apps.py
+    from langchain_core.tools import StructuredTool
 
 
 class NodeToolArgs(BaseModel):
@@ -40,6 +43,8 @@ def tool_name(label: str, command: str) -> str:
 
 
 def _node_tool(node_id: str, label: str, command: str) -> StructuredTool:
+    from langchain_core.tools import StructuredTool, ToolException
+
     async def call(params: dict[str, Any] | None = None, timeout_ms: int | None = None) -> str:
         try:
             result = await invoke.node_invoke(
@@ -68,6 +73,8 @@ async def node_tools(name: str) -> list[StructuredTool]:
     """The tools ``name`` (``node:<ref>:<command|*>``) stands for; ``ToolException`` for a
     malformed name. An unknown node still gets its explicit command (the invoke then says
     the node is not connected), and ``*`` of an unknown node gives no tool."""
+    from langchain_core.tools import ToolException
+
     match = _NAME.match(name)
     if match is None:
         raise ToolException(f"bad node tool {name!r}: expected node:<nodeId|name>:<command|*>")
