@@ -7,7 +7,7 @@ It connects over a WebSocket, or over the HTTP bridge (``--transport http``, or 
 when a proxy refuses the upgrade: ``--auto-transport``, the default), speaking the same
 frames either way (``wingman.client.open_socket``).
 
-It registers (``register {name, capabilities, token}``), joins its groups
+It registers (``register {name, capabilities, token|password}``), joins its groups
 (``join_group {groupName, createIfNotExists}``), prints what it receives, answers the
 gateway's ``ping`` with ``pong`` and pings every ``--ping-interval`` seconds. When the
 connection drops it reconnects with backoff (0.5 s doubling to 10 s) and registers and
@@ -26,14 +26,15 @@ import contextlib
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from typing import Any
 
-import websockets
-
 from wingman.agent_cli import add_transport_arguments
-from wingman.client import open_socket
+
+# ``websockets`` and ``wingman.client`` (httpx) are imported where a node connects: every
+# ``wingman`` command builds this one's flags, and they cost ~0.4 s at each start.
 
 EXIT_FAIL = 1
 BACKOFF_START = 0.5
@@ -69,6 +70,11 @@ def add_join_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="node name (default: this host's name)")
     p.add_argument("--token", default=None, help="gateway token (default WINGMAN_GATEWAY_TOKEN)")
     p.add_argument(
+        "--password",
+        default=None,
+        help="gateway password, for a gateway in password mode (default WINGMAN_GATEWAY_PASSWORD)",
+    )
+    p.add_argument(
         "--group",
         action="append",
         default=[],
@@ -101,6 +107,7 @@ class Node:
         self.tls_fingerprint = args.tls_fingerprint
         self.name = args.name or socket.gethostname()
         self.token = args.token or os.environ.get("WINGMAN_GATEWAY_TOKEN")
+        self.password = args.password or os.environ.get("WINGMAN_GATEWAY_PASSWORD")
         self.capabilities = list(args.capability)
         self.groups: dict[str, str] = {}  # name -> id
         self.wanted = list(dict.fromkeys(args.group))
@@ -108,6 +115,7 @@ class Node:
         self.node_id: str | None = None
         self.ws: Any = None
         self.stopped = False
+        self.exit_code = 0
 
     async def send(self, frame: dict[str, Any]) -> None:
         if self.ws is None:
@@ -116,6 +124,8 @@ class Node:
         await self.ws.send(json.dumps({**frame, "timestamp": _now()}))
 
     async def run(self) -> int:
+        import websockets
+
         backoff = BACKOFF_START
         stdin = asyncio.create_task(self._stdin())
         try:
@@ -132,15 +142,20 @@ class Node:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             stdin.cancel()
-        return 0
+        return self.exit_code
 
     async def _connection(self) -> bool:
         """One connection (WebSocket or bridge session) from open to close; True if the node
         registered on it."""
+        from wingman.client import open_socket
+
         ws, used = await open_socket(
             self.url, transport=self.transport, tls_fingerprint=self.tls_fingerprint
         )
         self.ws = ws
+        if self.stopped:  # /quit came while connecting
+            await ws.close()
+            return False
         _out(f"connected to {self.url} over {TRANSPORT_NAMES[used]}")
         try:
             return await self._session(ws)
@@ -151,11 +166,15 @@ class Node:
     async def _session(self, ws) -> bool:
         """Register, join, then print what arrives until the socket closes. True if it
         registered (the backoff starts over)."""
+        import websockets
+
         payload: dict[str, Any] = {"name": self.name}
         if self.capabilities:
             payload["capabilities"] = self.capabilities
         if self.token:
             payload["token"] = self.token
+        if self.password:
+            payload["password"] = self.password
         await self.send({"type": "register", "payload": payload})
         pinger = asyncio.create_task(self._ping())
         try:
@@ -199,6 +218,15 @@ class Node:
             _out(f"direct from {frame.get('nodeId')}: {json.dumps(payload, ensure_ascii=False)}")
         elif kind == "error":
             _out(f"error {payload.get('code')}: {payload.get('message')}")
+            if payload.get("code") == "AUTH_FAILED" and self.node_id is None:
+                # a refused credential does not get better by retrying it
+                print(
+                    "wingman: the gateway refused this node's credentials (AUTH_FAILED): "
+                    "check --token / --password",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.stopped, self.exit_code = True, EXIT_FAIL
         elif kind == "ack" and isinstance(payload, dict) and payload.get("left"):
             _out(f"left group {payload.get('groupId')}")
 
@@ -234,6 +262,17 @@ class Node:
                 await self.send({"type": "broadcast", "nodeId": self.node_id, "payload": payload})
 
     async def _stdin(self) -> None:
+        try:
+            fd = sys.stdin.fileno()
+            mode = os.fstat(fd).st_mode
+        except (AttributeError, OSError, ValueError):
+            return  # no stdin at all: nothing to send
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
+            # a file or /dev/null (a service's stdin), which the event loop cannot watch
+            while line := await asyncio.to_thread(sys.stdin.readline):
+                with contextlib.suppress(Exception):
+                    await self.command(line.strip())
+            return
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         try:
@@ -279,10 +318,20 @@ def _auto_discover(args: argparse.Namespace) -> int | None:
     g = found[0]
     auth = f"auth required ({g.auth})" if g.auth_required else "no auth"
     _out(f"discovered gateway {g.name} at {g.url} ({auth})")
-    if g.auth_required and not (args.token or os.environ.get("WINGMAN_GATEWAY_TOKEN")):
+    given = (
+        args.token,
+        args.password,
+        os.environ.get("WINGMAN_GATEWAY_TOKEN"),
+        os.environ.get("WINGMAN_GATEWAY_PASSWORD"),
+    )
+    if g.auth_required and not any(given):
+        flag = (
+            "--password or set WINGMAN_GATEWAY_PASSWORD"
+            if g.auth == "password"
+            else ("--token or set WINGMAN_GATEWAY_TOKEN")
+        )
         print(
-            f"wingman: gateway {g.name} at {g.url} requires auth ({g.auth}): pass --token "
-            "or set WINGMAN_GATEWAY_TOKEN",
+            f"wingman: gateway {g.name} at {g.url} requires auth ({g.auth}): pass {flag}",
             file=sys.stderr,
         )
         return EXIT_FAIL

@@ -189,6 +189,22 @@ async def test_auth_failed_closes(node):
     assert await ws.close_code() == 1008
 
 
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+async def test_a_password_mode_gateway_checks_the_register_password(clients, wingman_auth):
+    wingman_auth("password", password="hunter2-long")
+    ws = Wingman(clients(client=("127.0.0.1", 53001)))
+    await ws.open()
+    await ws.send({"type": "register", "payload": {"name": "pw", "password": "hunter2-long"}})
+    ack = await ws.recv()
+    assert ack["type"] == "ack" and ack["payload"]["name"] == "pw", ack
+    wrong = Wingman(clients(client=("127.0.0.1", 53002)))
+    await wrong.open()
+    await wrong.send({"type": "register", "payload": {"name": "x", "password": "nope"}})
+    err = await wrong.recv()
+    assert err["type"] == "error" and err["payload"]["code"] == "AUTH_FAILED", err
+    assert await wrong.close_code() == 1008
+
+
 async def test_max_nodes_reached(node, monkeypatch):
     monkeypatch.setenv("WINGMAN_MAX_NODES", "2")
     first, second, third = node(), node(), node()

@@ -1,7 +1,8 @@
 """The wingman-node dialect (seed 000): swarm nodes, e.g. ``wingman gateway join``.
 
-``register {name, capabilities?, token?}`` is the handshake (the token is checked like any
-credential) and the call ``nodes.register``: answered ``ack {nodeId, name}``. Then
+``register {name, capabilities?, token?, password?}`` is the handshake (the token, or the
+password of a gateway in password mode, is checked like any credential) and the call
+``nodes.register``: answered ``ack {nodeId, name}``. Then
 ``join_group`` → ``nodes.join`` (``ack {groupId, groupName}``), ``leave_group`` →
 ``nodes.leave``, ``broadcast {groupId, message}`` → ``nodes.broadcast`` (every other member
 receives ``{"type":"broadcast","nodeId":<sender>,"groupId","payload":<message>,
@@ -54,6 +55,8 @@ class RegisterPayload(Frame):
     name: str = Field(min_length=1, max_length=200)
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     token: str | None = Field(default=None, max_length=4096)
+    #: A gateway in password mode (``gateway.auth.mode: password``) checks this instead.
+    password: str | None = Field(default=None, max_length=4096)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,7 @@ class WingmanNode(Dialect):
                 caps=p.capabilities,
             ),
             token=p.token,
+            password=p.password,
             call=Call(request_id=rid, method="nodes.register", params=params),
         )
 
