@@ -7,6 +7,7 @@ chooses a channel-layer type).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,8 @@ class EncodedEvent:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_group(topic: str) -> str:
-    """Channel-layer group name for a topic (valid characters only, bounded length)."""
+    """Channel-layer group name for a topic (valid characters only, bounded length);
+    remembered, as a streaming run names its session's topic for every chunk."""
     return "gw.t." + hashlib.blake2b(topic.encode(), digest_size=12).hexdigest()

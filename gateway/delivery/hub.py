@@ -44,12 +44,14 @@ class Socket(Protocol):
     conn_id: str
     topics: set[str]
     subscriptions: set[str]
-    #: Written after the others in a fan-out (an HTTP bridge session).
+    #: Written after the others in a fan-out (an HTTP bridge session being long-polled).
     writes_last: bool
 
     def render_event(self, event: EncodedEvent) -> str | None: ...
 
     async def send_event(self, text: str, *, now: bool = False) -> None: ...
+
+    def send_event_nowait(self, text: str, *, now: bool = False) -> bool: ...
 
     async def close(self, code: int) -> None: ...
 
@@ -257,11 +259,16 @@ class Hub:
                 await self.seat.leave(topic)
 
     async def listen(
-        self, topic: str, *, key: str | None = None, max_bytes: int | None = None
+        self,
+        topic: str,
+        *,
+        key: str | None = None,
+        max_bytes: int | None = None,
+        want: Callable[[EncodedEvent], bool] | None = None,
     ) -> TopicListener:
-        """Subscribe a :class:`TopicListener` to ``topic`` (its events with ``key``, at most
-        ``max_bytes`` of them unread); always :meth:`unlisten` it."""
-        listener = TopicListener(topic, key, max_bytes)
+        """Subscribe a :class:`TopicListener` to ``topic`` (its events with ``key`` that
+        ``want`` accepts, at most ``max_bytes`` of them unread); always :meth:`unlisten` it."""
+        listener = TopicListener(topic, key, max_bytes, want)
         first = topic not in self.topics and topic not in self.listeners
         # Registered before the await, so a socket leaving the topic meanwhile keeps the group.
         self.listeners.setdefault(topic, set()).add(listener)
@@ -285,10 +292,12 @@ class Hub:
             listener.offer(event)
 
     # delivery --------------------------------------------------------------------------
-    async def _deliver_envelope(self, message: dict[str, Any]) -> None:
-        """An event another process published."""
+    async def _deliver_envelope(self, message: dict[str, Any], last: bool = True) -> None:
+        """An event another process published (``last``: the last of what arrived together,
+        so the sockets' coalescing windows write it all out now: the window is for a stream
+        arriving piece by piece, and holding a batch that came in one message only delays it)."""
         event = EncodedEvent.from_envelope(message)
-        await self._send_each(self._targets(message), event)
+        await self._send_each(self._targets(message), event, flush=last)
         if self.listeners and "topic" in message:
             self._notify(message["topic"], event)
 
@@ -313,18 +322,21 @@ class Hub:
         """Deliver to every local established connection that wants the event."""
         return await self._send_each(list(self.connections.values()), event)
 
-    async def _send_each(self, targets: list[Socket], event: EncodedEvent) -> int:
+    async def _send_each(
+        self, targets: list[Socket], event: EncodedEvent, *, flush: bool = False
+    ) -> int:
         sent = 0
-        now = event.name in ev.REQUEST_EVENTS
+        now = flush or event.name in ev.REQUEST_EVENTS
         last = [conn for conn in targets if conn.writes_last]
-        if last:  # WebSocket frames first: a bridge answer costs several of them
+        if last:  # long-polled bridge sessions last: their polls answer after the fan-out
             targets = [conn for conn in targets if not conn.writes_last] + last
         for conn in targets:
             text = conn.render_event(event)
             if text is None:
                 continue
             try:
-                await conn.send_event(text, now=now)
+                if not conn.send_event_nowait(text, now=now):
+                    await conn.send_event(text, now=now)
                 sent += 1
             except Exception:
                 logger.debug("send to %s failed", conn.conn_id, exc_info=True)

@@ -16,6 +16,9 @@ class TopicListener:
     order, only those with ``key`` when one is given (a run's events on its session's
     topic); made by :meth:`Hub.listen`, ended by :meth:`Hub.unlisten`.
 
+    With ``want``, only the events it accepts are queued (e.g. a run's terminal event, so
+    a follower waiting for it is not woken by every streamed chunk).
+
     With ``max_bytes``, an owner that falls behind by more than that many payload bytes (it
     cannot write them out: its client stopped reading) is cut off, like a slow socket:
     ``overflowed`` is set, ``on_overflow`` is called once, what was queued is dropped,
@@ -23,12 +26,28 @@ class TopicListener:
     (One event alone is always queued, whatever its size.)
     """
 
-    __slots__ = ("key", "max_bytes", "on_overflow", "overflowed", "queue", "queued_bytes", "topic")
+    __slots__ = (
+        "key",
+        "max_bytes",
+        "on_overflow",
+        "overflowed",
+        "queue",
+        "queued_bytes",
+        "topic",
+        "want",
+    )
 
-    def __init__(self, topic: str, key: str | None = None, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        key: str | None = None,
+        max_bytes: int | None = None,
+        want: Callable[[EncodedEvent], bool] | None = None,
+    ) -> None:
         self.topic = topic
         self.key = key
         self.max_bytes = max_bytes
+        self.want = want
         self.queue: asyncio.Queue[EncodedEvent] = asyncio.Queue()
         self.queued_bytes = 0
         self.overflowed = False
@@ -37,6 +56,8 @@ class TopicListener:
     def offer(self, event: EncodedEvent) -> None:
         """Queue ``event`` if it is for this listener and the owner is not too far behind."""
         if self.overflowed or (self.key is not None and event.key != self.key):
+            return
+        if self.want is not None and not self.want(event):
             return
         size = len(event.payload_json)
         limit = self.max_bytes

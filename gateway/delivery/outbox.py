@@ -15,10 +15,11 @@ logger = logging.getLogger(__name__)
 
 #: At most this many envelopes travel in one channel-layer message.
 MAX_BATCH = 256
-#: While envelopes come faster than one send (a burst), a batch may wait this long to fill
-#: (fewer, larger channel-layer messages). 0: a batch is what queued during the previous
-#: send, so a sparse stream is never held back.
-LINGER_SECONDS = 0.0
+#: While envelopes come faster than one send (a burst), a batch leaves at most this long
+#: after the previous one left, so it fills (fewer, larger channel-layer messages: each
+#: costs a script on the sender, Redis and the receiver, whatever its size). Outside a
+#: burst a batch leaves at once, so a sparse stream is never held back.
+SEND_INTERVAL_SECONDS = 0.001
 #: A headless publisher yields to the sender at most this often (a yield is a loop pass).
 YIELD_SECONDS = 0.0002
 #: A headless publisher (a worker's run) waits above ``HIGH_WATER`` queued envelopes until
@@ -74,6 +75,8 @@ class Outbox:
         #: A layer that routes (``gateway.state.layer``) sends a batch as one message per
         #: process; another sends one channel-layer message per group or channel.
         self.routed = hasattr(layer, "group_members") and hasattr(layer, "send_each")
+        #: ... and a batch for one group goes in one round trip (``send_group``).
+        self.one_host = self.routed and hasattr(layer, "send_group") and layer.one_host()
         #: The seat's own channel (set once it has one): never sent to.
         self.own_channel = ""
         self._below = asyncio.Event()
@@ -101,13 +104,17 @@ class Outbox:
 
     async def run(self) -> None:
         burst = False
+        left = 0.0
         while True:
             items = [await self.queue.get()]
-            if burst and LINGER_SECONDS:  # a burst is on: let the batch fill a little
-                await asyncio.sleep(LINGER_SECONDS)
+            if burst and SEND_INTERVAL_SECONDS:  # a burst is on: let the batch fill a little
+                wait = left + SEND_INTERVAL_SECONDS - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())
             burst = len(items) > 1
+            left = time.monotonic()
             try:
                 if self.routed:
                     await self._send_routed(items)
@@ -123,8 +130,23 @@ class Outbox:
     async def _send_routed(self, items: list[Item]) -> None:
         """Everything taken, in two steps whatever the number of groups: which channels
         (processes) the groups have now, then ONE message per channel with the envelopes
-        for it, in order (the sender's own channel left out: it delivered them already)."""
+        for it, in order (the sender's own channel left out: it delivered them already).
+        A batch for one group (a streaming run's session topic) on one Redis host takes one
+        step: the same message to each member, read and written by one script."""
         try:
+            first_kind, group, _ = items[0]
+            if (
+                first_kind == "group"
+                and self.one_host
+                and all(kind == "group" and target == group for kind, target, _ in items)
+            ):
+                message = batch_envelope([envelope for _, _, envelope in items])
+                full = await self.layer.send_group(
+                    group, message, capacity_of=self.own_channel, exclude=self.own_channel
+                )
+                if full:
+                    logger.warning("%d channels full: their events were dropped", full)
+                return
             groups = sorted({target for kind, target, _ in items if kind == "group"})
             members = await self.layer.group_members(groups) if groups else {}
             per_channel: dict[str, list[dict[str, Any]]] = {}

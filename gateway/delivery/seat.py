@@ -4,8 +4,9 @@ Every process that sends or receives events has exactly one seat (per event loop
 process (its :class:`~gateway.delivery.hub.Hub` sits on it) and a Celery worker that
 executes runs (a seat without sockets). The seat owns:
 
-- one channel-layer channel and the groups the process needs (``gw.all`` and topic groups),
-  re-joined periodically because memberships expire and vanish when Redis restarts;
+- one channel-layer channel and the groups the process needs (``gw.all`` and topic groups;
+  a worker's seat needs none), re-joined periodically because memberships expire and
+  vanish when Redis restarts;
 - the ordered :class:`~gateway.delivery.outbox.Outbox` to the other processes;
 - control messages: ``send_control(seat_id, name, data)`` reaches the handlers that the
   apps registered (``gateway/delivery/extensions.py``), e.g. the run service's
@@ -43,14 +44,15 @@ _KEY_TTL = 60
 #: Longest pause between two attempts to rejoin the groups while Redis is unreachable.
 REJOIN_MAX_SECONDS = 1.0
 
-EnvelopeHandler = Callable[[dict[str, Any]], Awaitable[None]]
+#: Called with each envelope that arrived and whether it is the last of what arrived together.
+EnvelopeHandler = Callable[[dict[str, Any], bool], Awaitable[None]]
 
 
 def _seat_key(seat_id: str) -> str:
     return f"gw:hub:{seat_id}"
 
 
-async def _ignore(_message: dict[str, Any]) -> None:
+async def _ignore(_message: dict[str, Any], _last: bool) -> None:
     return None
 
 
@@ -69,7 +71,9 @@ class Seat:
         self.channel_name: str | None = None
         self.on_envelope = on_envelope
         self.stopping = False
-        self._groups: set[str] = {ALL_GROUP}
+        #: A headless seat has no sockets: it does not take the events for every socket
+        #: (``gw.all``); control messages come to its own channel.
+        self._groups: set[str] = set() if headless else {ALL_GROUP}
         self._tasks: list[asyncio.Task] = []
         self.control_handlers = extensions.control_handlers()
         #: Collects closed sockets' and ended runs' cyclic garbage (delivery/memory.py).
@@ -214,8 +218,8 @@ class Seat:
                     logger.exception("channel layer receive failed; retrying")
                 await self._rejoin()
                 continue
-            for message in messages:
-                await self._received(message)
+            for index, message in enumerate(messages, 1):
+                await self._received(message, last=index == len(messages))
 
     async def _rejoin(self) -> None:
         """Retry (with backoff) until the groups are joined again: a Redis that restarted
@@ -234,19 +238,22 @@ class Seat:
             outage.redis_state.answered()
             return
 
-    async def _received(self, message: dict[str, Any]) -> None:
+    async def _received(self, message: dict[str, Any], *, last: bool = True) -> None:
+        """The envelopes of one channel-layer message (``last``: of what arrived together;
+        the handler is told which envelope ends it)."""
         if message.get("type") != ENVELOPE_TYPE:
             logger.warning("ignored a channel-layer message of type %r", message.get("type"))
             return
-        for envelope in unbatch(message):
-            await self._envelope(envelope)
+        envelopes = unbatch(message)
+        for index, envelope in enumerate(envelopes, 1):
+            await self._envelope(envelope, last=last and index == len(envelopes))
 
-    async def _envelope(self, message: dict[str, Any]) -> None:
+    async def _envelope(self, message: dict[str, Any], *, last: bool = True) -> None:
         try:
             if "control" in message:
                 await self._control(message["control"], message.get("data") or {})
             elif message.get("origin") != self.id:  # our own were delivered locally
-                await self.on_envelope(message)
+                await self.on_envelope(message, last)
         except Exception:
             logger.exception("handling a channel-layer message failed")
 

@@ -41,6 +41,15 @@ def _window_key(key: str, window: int) -> str:
 
 def _count(key: str, window: int, unsynced: dict[int, int]) -> tuple[int, int]:
     """Add this process's not yet shared requests; (this window's count, previous one's)."""
+    if unsynced.keys() == {window}:  # the usual case: one round trip on Redis
+        both = shared.incr_and_read(
+            _window_key(key, window),
+            _window_key(key, window - 1),
+            timeout=_TTL,
+            delta=unsynced[window],
+        )
+        if both is not None:
+            return both
     current = 0
     for w, n in unsynced.items():
         value = shared.incr(_window_key(key, w), timeout=_TTL, delta=n).value

@@ -115,6 +115,35 @@ def incr(key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0, backe
         return Count(value, max(1, int(remaining * 1000)))
 
 
+#: INCRBY KEYS[1] (a new key gets its expiry, as in _REDIS_INCR) and read the counter KEYS[2]
+#: in the same round trip: a rate-limit check (this window's count, the previous one's).
+_REDIS_INCR_READ = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {n, tonumber(redis.call('GET', KEYS[2]) or '0')}
+"""
+
+
+def incr_and_read(key: str, other: str, *, timeout: float, delta: int) -> tuple[int, int] | None:
+    """On Redis: add ``delta`` (> 0) to the counter ``key`` (:func:`incr` without
+    ``refresh_at``) and read the counter ``other``, in one round trip: (``key``'s value,
+    ``other``'s). None on any other cache (use :func:`incr` and :func:`counter`)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    full_key = backend.make_and_validate_key(key)
+    client = backend._cache.get_client(full_key, write=True)
+    ttl_ms = max(1, int(timeout * 1000))
+    args = (full_key, backend.make_and_validate_key(other), delta, ttl_ms)
+    value, other_value = client.eval(_REDIS_INCR_READ, 2, *args)
+    return int(value), int(other_value)
+
+
 def counter(key: str) -> int:
     """The current value of a counter kept by :func:`incr` (0 when absent or expired)."""
     from django.core.cache import cache

@@ -1,4 +1,4 @@
-"""The Redis channel layer, with a receive that takes everything waiting in two round trips.
+"""The Redis channel layer, with a receive that takes everything waiting in one round trip.
 
 channels_redis receives one message per call, and each call costs its caller four Redis
 round trips (a clean-up script, BZPOPMIN, a backup ZADD, then a ZPOPMIN of the backup) and
@@ -6,8 +6,9 @@ two tasks. That is right for many consumers each owning a channel; a gateway pro
 (its seat's) and receives every other process's events on it, so under a streaming run the
 receive, not the send, set the pace (~4 ms per message on a loaded 2-core machine).
 
-:meth:`receive_many` blocks on BZPOPMIN for the first message and takes up to
-``RECEIVE_MANY`` more with one ZPOPMIN. It skips the backup queue: that copy only helps a
+:meth:`receive_many` blocks with BZMPOP until a message waits and takes it with up to
+``RECEIVE_MANY - 1`` more in the same round trip (before Redis 7: BZPOPMIN for the first,
+then one ZPOPMIN). It skips the backup queue: that copy only helps a
 receiver that was cancelled and calls again with the same channel name, and a seat's
 channel name dies with its process. Everything else (send, group_send, groups, capacity,
 expiry, the serializer) is channels_redis's own.
@@ -19,6 +20,7 @@ import time
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer as _ChannelsRedisLayer
+from redis.exceptions import ResponseError
 
 #: At most this many messages come back from one :meth:`receive_many`.
 RECEIVE_MANY = 256
@@ -26,6 +28,10 @@ RECEIVE_MANY = 256
 
 class RedisChannelLayer(_ChannelsRedisLayer):
     """channels_redis's layer plus :meth:`receive_many` for a process's own channel."""
+
+    #: Redis 7's BZMPOP takes everything waiting in ONE round trip (blocking for the first);
+    #: set False on the first "unknown command" (then BZPOPMIN + ZPOPMIN, two).
+    bzmpop = True
 
     async def receive_many(self, channel: str) -> list[dict[str, Any]]:
         """The messages waiting on ``channel`` (a ``specific.<client>!`` channel of this
@@ -36,11 +42,23 @@ class RedisChannelLayer(_ChannelsRedisLayer):
             return [await self.receive(channel)]
         connection = self.connection(self.consistent_hash(real))
         key = self.prefix + real
-        first = await connection.bzpopmin(key, timeout=self.brpop_timeout)
-        if first is None:
-            return []
-        members = [first[1]]
-        members += [member for member, _ in await connection.zpopmin(key, RECEIVE_MANY - 1)]
+        if self.bzmpop:
+            try:
+                popped = await connection.execute_command(
+                    "BZMPOP", self.brpop_timeout, 1, key, "MIN", "COUNT", RECEIVE_MANY
+                )
+            except ResponseError as exc:  # a Redis before 7.0
+                if "unknown command" not in str(exc).lower():
+                    raise
+                self.bzmpop = False
+                return await self.receive_many(channel)
+            members = [member for member, _ in popped[1]] if popped else []
+        else:
+            first = await connection.bzpopmin(key, timeout=self.brpop_timeout)
+            if first is None:
+                return []
+            members = [first[1]]
+            members += [member for member, _ in await connection.zpopmin(key, RECEIVE_MANY - 1)]
         messages = []
         for member in members:
             message = self.deserialize(member)
@@ -68,6 +86,37 @@ class RedisChannelLayer(_ChannelsRedisLayer):
             args += [time.time(), int(self.expiry)]
             full += await self.connection(index).eval(_SEND_EACH, len(keys), *keys, *args)
         return full
+
+    def one_host(self) -> bool:
+        """One Redis host: a group and all its channels' keys live on it."""
+        return self.ring_size == 1
+
+    async def send_group(
+        self, group: str, message: dict[str, Any], *, capacity_of: str, exclude: str = ""
+    ) -> int:
+        """Send ``message`` to every current channel of ``group`` but ``exclude``, in ONE
+        round trip (a script reads the group's members and writes the message to each):
+        ``group_members`` + ``send_each`` cost two, and a worker's streaming run sends a
+        batch for its session's one topic hundreds of times a second. Only for a layer on
+        one Redis host (:meth:`one_host`) whose group holds process-specific channels (``x.
+        <client>!<id>``, the seats'), all of ``capacity_of``'s capacity. The message is
+        serialised once, without channels_redis's ``__asgi_channel__`` (``receive_many``
+        does not read it). The script writes keys it computes from the group's members: fine
+        on one standalone Redis, not on a Redis Cluster (which channels_redis does not
+        support either). Returns how many channels were full (their message dropped)."""
+        oldest = int(time.time()) - self.group_expiry
+        return await self.connection(0).eval(
+            _SEND_GROUP,
+            1,
+            self._group_key(group),
+            self.serialize(message),
+            self.get_capacity(capacity_of),
+            time.time(),
+            int(self.expiry),
+            oldest,
+            self.prefix,
+            exclude,
+        )
 
     async def group_members(self, groups: list[str]) -> dict[str, list[str]]:
         """Each group's current (unexpired) channels: one pipeline per Redis host."""
@@ -98,6 +147,34 @@ for i = 1, #KEYS do
         redis.call('EXPIRE', KEYS[i], expiry)
     else
         full = full + 1
+    end
+end
+return full
+"""
+
+
+#: A group's current members each get ARGV[1] (channel keys as channels_redis names them:
+#: the prefix and the channel up to its ``!``), as ``_SEND_EACH`` does: KEYS the group's
+#: key; ARGV the message, the capacity, the time, the expiry, the oldest member score, the
+#: key prefix, the channel to leave out.
+_SEND_GROUP = """
+local full = 0
+local now = tonumber(ARGV[3])
+local expiry = tonumber(ARGV[4])
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[5], '+inf')
+local seen = {}
+for _, channel in ipairs(members) do
+    local bang = string.find(channel, '!', 1, true)
+    local key = ARGV[6] .. (bang and string.sub(channel, 1, bang) or channel)
+    if channel ~= ARGV[7] and not seen[key] then
+        seen[key] = true
+        redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
+        if redis.call('ZCOUNT', key, '-inf', '+inf') < tonumber(ARGV[2]) then
+            redis.call('ZADD', key, now, ARGV[1])
+            redis.call('EXPIRE', key, expiry)
+        else
+            full = full + 1
+        end
     end
 end
 return full

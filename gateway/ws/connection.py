@@ -51,19 +51,16 @@ class Connection:
     """See the module docstring. One instance per socket."""
 
     def __init__(
-        self,
-        transport: Transport,
-        hub: Hub,
-        *,
-        client_ip: str | None,
-        browser: BrowserCredentials | None = None,
+        self, transport: Transport, hub: Hub, *, client_ip: str | None, browser=None
     ) -> None:
         self.transport = transport
-        self.writes_last = bool(getattr(transport, "writes_last", False))  # a bridge queue
+        # a bridge session's queue (its writes_last changes with its SSE stream), else None
+        self._bridge = transport if hasattr(type(transport), "writes_last") else None
+        self._send_nowait = getattr(transport, "send_text_nowait", None)  # (the consumer's)
         self.hub = hub
         self.client_ip = client_ip
         #: Cookie and Origin of the upgrade request (browser login, see webauth.py).
-        self.browser = browser
+        self.browser: BrowserCredentials | None = browser
         self.conn_id = hub.new_conn_id()
         # this socket's task (and what it starts) logs with its connId (wingman/logs.py)
         logcontext.conn_id.set(self.conn_id)
@@ -102,6 +99,10 @@ class Connection:
         return self.identity is not None
 
     # socket events ----------------------------------------------------------------------
+    @property
+    def writes_last(self) -> bool:  # see the hub's Socket: a bridge session being long-polled
+        return self._bridge is not None and self._bridge.writes_last
+
     async def opened(self) -> None:
         """Register, send ``connect.challenge`` and start the handshake clock."""
         self.hub.add(self)
@@ -131,20 +132,13 @@ class Connection:
             await self.close(rej.code)
         except Exception as exc:
             if outage.is_outage(exc) and self.dialect is not None:
-                await self._unavailable(text, data, exc)
+                self.hub.stats.frames_rejected += 1  # the socket stays open (outage.py)...
+                await self._send(inbound.unavailable_reply(self.codec, text, data, exc))
+                if not self.greeted and self.codec.handshake_first:  # ...unless one-shot
+                    await self.close(CloseCode.TRY_AGAIN_LATER)
                 return
             logger.exception("unexpected error handling a frame on %s", self.conn_id)
             await self.close(CloseCode.POLICY_VIOLATION)
-
-    async def _unavailable(self, text: str | None, data: bytes | None, exc: Exception) -> None:
-        """Redis is down: this request gets UNAVAILABLE, retryable, the socket stays open
-        (gateway/state/outage.py), unless it was a one-shot handshake: then close 1013."""
-        outage.redis_state.failed(exc, "handling a request")
-        self.hub.stats.frames_rejected += 1
-        rid = self.codec.request_id_of(inbound.parse(text, data))  # it parsed once already
-        await self._send(self.codec.encode_error(rid, outage.unavailable(exc)))
-        if not self.greeted and self.codec.handshake_first:
-            await self.close(CloseCode.TRY_AGAIN_LATER)
 
     async def closed_by_peer(self) -> None:
         """The socket is gone (the ASGI server said so): forget it everywhere, if not yet."""
@@ -405,6 +399,11 @@ class Connection:
             self.slow = True
         request = self.bound_requests.get(event.key) if event.key is not None else None
         return event.render(self.dialect, self.seq, request)
+
+    def send_event_nowait(self, text: str, *, now: bool = False) -> bool:
+        """:meth:`send_event` with no coroutine when the transport can; False: await that."""
+        nowait = None if self.slow else self._send_nowait
+        return nowait is not None and (self.closed or nowait(text, now=now))
 
     async def send_event(self, text: str, *, now: bool = False) -> None:
         """Send a rendered event (``now``: an ``events.REQUEST_EVENTS`` one); a slow consumer

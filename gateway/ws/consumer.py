@@ -75,10 +75,15 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self.connection.closed_by_peer()
 
     # Transport (used by Connection and the hub) -------------------------------------------
-    async def send_text(self, text: str, *, now: bool = False) -> None:
+    def send_text_nowait(self, text: str, *, now: bool = False) -> bool:
+        """:meth:`send_text` without a coroutine when the frame writer takes the frame (or the
+        socket is closing: dropped); False: nothing done, call :meth:`send_text`."""
         if self.closing:
-            return
-        if self.frames is not None and self.frames.send_text(text, now=now):
+            return True
+        return self.frames is not None and self.frames.send_text(text, now=now)
+
+    async def send_text(self, text: str, *, now: bool = False) -> None:
+        if self.send_text_nowait(text, now=now):
             return
         try:
             await self.base_send({"type": "websocket.send", "text": text})

@@ -61,6 +61,14 @@ def handler_error(method: str, exc: Exception) -> GatewayError:
     return GatewayError(ErrorCode.UNAVAILABLE, f"{method} failed; see gateway log")
 
 
+def unavailable_reply(codec: Dialect, text: str | None, data: bytes | None, exc: Exception) -> str:
+    """Redis is down: the request's UNAVAILABLE reply (retryable); the socket stays open
+    (gateway/state/outage.py), unless it was a one-shot handshake: then close 1013."""
+    outage.redis_state.failed(exc, "handling a request")
+    rid = codec.request_id_of(parse(text, data))  # it parsed once already
+    return codec.encode_error(rid, outage.unavailable(exc))
+
+
 def negotiate(hello: Hello, codec: Dialect) -> int:
     """The highest protocol version both sides speak; ``Reject`` (close 1002) when none."""
     if hello.min_protocol is None or hello.max_protocol is None:

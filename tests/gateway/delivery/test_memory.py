@@ -75,6 +75,17 @@ async def test_a_due_collection_runs_shortly_after_the_burst_without_waiting_for
     assert all(r() is None for r in refs)
 
 
+def test_ended_runs_count_a_tenth_of_a_closed_socket(young_gc_off):
+    """A full collection stalls the loop; an ended run leaves little garbage."""
+    collector = memory.Collector(after_ended=3, max_delay=3600)
+    for _ in range(25):
+        collector.ended(memory.RUN)
+    assert collector.check() is False
+    for _ in range(6):
+        collector.ended(memory.RUN)
+    assert collector.check() is True
+
+
 def test_a_few_closed_sockets_are_collected_after_the_delay(young_gc_off):
     collector = memory.Collector(after_ended=1000, max_delay=60)
     ref = _cyclic_garbage()

@@ -189,3 +189,91 @@ async def test_many_topics_reach_each_process_as_one_message_in_order_on_redis()
     assert [e["payload"] for e in got_a] == [f'{{"n":{n}}}' for n in range(200) if n % 2]
     assert [e["payload"] for e in got_b] == [f'{{"n":{n}}}' for n in expected_b]
     assert (messages_a, messages_b) == (1, 1)
+
+
+class _SlowLayer(InMemoryChannelLayer):
+    """The real in-memory layer, each send taking a Redis round trip's time."""
+
+    async def group_send(self, group, message):
+        await asyncio.sleep(0.002)
+        await super().group_send(group, message)
+
+
+async def test_a_burst_leaves_at_most_once_per_send_interval_a_lone_envelope_at_once(
+    monkeypatch,
+) -> None:
+    """A publisher streaming faster than the layer's sends: batches leave at most every
+    SEND_INTERVAL_SECONDS (each message costs the sender, Redis and the receivers whatever
+    its size), in order; an envelope after a quiet spell leaves at once."""
+    monkeypatch.setattr(outbox_module, "SEND_INTERVAL_SECONDS", 0.05)
+    layer = _SlowLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    outbox = Outbox(layer)
+    task = await _run(outbox)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outbox.put_group("g", _envelope(0))  # quiet until now: leaves at once
+        first, _ = await _received(layer, channel, 1)
+        assert loop.time() - started < 0.04
+        count = 0
+        while loop.time() - started < 0.3:  # a burst: one envelope every ~0.5 ms
+            count += 1
+            outbox.put_group("g", _envelope(count))
+            await asyncio.sleep(0.0005)
+        envelopes, messages = await _received(layer, channel, count)
+    finally:
+        task.cancel()
+    assert [e["payload"] for e in first + envelopes] == [f'{{"n":{n}}}' for n in range(count + 1)]
+    assert count > 100 and messages <= 9  # the lone one, then one per 50 ms
+
+
+@pytest.mark.redis
+async def test_a_batch_for_one_group_is_one_script_on_redis() -> None:
+    """A worker's streaming run: its envelopes for one topic reach every other process's
+    seat in order, each batch written by one script (no separate read of the group)."""
+    require_redis()
+    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
+    sender, a, b = (RedisLayer(hosts=[REDIS_URL], prefix=prefix) for _ in range(3))
+    calls: list[str] = []
+    try:
+        own, chan_a, chan_b = [await layer.new_channel("gw.hub.") for layer in (sender, a, b)]
+        for channel in (own, chan_a, chan_b):
+            await sender.group_add("topic", channel)
+        real = {name: getattr(sender, name) for name in ("send_group", "group_members")}
+
+        def counting(name):
+            async def call(*args, **kwargs):
+                calls.append(name)
+                return await real[name](*args, **kwargs)
+
+            return call
+
+        for name in real:
+            setattr(sender, name, counting(name))
+        outbox = Outbox(sender)
+        outbox.own_channel = own
+        task = await _run(outbox)
+        count = 500
+        for n in range(count):
+            outbox.put_group("topic", _envelope(n))
+            await outbox.room()
+        await outbox.drain()
+        task.cancel()
+        got = {}
+        for layer, channel in ((a, chan_a), (b, chan_b)):
+            got[channel] = []
+            while len(got[channel]) < count:
+                for message in await asyncio.wait_for(layer.receive_many(channel), 5):
+                    got[channel].extend(unbatch(message))
+        sender.brpop_timeout = 1
+        assert await sender.receive_many(own) == []
+    finally:
+        for layer in (sender, a, b):
+            await layer.close_pools()
+        delete_redis_prefix(prefix)
+    expected = [f'{{"n":{n}}}' for n in range(count)]
+    assert [e["payload"] for e in got[chan_a]] == expected
+    assert [e["payload"] for e in got[chan_b]] == expected
+    assert calls and set(calls) == {"send_group"}

@@ -98,3 +98,25 @@ async def test_local_counts_keep_only_two_windows(backend):
     await ratelimit.hit("later", 100, now=now + 2 * ratelimit.WINDOW_SECONDS)
     local = ratelimit._local
     assert len(local.current) + len(local.previous) + len(local.unsynced) <= 2
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_shared_check_is_one_script_with_the_counts_of_both_windows(backend):
+    """On Redis the usual check (only this window's requests to share) adds them and reads
+    the previous window's count in one script: the same counts as ``incr`` + ``counter``,
+    and a new window key expires."""
+    from django.core.cache import cache
+
+    key, now = f"client-{uuid.uuid4().hex}", time.time()
+    window = int(now // ratelimit.WINDOW_SECONDS)
+    previous = f"gw:rl:{key}:{window - 1}"
+    shared.incr(previous, timeout=60, delta=7)
+    assert shared.incr_and_read(f"gw:rl:{key}:{window}", previous, timeout=60, delta=2) == (2, 7)
+    assert await shared.run(ratelimit._count, key, window, {window: 3}) == (5, 7)
+    assert _shared_count(key, now) == 5
+    full = cache.make_and_validate_key(f"gw:rl:{key}:{window}")
+    assert 0 < cache._cache.get_client(full).pttl(full) <= 60_000
+    assert shared.incr_and_read("gw:rl:absent:1", f"gw:rl:absent:{window}", timeout=5, delta=1) == (
+        1,
+        0,
+    )

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import pytest
+from redis.exceptions import ResponseError
 
 from gateway.state.layer import RECEIVE_MANY, RedisChannelLayer
 from tests.conftest import REDIS_URL, delete_redis_prefix, require_redis
@@ -59,3 +60,87 @@ async def test_it_answers_empty_after_the_blocking_timeout(layers) -> None:
     receiver.brpop_timeout = 1
     channel = await receiver.new_channel()
     assert await asyncio.wait_for(receiver.receive_many(channel), 5) == []
+
+
+class _Counted:
+    """Counts the commands a layer's Redis client sends (each is one round trip), passing
+    every call on to the real client; ``refuse`` names commands answered like an old Redis."""
+
+    def __init__(self, layer: RedisChannelLayer, refuse: str = "") -> None:
+        self.client = layer.connection(0)
+        self.real = self.client.execute_command
+        self.refuse = refuse
+        self.commands: list[str] = []
+        self.client.execute_command = self
+
+    async def __call__(self, *args, **options):
+        name = str(args[0]).upper()
+        self.commands.append(name)
+        if name == self.refuse:
+            raise ResponseError(f"ERR unknown command '{name}', with args beginning with:")
+        return await self.real(*args, **options)
+
+
+async def test_a_group_send_reaches_each_process_once_in_one_round_trip(layers) -> None:
+    """send_group: one script reads the group and writes the message to each member's
+    process (two channels of one process: once), leaving out the sender's own channel."""
+    sender, receiver = layers
+    other = RedisChannelLayer(hosts=[REDIS_URL], prefix=sender.prefix, capacity=1000)
+    try:
+        own = await sender.new_channel("gw.hub.")
+        mine, mine_too = await receiver.new_channel("gw.hub."), await receiver.new_channel()
+        theirs = await other.new_channel("gw.hub.")
+        for channel in (own, mine, mine_too, theirs):
+            await sender.group_add("topic", channel)
+        counted = _Counted(sender)
+        batch = {"type": "t", "batch": [{"n": n} for n in range(3)]}
+        assert sender.one_host()
+        full = await sender.send_group("topic", batch, capacity_of=own, exclude=own)
+        assert (full, counted.commands) == (0, ["EVAL"])
+        assert await receiver.receive_many(mine) == [batch]
+        assert await other.receive_many(theirs) == [batch]
+        receiver.brpop_timeout = other.brpop_timeout = sender.brpop_timeout = 1
+        assert await receiver.receive_many(mine) == []  # once per process
+        assert await sender.receive_many(own) == []  # never to the sender
+    finally:
+        await other.close_pools()
+
+
+async def test_a_group_send_drops_for_a_full_channel_and_says_so(layers) -> None:
+    sender, receiver = layers
+    small = RedisChannelLayer(hosts=[REDIS_URL], prefix=sender.prefix, capacity=2)
+    try:
+        channel = await receiver.new_channel("gw.hub.")
+        await small.group_add("topic", channel)
+        sent = [
+            await small.send_group("topic", {"type": "t", "n": n}, capacity_of=channel)
+            for n in range(3)
+        ]
+        assert sent == [0, 0, 1]
+        assert [m["n"] for m in await receiver.receive_many(channel)] == [0, 1]
+    finally:
+        await small.close_pools()
+
+
+async def test_receive_many_takes_what_waits_in_one_round_trip(layers) -> None:
+    sender, receiver = layers
+    channel = await receiver.new_channel("gw.hub.")
+    for n in range(5):
+        await sender.send(channel, {"type": "t", "n": n})
+    counted = _Counted(receiver)
+    assert [m["n"] for m in await receiver.receive_many(channel)] == list(range(5))
+    assert counted.commands == ["BZMPOP"]
+
+
+async def test_receive_many_on_a_redis_without_bzmpop_takes_two_round_trips(layers) -> None:
+    sender, receiver = layers
+    channel = await receiver.new_channel("gw.hub.")
+    for n in range(5):
+        await sender.send(channel, {"type": "t", "n": n})
+    counted = _Counted(receiver, refuse="BZMPOP")
+    assert [m["n"] for m in await receiver.receive_many(channel)] == list(range(5))
+    assert counted.commands == ["BZMPOP", "BZPOPMIN", "ZPOPMIN"]
+    assert receiver.bzmpop is False
+    await sender.send(channel, {"type": "t", "n": 5})
+    assert [m["n"] for m in await receiver.receive_many(channel)] == [5]
+    assert counted.commands[3:] == ["BZPOPMIN", "ZPOPMIN"]

@@ -114,6 +114,8 @@ async def test_reader_that_catches_up_is_not_closed(wingman_policy):
 class SharedLog(RecordingTransport):
     """Records which connection a fan-out wrote to, in order, across connections."""
 
+    writes_last = False  # a transport that may be written last declares it (a bridge queue)
+
     def __init__(self, log: list[str], name: str, *, writes_last: bool = False) -> None:
         super().__init__()
         self.log, self.name, self.writes_last = log, name, writes_last
