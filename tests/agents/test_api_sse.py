@@ -234,3 +234,21 @@ async def test_a_run_whose_process_cannot_replay_it_falls_back_to_the_database(
     events = await _sse_events_after_start(comm)
     assert [(e["type"], e.get("code")) for e in events] == [("agent-error", "EXECUTOR_LOST")]
     await comm.wait(5)
+
+
+async def test_a_follower_waiting_elsewhere_is_offered_only_the_terminal_event(hub_cleanup):
+    """``run_wait`` on a gateway for a run executing elsewhere listens with ``want``: the
+    run's streamed chunks (thousands a second) are not queued, not parsed, and do not wake
+    it; a chunk that merely mentions a terminal type is not taken for one."""
+    from agents.services.runs.control import _terminal
+
+    hub = await get_hub()
+    listener = await hub.listen("t:r", key="run-1", want=_terminal)
+    for text in ("agent-complete", "hello"):
+        await publish_topic("t:r", "agent", {"type": "agent-stream", "text": text}, key="run-1")
+    await publish_topic("t:r", "agent", {"type": "agent-error", "error": "x"}, key="run-2")
+    for kind in AGENT_TERMINAL:
+        await publish_topic("t:r", "agent", {"type": kind}, key="run-1")
+    got = [json.loads((await anext(listener)).payload_json)["type"] for _ in AGENT_TERMINAL]
+    assert got == list(AGENT_TERMINAL) and listener.queue.empty()
+    await hub.unlisten(listener)

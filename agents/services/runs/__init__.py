@@ -20,7 +20,14 @@ shutdown, or the death of the process executing it (``liveness.py``: ``EXECUTOR_
 - ``stream.py``: one run's events and its bounded replay
 """
 
-from agents.services.runs.control import run_cancel, run_follow, run_get, run_replay, run_wait
+from agents.services.runs.control import (
+    run_cancel,
+    run_ended,
+    run_follow,
+    run_get,
+    run_replay,
+    run_wait,
+)
 from agents.services.runs.liveness import EXECUTOR_LOST, sweep_forever, sweep_once
 from agents.services.runs.requests import RunPlan, RunRequest, RunTicket, final_result
 from agents.services.runs.start import run_execute_claimed, run_start
@@ -35,6 +42,7 @@ __all__ = [
     "final_result",
     "room_topic",
     "run_cancel",
+    "run_ended",
     "run_execute_claimed",
     "run_follow",
     "run_get",

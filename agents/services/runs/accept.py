@@ -76,9 +76,10 @@ def _ahead(session: Session) -> int:
 
 def append_message(session: Session, role: str, content: str, run: Run | None) -> Message:
     """Add a message at the end of the session (called inside a transaction)."""
-    locked = Session.objects.select_for_update().get(pk=session.pk)
+    locked = Session.objects.select_for_update().filter(pk=session.pk)
+    position = locked.values_list("message_count", flat=True).get()
     message = Message.objects.create(
-        session=locked, role=role, content=content, run=run, position=locked.message_count
+        session=session, role=role, content=content, run=run, position=position
     )
     Session.objects.filter(pk=session.pk).update(
         message_count=F("message_count") + 1,
@@ -118,6 +119,11 @@ def accept(
                 **(owner.fields() if owner else {"heartbeat_at": timezone.now()}),
             )
             user_message = append_message(session, MessageRole.USER, req.message, run)
+            if req.session_name and not session.name:
+                Session.objects.filter(pk=session.pk, name="").update(name=req.session_name)
+            if req.on_accept is not None:
+                run.session = session
+                req.on_accept(run)
     except IntegrityError:
         existing = _existing(req.source, req.idempotency_key)
         if existing is None:

@@ -22,6 +22,7 @@ from agents.services.runs.local import Answer
 from agents.services.runs.requests import RunTicket, final_result
 from agents.services.runs.start import this_seat
 from agents.services.runs.stream import session_topic
+from gateway.delivery.encoded import EncodedEvent
 from gateway.delivery.hub import get_hub
 from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
@@ -61,11 +62,14 @@ async def _settle_if_lost(run: Run) -> Run:
 
 
 async def run_wait(run_id: str, wait_seconds: float) -> Run | None:
-    """The finished run, or None if it is still going after ``wait_seconds``."""
-    run = await _settle_if_lost(await run_get(run_id))
-    if run.finished:
-        return run
+    """The finished run, or None if it is still going after ``wait_seconds``. A run
+    executing here is waited for without reading it first (its process is alive)."""
     active = local.here().active.get(run_id)
+    if active is None:
+        run = await _settle_if_lost(await run_get(run_id))
+        if run.finished:
+            return run
+        active = local.here().active.get(run_id)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(wait_seconds):
             if active is not None:
@@ -74,6 +78,19 @@ async def run_wait(run_id: str, wait_seconds: float) -> Run | None:
                 await _wait_elsewhere(run)
     run = await run_get(run_id)
     return run if run.finished else None
+
+
+async def run_ended(run_id: str, wait_seconds: float) -> bool:
+    """Whether the run has ended, waiting up to ``wait_seconds``: a run executing here
+    without reading the database (the caller reads what it needs once), else as
+    :func:`run_wait`."""
+    active = local.here().active.get(run_id)
+    if active is None:
+        return await run_wait(run_id, wait_seconds) is not None
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_seconds):
+            await active.done.wait()
+    return active.done.is_set()
 
 
 async def _wait_elsewhere(run: Run) -> None:
@@ -85,18 +102,26 @@ async def _wait_elsewhere(run: Run) -> None:
             await asyncio.sleep(DB_POLL_SECONDS)
         return
     hub = await get_hub()
-    listener = await hub.listen(session_topic(run.session.key), key=run.id)
+    listener = await hub.listen(session_topic(run.session.key), key=run.id, want=_terminal)
     try:
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DB_POLL_SECONDS):
-                    async for event in listener:
-                        if json.loads(event.payload_json).get("type") in AGENT_TERMINAL:
-                            return
+                    async for _ in listener:  # the run's terminal event
+                        return
             if (await _settle_if_lost(await run_get(run.id))).finished:
                 return
     finally:
         await hub.unlisten(listener)
+
+
+def _terminal(event: EncodedEvent) -> bool:
+    """A run's terminal event. Parsed only when its text names a terminal type, so the
+    run's streamed chunks (thousands a second) cost a substring search each, not a parse."""
+    text = event.payload_json
+    if not any(kind in text for kind in AGENT_TERMINAL):
+        return False
+    return json.loads(text).get("type") in AGENT_TERMINAL
 
 
 async def run_follow(ticket: RunTicket, send: Answer) -> None:

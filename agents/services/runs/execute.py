@@ -6,6 +6,7 @@ or shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from django import db
@@ -18,7 +19,7 @@ from agents.services.runs.stream import RunStream
 from agents.services.runs.transitions import Turn
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.state import logcontext, outage
-from gateway.state.db import db_call
+from gateway.state.db import db_call_background
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ TURN_POLL_MAX_SECONDS = 0.5
 TURN_POLL_FAR_SECONDS = 5.0
 #: ... and at most this often while the database is unreachable (it rides out the outage).
 TURN_RETRY_MAX_SECONDS = 1.0
+#: A run waiting only behind runs of this process (executing, or waiting ahead of it here)
+#: is woken when they end; it asks on its own only this often (a safety net: a burst of a
+#: thousand queued runs asking every few seconds kept the database thread busy).
+TURN_FOLLOW_SECONDS = 60.0
 
 
 class Gone(Exception):
@@ -39,17 +44,22 @@ class Gone(Exception):
 
 async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: str) -> None:
     """The body of a run's task; ``ticket.final`` is the answer once it returns."""
+    with turns.executing(plan.run_id):
+        await _execute(plan, stream, ticket, owner)
+
+
+async def _execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: str) -> None:
     status, error, code = RunStatus.OK, "", ""
     logcontext.run_id.set(plan.run_id)  # this task's log lines carry the run (wingman/logs.py)
     logcontext.session_key.set(plan.session_key)
     try:
         async with asyncio.timeout(plan.timeout):
-            await _wait_turn(plan.run_id, plan.session_id, plan.position)
+            history = await _wait_turn(plan)
             logger.info("run %s started (agent %s)", plan.run_id, plan.agent_id)
             await stream.emit(
                 {"type": "agent-start", "agent": plan.agent_id, "prompt": plan.prompt}
             )
-            await _turn(plan, stream)
+            await _turn(plan, stream, history)
     except Gone:
         turns.wake(plan.session_id)  # it may have been the one the others waited behind
         return
@@ -69,36 +79,64 @@ async def execute(plan: RunPlan, stream: RunStream, ticket: RunTicket, owner: st
     turns.wake(plan.session_id)
 
 
-async def _wait_turn(run_id: str, session_id: int, order: int) -> None:
-    """Wait (cancellable; bounded by the run's timeout) for the session's turn. The run ahead
-    may execute in another process: the database says whose turn it is. A run with others
-    ahead of it asks less often (they must start and end first); ``order`` (its prompt's
-    position) ranks it among this process's waiters for a wake-up."""
-    take = db_call(transitions.turn_take)
+def _history(plan: RunPlan) -> list[tuple[str, str]]:
+    return selectors.model_history(
+        plan.session_id, before=plan.position, limit=HISTORY_LIMIT, run_id=plan.run_id
+    )
+
+
+def _take(plan: RunPlan) -> tuple[Turn, tuple[str, ...], list[tuple[str, str]] | None]:
+    """Ask for the turn and, once taken, read the history the model sees, in one database
+    call (None: reading it failed; the turn reads it again, and fails the run if it fails).
+    """
+    turn, ahead = transitions.turn_take(plan.run_id, plan.session_id)
+    history = None
+    if turn is Turn.STARTED:
+        with contextlib.suppress(db.Error):
+            history = _history(plan)
+    return turn, ahead, history
+
+
+async def _wait_turn(plan: RunPlan) -> list[tuple[str, str]] | None:
+    """Wait (cancellable; bounded by the run's timeout) for the session's turn; returns the
+    history (see :func:`_take`). The run ahead may execute in another process: the database
+    says whose turn it is. A run with others ahead of it asks less often (they must start
+    and end first); its prompt's position ranks it among this process's waiters for a
+    wake-up."""
+    with turns.watching(plan.session_id):
+        return await _ask_until_started(plan)
+
+
+async def _ask_until_started(plan: RunPlan) -> list[tuple[str, str]] | None:
+    take = db_call_background(_take)
+    session_id, order = plan.session_id, plan.position
     pause = TURN_POLL_SECONDS
     while True:
+        seen = turns.ends(session_id)
         try:
-            turn, ahead = await take(run_id)
+            turn, ahead, history = await take(plan)
         except db.Error as exc:  # e.g. PostgreSQL restarting: wait, do not fail the run
-            logger.warning("run %s waits for its turn: %s", run_id, exc)
+            logger.warning("run %s waits for its turn: %s", plan.run_id, exc)
             pause = min(pause * 2, TURN_RETRY_MAX_SECONDS)
             await asyncio.sleep(pause)
             continue
         if turn is Turn.STARTED:
-            return
+            return history
         if turn is Turn.GONE:
-            raise Gone(run_id)
-        await turns.nap(session_id, pause, order)
-        most = min(TURN_POLL_MAX_SECONDS * ahead, TURN_POLL_FAR_SECONDS)
+            raise Gone(plan.run_id)
+        # Woken when a run ahead ends here: ask on its own only when first in line here
+        # and a run ahead executes elsewhere.
+        polls = turns.leads(session_id, order) and not turns.all_here(ahead)
+        await turns.nap(session_id, pause if polls else TURN_FOLLOW_SECONDS, order, seen)
+        most = min(TURN_POLL_MAX_SECONDS * len(ahead), TURN_POLL_FAR_SECONDS)
         pause = min(pause * 2, most)
 
 
-async def _turn(plan: RunPlan, stream: RunStream) -> str:
+async def _turn(plan: RunPlan, stream: RunStream, history: list[tuple[str, str]] | None) -> str:
     from agents.runtime.runner import AgentSpec, run_turn
 
-    history = await db_call(selectors.model_history)(
-        plan.session_id, before=plan.position, limit=HISTORY_LIMIT, run_id=plan.run_id
-    )
+    if history is None:
+        history = await db_call_background(_history)(plan)
     spec = AgentSpec(
         agent_id=plan.agent_id,
         model=plan.model,
@@ -124,7 +162,7 @@ async def finish(
 
     text = stream.text()
     try:
-        run = await db_call(transitions.finish)(
+        run = await db_call_background(transitions.finish)(
             ticket.run_id, status, text, error, code, owner=owner
         )
     except Exception:

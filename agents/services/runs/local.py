@@ -23,9 +23,9 @@ from agents.services.runs import liveness, transitions
 from agents.services.runs.execute import execute, finish
 from agents.services.runs.requests import Observer, RunPlan, RunTicket
 from agents.services.runs.stream import RunStream
-from gateway.delivery import publish
+from gateway.delivery import memory, publish
 from gateway.delivery.seat import Seat
-from gateway.state.db import db_call
+from gateway.state.db import db_call_background
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class LocalRuns:
         while self.active:
             await asyncio.sleep(liveness.heartbeat_seconds())
             try:
-                await db_call(transitions.heartbeat)(list(self.active))
+                await db_call_background(transitions.heartbeat)(list(self.active))
             except Exception as exc:
                 logger.warning("could not refresh this process's runs: %s", exc)
 
@@ -164,7 +164,7 @@ async def _answer(runs: LocalRuns, active: Active, seat: Seat) -> None:
             logger.warning("could not send the final result of run %s", active.ticket.run_id)
     active.done.set()
     if runs.active.pop(active.ticket.run_id, None) is not None:
-        seat.collector.ended()  # the run is cyclic garbage now (delivery/memory.py)
+        seat.collector.ended(memory.RUN)  # the run is cyclic garbage now
 
 
 def cancel(run_id: str) -> bool:

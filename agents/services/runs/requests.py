@@ -44,6 +44,13 @@ class RunRequest:
     #: Awaited once the run is accepted, before it can start (e.g. subscribe the caller to
     #: the session's events, so it misses none).
     before_start: Callable[[RunTicket], Awaitable[None]] | None = None
+    #: The session's name when it has none yet (set in the accept transaction).
+    session_name: str | None = None
+    #: Sync, called with the new run inside the transaction that persists it (on the
+    #: database thread; not for a duplicate): the caller's own rows that must commit with
+    #: the run and its user message, or not at all (a routine's fire record, a webhook's
+    #: delivery log line), with no transaction of its own.
+    on_accept: Callable[[Run], None] | None = None
 
 
 @dataclass

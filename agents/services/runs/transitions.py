@@ -30,41 +30,39 @@ def _open_runs(session_id: int) -> list[tuple[str, str]]:
     return list(rows.order_by("created_at", "id").values_list("id", "status"))
 
 
-def _verdict(run_id: str, open_runs: list[tuple[str, str]]) -> tuple[Turn, int] | None:
-    """GONE, or WAIT with how many open runs are ahead, for ``run_id`` among its session's
-    open runs; None when it may start (it is queued, nothing runs, it is the oldest)."""
+def _verdict(run_id: str, open_runs: list[tuple[str, str]]) -> tuple[Turn, tuple[str, ...]] | None:
+    """GONE, or WAIT with the open runs ahead (older, or running), for ``run_id`` among its
+    session's open runs; None when it may start (it is queued, nothing runs, it is the
+    oldest)."""
     statuses = dict(open_runs)
     if statuses.get(run_id) != RunStatus.QUEUED:
-        return Turn.GONE, 0
-    ahead = [pk for pk, _ in open_runs].index(run_id)
-    if RunStatus.RUNNING in statuses.values():
-        return Turn.WAIT, max(ahead, 1)
-    return None if ahead == 0 else (Turn.WAIT, ahead)
+        return Turn.GONE, ()
+    ids = [pk for pk, _ in open_runs]
+    running = [pk for pk, status in open_runs if status == RunStatus.RUNNING]
+    ahead = tuple(dict.fromkeys([*ids[: ids.index(run_id)], *running]))
+    return (Turn.WAIT, ahead) if ahead else None
 
 
-def turn_take(run_id: str) -> tuple[Turn, int]:
-    """Start the run if it is its session's turn: no run of the session is running and it is
-    the oldest queued one. Decided again in one transaction with the session row locked, so
+def turn_take(run_id: str, session_id: int) -> tuple[Turn, tuple[str, ...]]:
+    """Start the run (of session ``session_id``) if it is its session's turn: no run of the
+    session is running and it is the oldest queued one (a run that is not queued any more,
+    or not there, is GONE). Decided again in one transaction with the session row locked, so
     two runs of one session never both start (on SQLite, IMMEDIATE transactions serialise
-    writers). Returns the answer and, for WAIT, how many open runs are ahead."""
-    run = Run.objects.filter(pk=run_id).values("status", "session_id").first()
-    if run is None or run["status"] != RunStatus.QUEUED:
-        return Turn.GONE, 0
-    session_id = run["session_id"]
+    writers). Returns the answer and, for WAIT, the open runs ahead."""
     # Plain reads first: while another run goes first (the common answer for a queued run),
     # no write transaction is taken (on SQLite each one holds the database's one writer lock).
     verdict = _verdict(run_id, _open_runs(session_id))
     if verdict is not None:
         return verdict
     with transaction.atomic():
-        Session.objects.select_for_update().filter(pk=session_id).first()
+        list(Session.objects.select_for_update().filter(pk=session_id).values_list("pk"))
         verdict = _verdict(run_id, _open_runs(session_id))
         if verdict is not None:
             return verdict
         started = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
             status=RunStatus.RUNNING, started_at=timezone.now()
         )
-        return (Turn.STARTED if started else Turn.GONE), 0
+        return (Turn.STARTED if started else Turn.GONE), ()
 
 
 def claim(run_id: str, owner: Owner) -> bool:

@@ -13,9 +13,11 @@ from agents.services.runs import (
     RunRequest,
     final_result,
     run_cancel,
+    run_ended,
     run_start,
     run_wait,
 )
+from gateway.delivery import memory
 from gateway.delivery.hub import get_hub
 from tests.agents.conftest import acreate_agent
 
@@ -127,8 +129,48 @@ async def test_ended_runs_count_toward_the_next_full_collection(slow):
         run = await run_wait(ticket.run_id, 5)
         assert run is not None and run.status in (RunStatus.OK, RunStatus.ERROR)
     # the final state is persisted just before the run's task ends: give it that moment
+    expected = before + 2 * memory.RUN  # a run counts a tenth of a closed socket
     for _ in range(100):
-        if hub.collector.ended_since == before + 2:
+        if hub.collector.ended_since == pytest.approx(expected):
             break
         await asyncio.sleep(0.01)
-    assert hub.collector.ended_since == before + 2
+    assert hub.collector.ended_since == pytest.approx(expected)
+
+
+async def test_on_accept_is_part_of_the_transaction_that_persists_the_run(slow):
+    seen: list[tuple[str, bool]] = []
+
+    def record(run: Run) -> None:
+        # inside the transaction: the run and its user message are there, not committed
+        seen.append((run.id, Run.objects.filter(pk=run.id).exists()))
+
+    ticket = await run_start(request=RunRequest(message="x", agent_id="slowpoke", on_accept=record))
+    assert seen == [(ticket.run_id, True)]
+    assert (await run_wait(ticket.run_id, 5)).status == RunStatus.OK
+
+    def refuse(run: Run) -> None:
+        raise RuntimeError("the caller's side failed")
+
+    with pytest.raises(RuntimeError):
+        await run_start(request=RunRequest(message="y", agent_id="slowpoke", on_accept=refuse))
+    prompts = [r.prompt async for r in Run.objects.all()]
+    assert prompts == ["x"]  # nothing of the refused run was persisted
+    session = await Session.objects.aget(key=ticket.session_key)
+    assert session.message_count == 2  # x and its answer; no message of y
+    first = await run_start(
+        request=RunRequest(message="z", agent_id="slowpoke", idempotency_key="z", on_accept=record)
+    )
+    again = await run_start(
+        request=RunRequest(message="z", agent_id="slowpoke", idempotency_key="z", on_accept=refuse)
+    )
+    assert again.duplicate and again.run_id == first.run_id  # not called for a duplicate
+    assert (await run_wait(first.run_id, 5)).status == RunStatus.OK
+
+
+async def test_run_ended_waits_for_a_run_executing_here(slow):
+    ticket = await run_start(request=RunRequest(message="/stream 40", agent_id="slowpoke"))
+    assert await run_ended(ticket.run_id, 0.1) is False
+    assert await run_cancel(ticket.run_id) is True
+    assert await run_ended(ticket.run_id, 5) is True  # through its task here
+    assert await run_ended(ticket.run_id, 0) is True  # no longer here: from the database
+    assert (await run_wait(ticket.run_id, 0)).status == RunStatus.CANCELLED
