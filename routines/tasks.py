@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from gateway.server import worker
 from routines.services import routine_fire
 from routines.services.beat import FIRE_TASK
-from routines.services.fire import Claim, fire_claim, fire_start
+from routines.services.fire import fire_lock
 from wingman.celery import app
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,15 @@ def fire(
         fire = routine_fire(routine_id=routine_id, scheduled_at=when, at=at)
         asyncio.run_coroutine_threadsafe(fire, loop).add_done_callback(_log_failure)
         return
-    # the decision in this task's thread; the run on the worker's loop, which executes it
-    claim = fire_claim(routine_id=routine_id, scheduled_at=when, at=at)
-    if isinstance(claim, Claim):
-        worker.run(lambda: fire_start(claim, at or datetime.now(UTC)))
+    # The lock in this task's thread: it keeps its cache (Redis) connection from task to
+    # task, where each fire on the loop would open one (Django's cache handler is local to
+    # a thread's context). The rest on the worker's loop, its database calls on the loop's
+    # pool threads and their persistent connections: not here, where Celery's Django
+    # fixup closes the connection after every task (a new PostgreSQL connection per fire).
+    if when is not None and not fire_lock(routine_id, when):
+        return  # another fire of this time has it (a second beat)
+    worker.run(
+        lambda: routine_fire(
+            routine_id=routine_id, scheduled_at=when, at=at, locked=when is not None
+        )
+    )

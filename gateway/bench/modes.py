@@ -73,6 +73,12 @@ def _add_routines_arguments(p: argparse.ArgumentParser) -> None:
         help="routines and agent-stream --scaled: the Celery worker's pool (default threads, "
         "as README's scaled setup; prefork: a process, event loop and CPU core per slot)",
     )
+    p.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="routines: keep each setup's throw-away state dir (its processes' logs) "
+        "instead of removing it at the end",
+    )
 
 
 def _add_webhook_arguments(p: argparse.ArgumentParser) -> None:
@@ -158,6 +164,7 @@ def run_routines(args: argparse.Namespace) -> int:
             workers=args.workers,
             pool=args.pool,
             worker_processes=args.worker_processes,
+            keep=args.keep_state,
         ),
         routines.table,
     )

@@ -14,14 +14,18 @@ for one minute at least ``--lead`` seconds ahead) are written to ``routines.json
 imported on start, the way a gateway imports seed 001's file. The figures come from the
 database once every run ended: when all N started and finished (after the scheduled
 minute), each run's start delay (p50/p99), the CPU the scheduler and the executing process
-used (from the minute to the end), runs lost (scheduled, never run) and run twice.
+used (from the minute to the end), runs lost (scheduled, never run) and run twice. The state
+dirs (``/tmp/wingman-bench-routines-*``, with the processes' logs) are removed at the end,
+failed or not, unless ``keep``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -232,18 +237,31 @@ def _figures(
     }
 
 
-def _embedded(n: int, lead: float, timeout: float) -> dict[str, Any]:
-    state = Path(tempfile.mkdtemp(prefix="wingman-bench-routines-"))
-    setup = Setup("embedded", _base_env(state), state)
-    minute = _target_minute(lead)
-    _write_state(state, n, minute)
+@contextlib.contextmanager
+def _state_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A throw-away state dir, removed when the setup is done (unless ``keep``)."""
+    state = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        _start(setup, "gateway", ["-m", "wingman", "gateway", "run", "--port", "0"])
-        setup.procs[0].role = "gateway (scheduler + runs)"
-        return _wait_and_measure(setup, n, minute, timeout)
+        yield state
     finally:
-        for proc in setup.procs:
-            proc.stop()
+        if keep:
+            print(f"wingman: bench state kept in {state}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def _embedded(n: int, lead: float, timeout: float, keep: bool) -> dict[str, Any]:
+    with _state_dir("wingman-bench-routines-", keep) as state:
+        setup = Setup("embedded", _base_env(state), state)
+        minute = _target_minute(lead)
+        _write_state(state, n, minute)
+        try:
+            _start(setup, "gateway", ["-m", "wingman", "gateway", "run", "--port", "0"])
+            setup.procs[0].role = "gateway (scheduler + runs)"
+            return _wait_and_measure(setup, n, minute, timeout)
+        finally:
+            for proc in setup.procs:
+                proc.stop()
 
 
 def _fresh_database(url: str) -> tuple[str, str]:
@@ -252,8 +270,11 @@ def _fresh_database(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     name = f"wmbench_{uuid.uuid4().hex[:12]}"
     admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as db:
-        db.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        raise BenchError(f"scaled: could not create the bench database: {exc}") from exc
     return urlunsplit(parts._replace(path=f"/{name}")), name
 
 
@@ -273,8 +294,22 @@ def _scaled(
     database_url: str,
     workers: tuple[int, int],
     pool: str,
+    keep: bool = False,
 ):
-    state = Path(tempfile.mkdtemp(prefix="wingman-bench-routines-scaled-"))
+    with _state_dir("wingman-bench-routines-scaled-", keep) as state:
+        return _scaled_in(state, n, lead, timeout, redis_url, database_url, workers, pool)
+
+
+def _scaled_in(
+    state: Path,
+    n: int,
+    lead: float,
+    timeout: float,
+    redis_url: str,
+    database_url: str,
+    workers: tuple[int, int],
+    pool: str,
+):
     database, name = _fresh_database(database_url)
     prefix = f"wmbench-{uuid.uuid4().hex[:8]}"
     env = _base_env(state) | {
@@ -316,18 +351,20 @@ def measure(
     workers: int,
     pool: str = "prefork",
     worker_processes: int = 1,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """Run the chosen setups one after the other; the report has one entry per setup.
-    Scaled: ``worker_processes`` Celery workers of ``workers`` slots each."""
+    Scaled: ``worker_processes`` Celery workers of ``workers`` slots each. ``keep``: leave
+    each setup's state dir (its processes' logs) behind."""
     report: dict[str, Any] = {"mode": "routines", "routines": n, "setups": {}}
     for name in setups:
         if name == "embedded":
-            report["setups"][name] = _embedded(n, lead, timeout)
+            report["setups"][name] = _embedded(n, lead, timeout, keep)
         else:
             if not redis_url or not database_url:
                 raise BenchError("scaled: set REDIS_URL and DATABASE_URL (a PostgreSQL server)")
             report["setups"][name] = _scaled(
-                n, lead, timeout, redis_url, database_url, (worker_processes, workers), pool
+                n, lead, timeout, redis_url, database_url, (worker_processes, workers), pool, keep
             )
     return report
 

@@ -51,12 +51,19 @@ class FireResult:
 
 @dataclass(frozen=True)
 class Claim:
+    """A fire that runs: its record (still without a run) and what its run needs. The
+    routine as claimed (its ``next_run_at`` after this fire) says ``started``."""
+
     routine_run_id: int
-    routine_id: str
-    agent_id: str
-    prompt: str
+    routine: Routine
+    scheduled_at: datetime | None
+    at: datetime
     session_key: str
     idempotency_key: str
+
+    @property
+    def routine_id(self) -> str:
+        return self.routine.pk
 
 
 def lock_key(routine_id: str, scheduled_at: datetime) -> str:
@@ -112,76 +119,77 @@ def _open_record(routine: Routine) -> RoutineRun | None:
 def _claim(
     routine_id: str, scheduled_at: datetime | None, trigger: str, at: datetime, force: bool
 ) -> Claim | FireResult:
-    """Decide whether this time runs; if so, record it (in one transaction)."""
-    with transaction.atomic():
-        routine = Routine.objects.select_for_update().filter(pk=routine_id).first()
-        if routine is None:
-            return FireResult(False, reason="not-found")
-        if not routine.enabled and not force:
-            return FireResult(False, reason="disabled")
-        deadline = settings.WINGMAN_ROUTINES_STARTING_DEADLINE
-        if scheduled_at is not None and (at - scheduled_at).total_seconds() > deadline:
-            late = (at - scheduled_at).total_seconds()
-            return _skip(
-                routine,
-                scheduled_at,
-                trigger,
-                f"too-late: {late:.0f} s after its time, "
-                f"past the {deadline:.0f} s starting deadline",
-            )
-        if (
-            scheduled_at is not None
-            and RoutineRun.objects.filter(routine=routine, scheduled_at=scheduled_at).exists()
-        ):
-            return FireResult(False, reason="duplicate")
-        running = _open_record(routine)
-        if running is not None:
-            return _skip(
-                routine,
-                scheduled_at,
-                trigger,
-                f"overlap: the previous run {running.run_id or '(starting)'} is still going",
-            )
-        key = target_key(routine)
-        ensure_session(routine)
-        try:
-            with transaction.atomic():
-                record = RoutineRun.objects.create(
-                    routine=routine, scheduled_at=scheduled_at, trigger=trigger, session_key=key
-                )
-        except IntegrityError:
-            return FireResult(False, reason="duplicate")
-    stamp = scheduled_at.isoformat() if scheduled_at else f"manual:{uuid.uuid4().hex}"
-    return Claim(
-        record.pk,
-        routine.pk,
-        routine.agent_id,
-        routine.prompt,
-        key,
-        f"routine:{routine.pk}:{stamp}",
-    )
+    """Decide whether this time runs; if so, record it (one transaction, the routine's row
+    locked: every fire record of a routine is written under that lock, so the check for an
+    existing record cannot race; the unique ``(routine, scheduled_at)`` stays the backstop)."""
+    try:
+        with transaction.atomic():
+            return _decide(routine_id, scheduled_at, trigger, at, force)
+    except IntegrityError:
+        return FireResult(False, reason="duplicate")
 
 
-def _started(claim: Claim, run_id: str, at: datetime) -> None:
-    with transaction.atomic():
-        RoutineRun.objects.filter(pk=claim.routine_run_id).update(run_id=run_id)
-        routine = Routine.objects.select_for_update().filter(pk=claim.routine_id).first()
-        if routine is None:
-            return
-        record = RoutineRun.objects.get(pk=claim.routine_run_id)
-        routine.last_run_at = at
-        routine.last_run_id = run_id
-        routine.last_status = RoutineStatus.RUNNING
-        routine.next_run_at = next_run(routine, at)
-        routine.save(update_fields=["last_run_at", "last_run_id", "last_status", "next_run_at"])
-        publish_after_commit(
-            "started",
+def _decide(
+    routine_id: str, scheduled_at: datetime | None, trigger: str, at: datetime, force: bool
+) -> Claim | FireResult:
+    routine = Routine.objects.select_for_update().filter(pk=routine_id).first()
+    if routine is None:
+        return FireResult(False, reason="not-found")
+    if not routine.enabled and not force:
+        return FireResult(False, reason="disabled")
+    deadline = settings.WINGMAN_ROUTINES_STARTING_DEADLINE
+    if scheduled_at is not None and (at - scheduled_at).total_seconds() > deadline:
+        late = (at - scheduled_at).total_seconds()
+        return _skip(
             routine,
-            status=RoutineStatus.RUNNING,
-            run_id=run_id,
-            session_key=claim.session_key,
-            scheduled_at_ms=ms(record.scheduled_at),
+            scheduled_at,
+            trigger,
+            f"too-late: {late:.0f} s after its time, past the {deadline:.0f} s starting deadline",
         )
+    if (
+        scheduled_at is not None
+        and RoutineRun.objects.filter(routine=routine, scheduled_at=scheduled_at).exists()
+    ):
+        return FireResult(False, reason="duplicate")
+    running = _open_record(routine)
+    if running is not None:
+        return _skip(
+            routine,
+            scheduled_at,
+            trigger,
+            f"overlap: the previous run {running.run_id or '(starting)'} is still going",
+        )
+    key = ensure_session(routine)
+    record = RoutineRun.objects.create(
+        routine=routine, scheduled_at=scheduled_at, trigger=trigger, session_key=key
+    )
+    routine.next_run_at = next_run(routine, at)
+    stamp = scheduled_at.isoformat() if scheduled_at else f"manual:{uuid.uuid4().hex}"
+    return Claim(record.pk, routine, scheduled_at, at, key, f"routine:{routine.pk}:{stamp}")
+
+
+def _started(claim: Claim, run_id: str) -> None:
+    """The run service accepted the claimed run: in its transaction, link the record to it
+    and set the routine's last-run fields (its next run as computed when claimed, unless
+    the routine was changed meanwhile: then that change's stands)."""
+    RoutineRun.objects.filter(pk=claim.routine_run_id).update(run_id=run_id)
+    routine = claim.routine
+    fields = {
+        "last_run_at": claim.at,
+        "last_run_id": run_id,
+        "last_status": RoutineStatus.RUNNING,
+    }
+    same = Routine.objects.filter(pk=routine.pk, revision=routine.revision)
+    if not same.update(next_run_at=routine.next_run_at, **fields):
+        Routine.objects.filter(pk=routine.pk).update(**fields)
+    publish_after_commit(
+        "started",
+        routine,
+        status=RoutineStatus.RUNNING,
+        run_id=run_id,
+        session_key=claim.session_key,
+        scheduled_at_ms=ms(claim.scheduled_at),
+    )
 
 
 def _start_failed(claim: Claim, error: str) -> None:
@@ -192,6 +200,12 @@ def _start_failed(claim: Claim, error: str) -> None:
     settle.count_outcome(claim.routine_id, RoutineStatus.ERROR, error, None, None)
 
 
+def fire_lock(routine_id: str, scheduled_at: datetime) -> bool:
+    """Take the lock of one scheduled time of a routine (False: a fire of it has it)."""
+    timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
+    return bool(cache.add(lock_key(routine_id, scheduled_at), 1, timeout))
+
+
 def fire_claim(
     *,
     routine_id: str,
@@ -199,10 +213,11 @@ def fire_claim(
     trigger: str = Trigger.SCHEDULE,
     force: bool = False,
     at: datetime | None = None,
+    locked: bool = False,
 ) -> Claim | FireResult:
-    """The first half of a fire, sync (any thread; a worker calls it in its task's own
-    thread): the lock and the decision. A :class:`Claim` is then started by
-    :func:`fire_start`; a :class:`FireResult` says why nothing runs."""
+    """The first half of a fire, sync: the lock (unless the caller took it: ``locked``) and
+    the decision. A :class:`Claim` is then started by :func:`fire_start`; a
+    :class:`FireResult` says why nothing runs."""
     at = at or now()
     if trigger == Trigger.SCHEDULE:
         if scheduled_at is None:
@@ -210,8 +225,7 @@ def fire_claim(
             if found is None or isinstance(found, str):
                 return FireResult(False, reason=found or "not-due")
             scheduled_at = found
-        timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
-        if not cache.add(lock_key(routine_id, scheduled_at), 1, timeout):
+        if not locked and not fire_lock(routine_id, scheduled_at):
             return FireResult(False, reason="duplicate")
     else:
         scheduled_at = None
@@ -225,31 +239,40 @@ async def routine_fire(
     trigger: str = Trigger.SCHEDULE,
     force: bool = False,
     at: datetime | None = None,
+    locked: bool = False,
 ) -> FireResult:
     """Fire one scheduled time of a routine (``scheduled_at``; None: the latest at or before
     now, as a plain beat sends it) or, with ``trigger=manual``, run it now. Starts at most
     one run (see the module doc for the guards) and returns at once; the run's end is
-    followed in the background (``settle``). ``force``: run even if disabled."""
+    followed in the background (``settle``). ``force``: run even if disabled. ``locked``:
+    the caller holds :func:`fire_lock` of ``scheduled_at`` already."""
     at = at or now()
     claim = await db_call(fire_claim)(
-        routine_id=routine_id, scheduled_at=scheduled_at, trigger=trigger, force=force, at=at
+        routine_id=routine_id,
+        scheduled_at=scheduled_at,
+        trigger=trigger,
+        force=force,
+        at=at,
+        locked=locked,
     )
     if isinstance(claim, FireResult):
         return claim
-    return await fire_start(claim, at)
+    return await fire_start(claim)
 
 
-async def fire_start(claim: Claim, at: datetime) -> FireResult:
+async def fire_start(claim: Claim) -> FireResult:
     """The second half of a fire: start the claimed run through the run service (executed
-    here when this is a worker), record it, follow its end."""
+    here when this is a worker; the record and the routine's last-run fields are written
+    in the transaction that accepts the run), follow its end."""
     seat = current_seat()
     executor = "local" if seat is not None and seat.headless else None  # a worker runs it
     request = RunRequest(
-        message=claim.prompt,
+        message=claim.routine.prompt,
         source=RunSource.ROUTINE,
-        agent_id=claim.agent_id,
+        agent_id=claim.routine.agent_id,
         session_key=claim.session_key,
         idempotency_key=claim.idempotency_key,
+        on_accept=lambda run: _started(claim, run.id),
     )
     try:
         ticket = await run_service.run_start(request=request, executor=executor)
@@ -258,7 +281,8 @@ async def fire_start(claim: Claim, at: datetime) -> FireResult:
         return FireResult(
             False, reason=f"error: {exc.message}", routine_run_id=claim.routine_run_id
         )
-    await db_call(_started)(claim, ticket.run_id, at)
+    if ticket.duplicate:  # a run its key had started already (not through this claim)
+        await db_call(transaction.atomic(_started))(claim, ticket.run_id)
     settle.follow_soon(claim.routine_run_id, ticket.run_id)
     return FireResult(
         True,

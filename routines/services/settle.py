@@ -49,9 +49,13 @@ def follow_soon(routine_run_id: int, run_id: str) -> None:
 
 async def _follow(routine_run_id: int, run_id: str) -> None:
     try:
-        while await run_service.run_wait(run_id, WAIT_SLICE_SECONDS) is None:
+        while not await run_service.run_ended(run_id, WAIT_SLICE_SECONDS):
             pass
-        await db_call(settle_record)(routine_run_id)
+        if not await db_call(settle_record)(routine_run_id):
+            # its end could not be persisted here: as the database says, once it does
+            while await run_service.run_wait(run_id, WAIT_SLICE_SECONDS) is None:
+                pass
+            await db_call(settle_record)(routine_run_id)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -80,6 +84,20 @@ def settle_record(routine_run_id: int) -> bool:
         record.save(update_fields=["status", "reason", "ended_at", "duration_ms"])
         count_outcome(record.routine_id, run.status, run.error, run.id, record.duration_ms)
     return True
+
+
+#: What the end of a run changes on its routine.
+OUTCOME_FIELDS = (
+    "last_status",
+    "last_error",
+    "last_duration_ms",
+    "consecutive_errors",
+    "enabled",
+    "disabled_reason",
+    "revision",
+    "next_run_at",
+    "updated_at",
+)
 
 
 def count_outcome(
@@ -115,7 +133,7 @@ def count_outcome(
         publish_after_commit("removed", routine)
         routine.delete()
         return
-    routine.save()
+    routine.save(update_fields=OUTCOME_FIELDS)
     if not routine.enabled and routine.periodic_task_id is not None:
         beat.sync(routine, schedule_changed=False)
     publish_after_commit("finished", routine, **extra)
