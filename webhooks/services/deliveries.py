@@ -23,15 +23,14 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from agents.models import RunSource, Session
+from agents.models import Run, RunSource
 from agents.services.runs import RunRequest, RunTicket, run_start
 from gateway.delivery import publish
 from gateway.protocol import events
@@ -285,31 +284,29 @@ async def _replay(line: _Line, run_id: str | None, session_key: str) -> Answer:
     return answer
 
 
-def _record_accepted(line: _Line, ticket: RunTicket, payload: Any, now) -> Delivery:
-    """The delivery log line, the webhook's last trigger, its thread's name (one
-    transaction; the run and its user message are committed already)."""
-    webhook = line.webhook
-    with transaction.atomic():
-        answer = Answer(202, {})
-        delivery = _record(
+def _recorder(line: _Line, payload: Any, now) -> Callable[[Run], None]:
+    """What ``run_start`` writes in the transaction that accepts the delivery's run: the
+    delivery log line and the webhook's last trigger (so an accepted delivery is logged
+    exactly when its run and user message are committed)."""
+
+    def record(run: Run) -> None:
+        _record(
             line,
-            answer,
+            Answer(202, {}),
             reason="accepted",
-            run_id=ticket.run_id,
-            session_key=ticket.session_key,
+            run_id=run.id,
+            session_key=run.session.key,
             payload=payload,
             received_at=now,
         )
-        Webhook.objects.filter(pk=webhook.pk).update(last_triggered_at=now)
-        if not webhook.session_key:
-            Session.objects.filter(key=ticket.session_key, name="").update(
-                name=f"Webhook: {webhook.name}"[:200]
-            )
-    return delivery
+        Webhook.objects.filter(pk=line.webhook.pk).update(last_triggered_at=now)
+
+    return record
 
 
-async def _start(line: _Line, body: inbound.Body) -> RunTicket | Answer:
-    """Start the delivery's run through the one run entry point (or say why not)."""
+async def _start(line: _Line, body: inbound.Body, now, from_sender: bool) -> RunTicket | Answer:
+    """Start the delivery's run through the one run entry point (or say why not). A
+    delivery id the gateway made up cannot come again: no idempotency key to look up."""
     webhook = line.webhook
     if not webhook.agent.enabled:  # its thread exists: run_start would not ask
         return await _refuse(line, _refusal(409, f"agent {webhook.agent_id!r} is disabled"))
@@ -324,10 +321,12 @@ async def _start(line: _Line, body: inbound.Body) -> RunTicket | Answer:
         source=RunSource.WEBHOOK,
         agent_id=webhook.agent_id,
         session_key=webhook.thread_key,
-        idempotency_key=_idempotency_key(webhook, line.delivery_id),
+        idempotency_key=_idempotency_key(webhook, line.delivery_id) if from_sender else None,
         extra_system_prompt=prompts.UNTRUSTED_NOTE if prompt.fenced else None,
         # No connection asked: every subscriber of the session gets the user message.
         requester=f"webhook:{webhook.id}",
+        session_name=None if webhook.session_key else f"Webhook: {webhook.name}"[:200],
+        on_accept=_recorder(line, body.payload, now),
     )
     try:
         return await run_start(request=request)
@@ -335,14 +334,13 @@ async def _start(line: _Line, body: inbound.Body) -> RunTicket | Answer:
         return await _refuse(line, _refusal(409, f"cannot start the run: {error.message}"))
 
 
-async def _accept(line: _Line, body: inbound.Body) -> Answer:
+async def _accept(line: _Line, body: inbound.Body, from_sender: bool) -> Answer:
     now = timezone.now()
-    started = await _start(line, body)
+    started = await _start(line, body, now, from_sender)
     if isinstance(started, Answer):
         return started
     if started.duplicate:
         return await _replay(line, started.run_id, started.session_key)
-    delivery = await db_call(_record_accepted)(line, started, body.payload, now)
     await publish.publish(
         events.WEBHOOK,
         events.WebhookPayload(
@@ -350,7 +348,7 @@ async def _accept(line: _Line, body: inbound.Body) -> Answer:
             webhookId=line.webhook.id,
             runId=started.run_id,
             sessionKey=started.session_key,
-            receivedAt=int(delivery.received_at.timestamp() * 1000),
+            receivedAt=int(now.timestamp() * 1000),
         ).model_dump(by_alias=True),
     )
     return Answer(202, _accepted_body(started.run_id, started.session_key, line.delivery_id))
@@ -379,4 +377,4 @@ async def delivery_receive(*, request: Inbound) -> Answer:
             return await _replay(line, seen.run_id, seen.session_key)
     if limited := await shared.run(_rate_limited, webhook):
         return await _refuse(line, limited)
-    return await _accept(line, checked)
+    return await _accept(line, checked, from_sender)
