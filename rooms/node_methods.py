@@ -122,7 +122,8 @@ async def nodes_broadcast(ctx: CallContext, params: NodeBroadcastParams) -> dict
     result = await rooms.room_broadcast(
         room_id=params.group_id, message=params.message, sender=sender, hold=hold
     )
-    ctx.after_reply(_releaser(hold))
+    if result["runIds"]:  # a room without agents (a swarm of nodes): no task to release
+        ctx.after_reply(_releaser(hold))
     return {"groupId": result["roomId"], "broadcastId": result["broadcastId"], **result}
 
 

@@ -132,9 +132,10 @@ async def room_members(*, room_id: str, roster: Roster | None = None) -> dict[st
     return {"roomId": room_id, "agents": agents, "live": await roster.room_members(room_id)}
 
 
-def message_data(m: RoomMessage) -> dict[str, Any]:
-    """One history entry: ``{id?, roomId, broadcastId, from:{kind, id, name}, content,
-    payload?, runId?, agentId?, status?, timestamp}``."""
+def message_data(m: Any) -> dict[str, Any]:
+    """One history entry (a ``RoomMessage``, or a ``services.history.Entry`` not written
+    yet): ``{id?, roomId, broadcastId, from:{kind, id, name}, content, payload?, runId?,
+    agentId?, status?, timestamp}``."""
     out: dict[str, Any] = {
         "roomId": m.room_id,
         "broadcastId": m.broadcast_id,

@@ -1,8 +1,10 @@
 """``wingman gateway bench --mode rooms``: N wingman-node connections in rooms of K, every
 member broadcasting at a steady rate; the offered delivery rate steps up until a step is
 not sustained (p99 >= 50 ms, or under 95% of the deliveries arrive); the same steps against
-the pure-websockets node server (``rooms_baseline.py``) in the same run. A warm-up step at
-half the first rate comes first and is not reported.
+the pure-websockets node server (``rooms_baseline.py``) in the same run, interleaved: each
+rate on the gateway, then on the baseline (or the other way round: the order alternates),
+both sets of connections open throughout. A warm-up step at half the first rate comes
+first and is not reported.
 
 A delivery is one member receiving another's broadcast. At an offered rate R deliveries/s,
 the bench sends R/(K-1) broadcasts/s spread evenly over the N members (each sends one every
@@ -133,6 +135,8 @@ class RoomsOptions:
     step_seconds: float = 5.0
     concurrency: int = 100
     tag: str = ""
+    #: Remove the rooms at the end (a gateway keeps them; the baseline keeps nothing).
+    cleanup: bool = True
 
 
 async def _open_member(endpoint: Endpoint, index: int, options: RoomsOptions) -> Member:
@@ -148,7 +152,7 @@ async def _open_member(endpoint: Endpoint, index: int, options: RoomsOptions) ->
         payload["token"] = endpoint.token
     member.send({"type": "register", "payload": payload})
     member.node_id = (await member.expect("ack"))["nodeId"]
-    group = f"bench-{options.tag}-{index % (options.connections // options.room_size)}"
+    group = f"bench-{options.tag}-{index % _rooms(options)}"
     join = {"groupName": group, "createIfNotExists": True}
     member.send({"type": "join_group", "nodeId": member.node_id, "payload": join})
     member.group_id = (await member.expect("ack"))["groupId"]
@@ -225,30 +229,76 @@ async def run_step(members: list[Member], step: Step, options: RoomsOptions) -> 
             raise member.failure
 
 
-async def measure(options: RoomsOptions, log) -> dict[str, Any]:
-    """Open the members, step the rate up until a step is not sustained; the steps' results
-    and the highest sustained delivery rate."""
-    members = await open_members(options)
-    log(f"{len(members)} members in {options.connections // options.room_size} rooms")
-    steps: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    try:  # a warm-up step, not reported: the first broadcasts load the rooms
-        await run_step(members, Step(index=0, offered=options.start_rate / 2), options)
-        rate, index = options.start_rate, 1
-        while rate <= options.max_rate:
-            step = Step(index=index, offered=rate)
-            await run_step(members, step, options)
-            result = step.result(options.room_size - 1)
-            steps.append(result)
-            log(
-                f"offered {result['offered']}/s: delivered {result['delivered_per_s']}/s, "
-                f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, errors {result['errors']}"
-            )
-            if not result["sustained"]:
-                break
-            best = result
-            rate, index = rate * options.factor, index + 1
+async def measure(sides: dict[str, RoomsOptions], log) -> dict[str, dict[str, Any]]:
+    """Open every side's members (e.g. the gateway's and the baseline's), then step the rate
+    up on all sides in turn, each rate on each side one after the other (which side goes
+    first alternates), until every side has a step it did not sustain: the sides are
+    measured at the same moments, so the load other work puts on the machine weighs on
+    both alike. Each side's steps and its highest sustained delivery rate."""
+    members: dict[str, list[Member]] = {}
+    try:
+        for name, options in sides.items():
+            members[name] = await open_members(options)
+            log(f"{name}: {len(members[name])} members in {_rooms(options)} rooms")
+        results = {name: {"steps": [], "best": None} for name in sides}
+        order = list(sides)
+        for name in order:  # a warm-up step each, not reported: the first broadcasts load rooms
+            warm = Step(index=0, offered=sides[name].start_rate / 2)
+            await run_step(members[name], warm, sides[name])
+        first = sides[order[0]]
+        rate, index, live = first.start_rate, 1, list(order)
+        while live and rate <= first.max_rate:
+            for name in live[:]:
+                options = sides[name]
+                step = Step(index=index, offered=rate)
+                await run_step(members[name], step, options)
+                result = step.result(options.room_size - 1)
+                results[name]["steps"].append(result)
+                log(
+                    f"{name}: offered {result['offered']}/s: delivered "
+                    f"{result['delivered_per_s']}/s, p50 {result['p50_ms']} ms, "
+                    f"p99 {result['p99_ms']} ms, errors {result['errors']}"
+                )
+                if result["sustained"]:
+                    results[name]["best"] = result
+                else:
+                    live.remove(name)
+            live.reverse()
+            rate, index = rate * first.factor, index + 1
     finally:
-        for member in members:
-            member.close()
-    return {"steps": steps, "best": best}
+        for side in members.values():
+            for member in side:
+                member.close()
+        for name, side in members.items():
+            if sides[name].cleanup:
+                await _delete_rooms(sides[name].endpoints[0], {m.group_id for m in side}, log)
+    return results
+
+
+def _rooms(options: RoomsOptions) -> int:
+    return options.connections // options.room_size
+
+
+async def _delete_rooms(endpoint: Endpoint, room_ids: set[str], log) -> None:
+    """Remove the run's rooms (with their history): repeated runs on one state would
+    otherwise fill ``WINGMAN_ROOMS_MAX``."""
+    # imported here: every ``wingman`` command imports the bench's options, and a gateway
+    # would otherwise carry invoke's imports (cryptography, ~8 MB of RSS)
+    from gateway.bench.invoke import _connect_params, _open
+
+    client = {"id": "bench", "version": "bench", "mode": "cli"}
+    try:
+        operator = await _open(
+            endpoint, lambda _: _connect_params(endpoint, client=client, role="operator")
+        )
+    except (OSError, BenchError) as exc:
+        log(f"could not remove the bench rooms: {exc}")
+        return
+    try:
+        for room_id in room_ids:
+            await operator.call("rooms.delete", {"roomId": room_id})
+    except BenchError as exc:
+        log(f"could not remove every bench room: {exc}")
+    finally:
+        operator.reader.cancel()
+        await operator.ws.close()

@@ -12,6 +12,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from gateway.bench import baseline
@@ -59,19 +60,19 @@ def _options(args: argparse.Namespace, urls: list[str], token: str | None, tag: 
 
 async def _both(args: argparse.Namespace, urls: list[str], token: str | None) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
-    gateway = await measure(_options(args, urls, token, tag), lambda m: _log(f"gateway: {m}"))
-    base = None
-    if not args.no_baseline:
-        async with _baseline_server(token) as url:
-            options = _options(args, [url], token, tag)
-            base = await measure(options, lambda m: _log(f"baseline: {m}"))
+    sides = {"gateway": _options(args, urls, token, tag)}
+    async with contextlib.AsyncExitStack() as stack:
+        if not args.no_baseline:
+            url = await stack.enter_async_context(_baseline_server(token))
+            sides["baseline"] = replace(_options(args, [url], token, tag), cleanup=False)
+        results = await measure(sides, _log)
     return {
         "mode": "rooms",
         "urls": urls,
         "connections": args.connections,
         "room_size": args.room_size,
-        "gateway": gateway,
-        "baseline": base,
+        "gateway": results["gateway"],
+        "baseline": results.get("baseline"),
     }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +38,9 @@ from gateway.protocol import events
 from gateway.protocol.dialects.base import dumps
 from gateway.protocol.errors import ErrorCode, GatewayError
 from rooms import selectors
-from rooms.models import Room, RoomMessage, SenderKind, Strategy
+from rooms.models import Room, SenderKind, Strategy
 from rooms.runtime import recent
-from rooms.services.history import writer
+from rooms.services.history import Entry, writer
 
 logger = logging.getLogger(__name__)
 
@@ -87,17 +87,17 @@ def _rooms_fresh(keys: list[str]) -> dict[str, tuple[Room, list[str]]]:
 async def _post(room: Room, sender: Sender, content: str, payload: Any, bid: str, **kw) -> dict:
     """Send ``room.message`` (all but the sending connection) and store the history entry
     (returns once it is stored; ``UNAVAILABLE`` when it could not be)."""
-    entry = RoomMessage(
-        room_id=room.id,
-        broadcast_id=bid,
-        sender_kind=sender.kind,
-        sender_id=sender.id,
-        sender_name=sender.name,
-        content=content,
-        payload=payload,
-        run_id=kw.get("run_id", ""),
-        status=kw.get("status", ""),
-        created_at=timezone.now(),
+    entry = Entry(
+        room.id,
+        bid,
+        sender.kind,
+        sender.id,
+        sender.name,
+        content,
+        payload,
+        kw.get("run_id", ""),
+        kw.get("status", ""),
+        timezone.now(),
     )
     written = writer().add(entry)
     data = selectors.message_data(entry)
@@ -142,7 +142,7 @@ async def room_broadcast(
     if strategy is not None and strategy not in Strategy.values:
         raise GatewayError(ErrorCode.INVALID_REQUEST, f"unknown strategy {strategy!r}")
     room, agent_ids = await _load(room_id)
-    bid = uuid.uuid4().hex
+    bid = os.urandom(16).hex()  # (uuid4().hex: the same 32 hex digits, 4x the CPU)
     payload = None if isinstance(message, str) else message
     await _post(room, sender, content, payload, bid)
     out: dict[str, Any] = {

@@ -1,20 +1,29 @@
 """Writing room history without a database round trip per message: entries are queued and
-written together (``bulk_create``, one transaction) every ``FLUSH_SECONDS`` on the caller's
-event loop, and on shutdown (the rooms extension's ``on_shutdown``). :meth:`HistoryWriter.add`
-returns a future that is done once its entry is written (a group commit): a broadcast is
-acknowledged only after that, so a message accepted is a message stored, and the queue
-holds at most what the broadcasts in flight have sent (each waits for its batch). A batch
-that cannot be written fails every waiter's future (the broadcast answers ``UNAVAILABLE``);
-an entry of a room deleted meanwhile is dropped (nothing left to keep it in)."""
+written together (one ``INSERT`` run over all of them with ``executemany``, one
+transaction) every ``FLUSH_SECONDS`` on the caller's event loop, and on shutdown (the rooms
+extension's ``on_shutdown``). :meth:`HistoryWriter.add` returns a future that is done once
+its entry is written (a group commit): a broadcast is acknowledged only after that, so a
+message accepted is a message stored, and the queue holds at most what the broadcasts in
+flight have sent (each waits for its batch). A batch that cannot be written fails every
+waiter's future (the broadcast answers ``UNAVAILABLE``); an entry of a room deleted
+meanwhile is dropped (nothing left to keep it in).
+
+An entry is an :class:`Entry` (the fields of a ``RoomMessage``, without a model instance:
+building one cost ~20 µs per broadcast, and ``bulk_create``'s compiler more per row than
+the insert itself), written by a raw statement over ``RoomMessage``'s own table and
+columns, its values prepared by the model's fields (JSON, datetimes: as Django would)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from rooms.models import RoomMessage
 
@@ -22,18 +31,83 @@ logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.02
 
+#: Written in this order (``room`` is its ``room_id`` column).
+_FIELDS = (
+    "room",
+    "broadcast_id",
+    "sender_kind",
+    "sender_id",
+    "sender_name",
+    "content",
+    "payload",
+    "run_id",
+    "status",
+    "created_at",
+)
 
-Pending = tuple[RoomMessage, asyncio.Future]
+
+@dataclass(slots=True)
+class Entry:
+    """One history entry to write (``selectors.message_data`` reads it like a
+    ``RoomMessage``; ``pk`` is None: it is not written yet)."""
+
+    room_id: str
+    broadcast_id: str
+    sender_kind: str
+    sender_id: str
+    sender_name: str
+    content: str
+    payload: Any
+    run_id: str
+    status: str
+    created_at: datetime
+    pk: None = None
 
 
-def _write(batch: list[RoomMessage]) -> None:
+Pending = tuple[Entry, asyncio.Future]
+
+
+def _insert_sql() -> str:
+    fields = [RoomMessage._meta.get_field(name) for name in _FIELDS]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    # names from the model's metadata, quoted; every value is a parameter
+    return f"INSERT INTO {quote(RoomMessage._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+
+
+def _rows(batch: list[Entry]) -> list[tuple[Any, ...]]:
+    """The rows' values as ``RoomMessage``'s fields would prepare them (what their
+    ``get_db_prep_save`` ends in: the datetime is always aware, from ``timezone.now()``)."""
+    ops = connection.ops
+    encoder = RoomMessage._meta.get_field("payload").encoder
+    return [
+        (
+            e.room_id,
+            e.broadcast_id,
+            e.sender_kind,
+            e.sender_id,
+            e.sender_name,
+            e.content,
+            None if e.payload is None else ops.adapt_json_value(e.payload, encoder),
+            e.run_id,
+            e.status,
+            ops.adapt_datetimefield_value(e.created_at),
+        )
+        for e in batch
+    ]
+
+
+def _write(batch: list[Entry]) -> None:
+    sql, rows = _insert_sql(), _rows(batch)
     try:
-        with transaction.atomic():
-            RoomMessage.objects.bulk_create(batch)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
     except IntegrityError:  # a room deleted meanwhile: keep the others
-        for entry in batch:
+        for entry, row in zip(batch, rows, strict=True):
             try:
-                entry.save()
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(sql, row)
             except IntegrityError:
                 logger.info("room %s is gone: history entry dropped", entry.room_id)
 
@@ -46,7 +120,7 @@ class HistoryWriter:
         self.pending: list[Pending] = []
         self.task: asyncio.Task | None = None
 
-    def add(self, entry: RoomMessage) -> asyncio.Future:
+    def add(self, entry: Entry) -> asyncio.Future:
         """Queue ``entry``; the future is done once it is written (or failed with why not)."""
         written = self.loop.create_future()
         self.pending.append((entry, written))

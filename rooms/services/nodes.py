@@ -150,6 +150,7 @@ async def sweep_stale_once() -> int:
     for roster in local_rosters():
         if roster.process_id != hub.id:
             continue
+        due: list[str] = []
         for node in list(roster.nodes.values()):
             conn = hub.connections.get(node["connId"])
             if node["lastSeen"] < cutoff or conn is None:
@@ -161,12 +162,29 @@ async def sweep_stale_once() -> int:
                 closed += 1
             elif node["lastSeen"] < quiet and node.get("pingedAt", 0) <= node["lastSeen"]:
                 node["pingedAt"] = now
-                ping = {"nodeId": node["nodeId"], "timestamp": now}
-                await publish.publish_topic(node_topic(node["nodeId"]), events.NODE_PING, ping)
+                due.append(node["nodeId"])
+        await _ping_paced(due, now)
         set_room_count(await database_sync_to_async(selectors.room_count)())
         await roster.all_nodes()  # refreshes the other processes' count for /health
         await roster.flush()
     return closed
+
+
+#: Pings sent together, then a pause: nodes that registered together fall silent together
+#: (a swarm started at once), and a ping to each of hundreds at once, with their pongs
+#: coming back together, stalled every other frame for ~50 ms (rooms bench, 1000 nodes).
+PING_BATCH = 50
+PING_PAUSE_SECONDS = 0.05
+
+
+async def _ping_paced(node_ids: list[str], now: int) -> None:
+    """``node.ping`` each node, :data:`PING_BATCH` at a time (1000 a second at most)."""
+    for start in range(0, len(node_ids), PING_BATCH):
+        if start:
+            await asyncio.sleep(PING_PAUSE_SECONDS)
+        for node_id in node_ids[start : start + PING_BATCH]:
+            ping = {"nodeId": node_id, "timestamp": now}
+            await publish.publish_topic(node_topic(node_id), events.NODE_PING, ping)
 
 
 async def sweep_stale_forever() -> None:

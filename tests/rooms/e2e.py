@@ -150,15 +150,23 @@ async def node_join(client: Raw, node_id: str, group: str, *, by_id: bool = Fals
 
 
 class JoinProcess:
-    """A ``wingman gateway join`` process: its stdout lines as they come, stdin to type.
-    ``prefix`` runs it through another command (``ip netns exec <name>``)."""
+    """A ``wingman gateway join`` process: its stdout lines as they come, stdin to type
+    (``stdin=subprocess.DEVNULL``: none, as a service has). ``prefix`` runs it through
+    another command (``ip netns exec <name>``)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], *, prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        prefix: Sequence[str] = (),
+        stdin: int = subprocess.PIPE,
+    ) -> None:
         self.proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "wingman", "gateway", "join", *args],
             cwd=REPO,
             env=env,
-            stdin=subprocess.PIPE,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

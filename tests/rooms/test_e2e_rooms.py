@@ -6,6 +6,7 @@ two ``wingman gateway join`` processes talk to each other."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,30 @@ async def test_join_process_reconnects(gateway_factory: GatewayFactory, tmp_path
         await node.expect("joined group g", timeout=10)
     finally:
         node.stop()
+
+
+async def test_join_process_on_a_password_mode_gateway(gateway_factory: GatewayFactory):
+    pw = "hunter2-long"
+    gw = gateway_factory(
+        {
+            "WINGMAN_AUTH_MODE": "password",
+            "WINGMAN_GATEWAY_PASSWORD": pw,
+            "WINGMAN_GATEWAY_TOKEN": None,
+        }
+    )
+    env = {k: v for k, v in gw.env.items() if not k.startswith("WINGMAN_GATEWAY_")}
+    # stdin /dev/null, as a service's: the node reads nothing and says nothing about it
+    args = [gw.url, "--name", "pw", "--group", "g", "--password", pw]
+    node = JoinProcess(args, env, stdin=subprocess.DEVNULL)
+    wrong = JoinProcess([gw.url, "--name", "nope", "--password", "wrong"], env)
+    try:
+        await node.joined("pw", "g")
+        await wrong.expect("error AUTH_FAILED")
+        await wrong.expect("refused this node's credentials")
+        assert await asyncio.to_thread(wrong.proc.wait, 15) == 1  # no retrying a bad password
+        await asyncio.sleep(0.5)
+        assert node.proc.poll() is None
+        assert not [line for line in node.lines if "Traceback" in line], node.lines
+    finally:
+        node.stop()
+        wrong.stop()

@@ -4,8 +4,11 @@ exclusion, no agent re-trigger, history that survives a restart of the hub."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from agents.models import Run, Session
 from gateway.delivery.hub import reset_hub
@@ -13,6 +16,7 @@ from gateway.protocol.errors import ErrorCode, GatewayError
 from rooms import selectors
 from rooms import services as rooms
 from rooms.models import Room, RoomAgent, RoomMessage
+from rooms.services.history import Entry, writer
 from tests.agents.conftest import quiet
 from tests.rooms.conftest import acreate_agent, answers, canonical_client, wait_until
 
@@ -217,3 +221,31 @@ async def test_history_and_room_sessions_survive_a_restart(hub_cleanup):
     session = await Session.objects.aget(key=f"agent:keeper:room:{room.id}")
     assert session.message_count == 4  # one continued session: both turns
     assert await RoomMessage.objects.acount() == 4
+
+
+async def test_a_history_batch_drops_only_the_entries_of_a_room_gone_meanwhile():
+    """The batched insert: entries keep their payload (any JSON, or none) and the time
+    they were published; an entry of a room deleted meanwhile is dropped, the rest of its
+    batch is written, and every waiter's future ends."""
+    kept = await db(rooms.room_create)(name="kept")
+    gone = await db(rooms.room_create)(name="gone")
+    await db(rooms.room_delete)(room_id=gone.id)
+    at = timezone.now()
+
+    def entry(room_id: str, bid: str, payload) -> Entry:
+        return Entry(room_id, bid, "node", "n1", "one", f"text {bid}", payload, "", "", at)
+
+    futures = [
+        writer().add(entry(kept.id, "b1", {"k": [1, "x", None], "ü": 1.5})),
+        writer().add(entry(gone.id, "b2", {"k": 2})),
+        writer().add(entry(kept.id, "b3", None)),
+    ]
+    assert await asyncio.gather(*futures) == [None, None, None]
+    history = await db(selectors.room_history)(room_id=kept.id)
+    assert [(h["broadcastId"], h["content"], h.get("payload")) for h in history] == [
+        ("b1", "text b1", {"k": [1, "x", None], "ü": 1.5}),
+        ("b3", "text b3", None),
+    ]
+    assert {h["timestamp"] for h in history} == {int(at.timestamp() * 1000)}
+    assert history[0]["from"] == {"kind": "node", "id": "n1", "name": "one"}
+    assert await RoomMessage.objects.acount() == 2

@@ -76,3 +76,22 @@ async def test_gateway_pings_a_silent_node_only(node, monkeypatch):  # noqa: F81
     await quiet.send({"type": "pong", "nodeId": quiet_id, "timestamp": 1})
     assert await quiet.comm.receive_nothing(0.1)  # a pong is answered with nothing
     assert sorted(n["nodeId"] for n in await nodes.node_list()) == sorted([quiet_id, busy_id])
+
+
+async def test_silent_nodes_are_pinged_a_batch_at_a_time(node, monkeypatch):  # noqa: F811
+    """Nodes that fell silent together are not all pinged in the same instant (their pongs
+    would come back together and hold up every other frame)."""
+    monkeypatch.setenv("WINGMAN_NODE_PING_INTERVAL_MS", "100")
+    monkeypatch.setattr(nodes, "PING_BATCH", 2)
+    monkeypatch.setattr(nodes, "PING_PAUSE_SECONDS", 0.15)
+    sockets = [node() for _ in range(5)]
+    for i, ws in enumerate(sockets):
+        await registered(ws, f"silent-{i}")
+    await asyncio.sleep(0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await nodes.sweep_stale_once()
+    took = loop.time() - started
+    for ws in sockets:  # every one pinged once
+        assert (await ws.recv())["type"] == "ping"
+    assert took >= 2 * 0.15, took  # three batches: two pauses between them
