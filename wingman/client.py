@@ -79,6 +79,46 @@ class GatewayCallError(Exception):
         self.error = error
 
 
+class _RunEvents:
+    """One ``agent`` call's events, each handed out once and in order. Those read before
+    the ack has reached the caller (its run id not known yet: a fast run's first steps
+    follow its ack at once) wait, and are handed out when it has."""
+
+    def __init__(self, on_event: EventHandler | None, on_ack) -> None:
+        self.on_event, self.on_ack = on_event, on_ack
+        self.run_id: str | None = None
+        self.seen: set[tuple[str, int]] = set()
+        self.early: list[dict[str, Any]] = []
+
+    async def forward(self, frame: dict[str, Any]) -> None:
+        if frame.get("event") != "agent":
+            return
+        if self.run_id is None:
+            self.early.append(frame)
+            return
+        await self._deliver(frame, self.run_id)
+
+    async def accepted(self, ack: dict[str, Any]) -> None:
+        if self.on_ack is not None:
+            self.on_ack(ack)
+        while self.early:  # in order; what arrives meanwhile queues behind them
+            await self._deliver(self.early.pop(0), ack["runId"])
+        self.run_id = ack["runId"]
+
+    async def _deliver(self, frame: dict[str, Any], run_id: str) -> None:
+        payload = frame.get("payload") or {}
+        if payload.get("runId") != run_id:
+            return
+        key = (run_id, payload.get("seq", 0))
+        if key in self.seen:  # replayed after a reconnect: never hand one step out twice
+            return
+        self.seen.add(key)
+        if self.on_event is not None:
+            result = self.on_event(payload)
+            if asyncio.iscoroutine(result):
+                await result
+
+
 class GatewayClient:
     """One connection to a gateway; see the module docstring."""
 
@@ -280,40 +320,23 @@ class GatewayClient:
         if session_key:
             params["sessionKey"] = session_key
         params.update(extra)
-        seen: set[tuple[str, int]] = set()
-
-        async def forward(frame: dict[str, Any]) -> None:
-            payload = frame.get("payload") or {}
-            if frame.get("event") != "agent" or payload.get("runId") != self.current_run:
-                return
-            key = (payload["runId"], payload.get("seq", 0))
-            if key in seen:  # replayed after a reconnect: never hand one step out twice
-                return
-            seen.add(key)
-            if on_event is not None:
-                result = on_event(payload)
-                if asyncio.iscoroutine(result):
-                    await result
-
-        self.current_run: str | None = None
-        self._handlers.append(forward)
+        events = _RunEvents(on_event, on_ack)
+        self._handlers.append(events.forward)
         try:
             for _attempt in range(self.reconnect_attempts + 1):
                 try:
-                    return await self._agent_once(params, on_ack)
+                    return await self._agent_once(params, events.accepted)
                 except (ConnectionError, websockets.ConnectionClosed):
                     await self.reconnect()
             raise ConnectionError("gave up after reconnecting")
         finally:
-            self._handlers.remove(forward)
+            self._handlers.remove(events.forward)
 
     async def _agent_once(self, params: dict[str, Any], on_ack) -> dict[str, Any]:
         rid, queue = await self._send("agent", params)
         try:
             ack = await self._next(queue, 30)
-            self.current_run = ack["runId"]
-            if on_ack is not None:
-                on_ack(ack)
+            await on_ack(ack)
             return await self._next(queue, None)
         finally:
             self._waiters.pop(rid, None)

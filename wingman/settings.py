@@ -366,5 +366,9 @@ LOGGING = {
         "uvicorn.error": {"level": "WARNING"},
         "uvicorn.access": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
+        # httpx logs every request at INFO: a bridge client's (wingman agent/join over
+        # /bridge/poll) long polls printed a line each on the terminal
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

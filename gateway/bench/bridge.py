@@ -5,7 +5,10 @@ As in the fan-out mode (measure.py), the event is the ``presence`` broadcast a f
 *trigger* connection causes: each round opens one, and every client timestamps the first
 frame carrying the trigger's instanceId. Latency runs from the moment the trigger sent its
 ``connect`` to that arrival, so the three transports are measured on the same events in the
-same rounds. Targets: poll p99 < 100 ms, SSE p99 within 2x WebSocket's.
+same rounds. Arrivals are stamped when the bytes are read from the client's socket
+(rawhttp.py, rawsocket.py), not when the client's coroutine gets to run: the bench's own
+queue of hundreds of ready clients is not the gateway's latency. Targets: poll p99 < 100 ms,
+SSE p99 within 2x WebSocket's.
 """
 
 from __future__ import annotations
@@ -22,10 +25,16 @@ import httpx
 import websockets
 
 from gateway.bench.client import BenchError, Endpoint
+from gateway.bench.measure import TRIGGER_GAP
+from gateway.bench.rawhttp import RawHttp
+from gateway.bench.rawsocket import RawSocket
 
 TRANSPORTS = ("poll", "sse", "websocket")
-#: Seconds between rounds (the clients settle after the previous event).
-ROUND_GAP = 0.3
+#: Seconds between rounds: the fan-out bench's trigger gap (measure.py), more than twice the
+#: presence coalescing window, so the previous trigger's disconnect has been published and
+#: the next connect is published at once (with 0.3 s it waited up to ~0.1 s of the window:
+#: the same delay on every transport, and not the transport's).
+ROUND_GAP = TRIGGER_GAP
 #: A round's event that has not reached a client after this long counts as missed.
 ROUND_TIMEOUT = 10.0
 POLL_TIMEOUT_MS = 25_000
@@ -43,11 +52,12 @@ class Bench:
     missed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, 0))
     seen: dict[str, set[int]] = field(default_factory=lambda: {t: set() for t in TRANSPORTS})
 
-    def check(self, transport: str, client: int, text: str) -> None:
-        """A frame arrived: record it if it carries this round's marker (once per client)."""
+    def check(self, transport: str, client: int, text: str, arrived_ns: int) -> None:
+        """A frame arrived (read from the socket at ``arrived_ns``): record it if it carries
+        this round's marker (once per client)."""
         if self.watch is not None and self.watch in text and client not in self.seen[transport]:
             self.seen[transport].add(client)
-            self.arrivals[transport].append(time.perf_counter())
+            self.arrivals[transport].append(arrived_ns / 1e9)
 
     @property
     def http_base(self) -> str:
@@ -59,45 +69,6 @@ def _connect_frame(endpoint: Endpoint, instance_id: str) -> dict[str, Any]:
     client = {"id": "bench", "version": "1", "mode": "cli", "instanceId": instance_id}
     params = {"minProtocol": 3, "maxProtocol": 4, "client": client, "auth": auth}
     return {"type": "req", "id": "c", "method": "connect", "params": params}
-
-
-class RawHttp:
-    """One keep-alive HTTP/1.1 connection with just enough of the protocol for the bridge's
-    answers (Content-Length bodies, then a streamed SSE body): httpx costs the bench process
-    several times the CPU per request, and on a 2-core machine that CPU is the gateway's too."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def _request(self, target: str, headers: str = "") -> dict[str, str]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}\r\n"
-        self.writer.write(head.encode())
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        if " 200 " not in lines[0] + " ":
-            raise BenchError(f"bridge: {lines[0]}")
-        fields = {}
-        for line in lines[1:]:
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.strip()
-        return fields
-
-    async def get(self, target: str) -> str:
-        fields = await self._request(target)
-        return (await self.reader.readexactly(int(fields["content-length"]))).decode()
-
-    async def stream_lines(self, target: str, headers: str):
-        await self._request(target, headers)
-        while line := await self.reader.readline():
-            yield line.decode()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def _open_session(http: httpx.AsyncClient, bench: Bench, n: int) -> tuple[str, int]:
@@ -125,13 +96,13 @@ async def _poll(http, bench: Bench, session: str, cursor: int, timeout_ms: int):
 
 async def poll_client(http: httpx.AsyncClient, bench: Bench, n: int, ready) -> None:
     session, cursor = await _open_session(http, bench, n)
-    raw = RawHttp(bench.endpoint.host, bench.endpoint.port)
+    raw = await RawHttp.open(bench.endpoint.host, bench.endpoint.port)
     ready()
     try:
         while True:
             target = f"/bridge/poll?session={session}&cursor={cursor}&timeout={POLL_TIMEOUT_MS}"
-            text = await raw.get(target)
-            bench.check("poll", n, text)
+            arrived, text = await raw.get(target)
+            bench.check("poll", n, text, arrived)
             cursor = json.loads(text)["cursor"]
     finally:
         raw.close()
@@ -139,28 +110,31 @@ async def poll_client(http: httpx.AsyncClient, bench: Bench, n: int, ready) -> N
 
 async def sse_client(http: httpx.AsyncClient, bench: Bench, n: int, ready) -> None:
     session, cursor = await _open_session(http, bench, n)
-    raw = RawHttp(bench.endpoint.host, bench.endpoint.port)
-    lines = raw.stream_lines(f"/bridge/sse?session={session}", f"Last-Event-ID: {cursor}\r\n")
+    raw = await RawHttp.open(bench.endpoint.host, bench.endpoint.port)
+    events = raw.events(f"/bridge/sse?session={session}", f"Last-Event-ID: {cursor}\r\n")
     try:
-        async for line in lines:
-            if line.startswith(": ok"):
+        async for arrived, text in events:
+            if ": ok" in text:
                 ready()
-            elif line.startswith("data: "):
-                bench.check("sse", n, line)
+            else:
+                bench.check("sse", n, text, arrived)
     finally:
         raw.close()
 
 
 async def ws_client(bench: Bench, n: int, ready) -> None:
-    async with websockets.connect(bench.endpoint.url, max_size=None) as ws:
-        await ws.recv()  # connect.challenge
-        frame = _connect_frame(bench.endpoint, f"bench-ws-{n}-{uuid.uuid4().hex[:6]}")
-        await ws.send(json.dumps(frame))
-        while '"id":"c"' not in (await ws.recv()).replace(" ", ""):
+    ws = await RawSocket.open(bench.endpoint)
+    try:
+        messages = ws.messages()
+        await anext(messages)  # connect.challenge
+        ws.send(_connect_frame(bench.endpoint, f"bench-ws-{n}-{uuid.uuid4().hex[:6]}"))
+        while b'"id":"c"' not in (await anext(messages))[1].replace(b" ", b""):
             pass
         ready()
-        async for raw in ws:
-            bench.check("websocket", n, raw if isinstance(raw, str) else raw.decode())
+        async for arrived, payload in messages:
+            bench.check("websocket", n, payload.decode(), arrived)
+    finally:
+        ws.close()
 
 
 async def _round(bench: Bench, expected: int) -> None:
@@ -171,7 +145,7 @@ async def _round(bench: Bench, expected: int) -> None:
     bench.arrivals = {t: [] for t in TRANSPORTS}
     async with websockets.connect(bench.endpoint.url) as trigger:
         await trigger.recv()
-        bench.sent_at = time.perf_counter()
+        bench.sent_at = time.time_ns() / 1e9
         await trigger.send(json.dumps(_connect_frame(bench.endpoint, marker)))
         deadline = time.monotonic() + ROUND_TIMEOUT
         while time.monotonic() < deadline:
@@ -195,7 +169,13 @@ async def measure(endpoint: Endpoint, *, clients: int, rounds: int, log) -> dict
     """Connect ``clients`` of each transport, run ``rounds`` triggers, report p50/p99."""
     bench = Bench(endpoint)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    limits = httpx.Limits(max_connections=clients * 2 + 10, max_keepalive_connections=clients * 2)
+    # idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s)
+    # closes them: reusing one it is closing failed the handshake with ReadError('')
+    limits = httpx.Limits(
+        max_connections=clients * 2 + 10,
+        max_keepalive_connections=clients * 2,
+        keepalive_expiry=2.0,
+    )
     timeout = httpx.Timeout(30.0, read=POLL_TIMEOUT_MS / 1000 + 10)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
         connected = 0

@@ -23,6 +23,7 @@ from django.conf import settings
 from gateway.bridge import forward, http
 from gateway.bridge.http import SESSION_HEADER, BadRequest
 from gateway.bridge.ops import do_poll, do_send
+from gateway.bridge.queue import sse_event
 from gateway.bridge.sessions import BridgeSession, registry
 from gateway.delivery.hub import get_hub
 from gateway.ws.writer import SOCKET_SCOPE_KEY
@@ -178,16 +179,50 @@ async def _disconnected(receive) -> None:
 
 
 async def _stream(session: BridgeSession, cursor: int, send, gone: asyncio.Task) -> None:
-    """Write frames as they are queued until the client leaves or the session ends."""
+    """Write frames as they are queued until the client leaves or the session ends: the
+    backlog from here, then each new frame straight from its sender while the stream keeps
+    up (``FrameQueue.send_text``); this loop writes whatever queued during a write."""
     queue = session.queue
     gone.add_done_callback(lambda _: queue.wake())  # a disconnect ends the wait at once
     await send({"type": "http.response.body", "body": b": ok\n\n", "more_body": True})
+
+    async def write(data: bytes) -> None:
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    queue.stream_cursor = cursor
+    queue.stream_write = write
+    try:
+        await _stream_loop(session, cursor, send, gone, write)
+    finally:
+        if queue.stream_write is write:  # (a newer stream of the session may have taken over)
+            queue.stream_write = None
+
+
+async def _stream_loop(
+    session: BridgeSession, cursor: int, send, gone: asyncio.Task, write
+) -> None:
+    queue = session.queue
     while not gone.done():
+        if queue.writing:  # a sender is writing through (waiting for the socket): after it
+            if queue.close_code is None:
+                queue.loop_after_write = True
+                await queue.wait(queue.last_id, seconds=SSE_KEEPALIVE_SECONDS)
+            else:  # (a closed queue's wait returns at once)
+                await asyncio.sleep(0.01)
+            continue
+        if queue.stream_write is write:  # what senders wrote through to it is out
+            cursor = max(cursor, queue.stream_cursor)
         frames = queue.after(cursor)
         if frames:
             cursor = frames[-1][0]
-            data = "".join(_event(fid, text) for fid, text in frames)
-            await send({"type": "http.response.body", "body": data.encode(), "more_body": True})
+            data = "".join(sse_event(fid, text) for fid, text in frames)
+            queue.writing = True
+            try:
+                await write(data.encode())
+            finally:
+                queue.writing = False
+            if queue.stream_write is write:
+                queue.stream_cursor = cursor
             queue.mark_streamed(cursor)
             session.touch()
             continue
@@ -197,6 +232,8 @@ async def _stream(session: BridgeSession, cursor: int, send, gone: asyncio.Task)
             registry().drop(session.id)
             return
         await queue.wait(cursor, seconds=SSE_KEEPALIVE_SECONDS)  # or the client left
+        if queue.stream_write is write:
+            cursor = max(cursor, queue.stream_cursor)
         if not gone.done() and not queue.after(cursor) and queue.close_code is None:
             ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
             await send(ping)
@@ -227,7 +264,7 @@ async def _stream_forwarded(
         frames = [(f["id"], json.dumps(f["frame"])) for f in answer["frames"]]
         if frames:
             cursor = frames[-1][0]
-            text = "".join(_event(fid, frame) for fid, frame in frames)
+            text = "".join(sse_event(fid, frame) for fid, frame in frames)
             await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
         elif answer["closed"] is not None:
             close = f'event: close\ndata: {{"code":{answer["closed"]}}}\n\n'
@@ -237,8 +274,3 @@ async def _stream_forwarded(
             ping = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
             await send(ping)
     await send({"type": "http.response.body", "body": b""})
-
-
-def _event(fid: int, text: str) -> str:
-    data = "\n".join(f"data: {line}" for line in text.split("\n"))
-    return f"id: {fid}\n{data}\n\n"

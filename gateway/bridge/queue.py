@@ -15,16 +15,16 @@ neither acked nor written to a stream, plus what the stream's socket still buffe
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from itertools import islice
+
+logger = logging.getLogger(__name__)
 
 
 class FrameQueue:
     """See the module docstring. Implements :class:`gateway.ws.writer.Transport`."""
-
-    #: The hub writes to bridge sessions after WebSocket connections: an HTTP answer (a
-    #: waiting poll's, an SSE event) costs several WebSocket frames' worth of work.
-    writes_last = True
 
     def __init__(self, *, max_bytes: int, on_abort: Callable[[], None]) -> None:
         self.frames: deque[tuple[int, str]] = deque()
@@ -43,8 +43,25 @@ class FrameQueue:
         self._waiters: list[asyncio.Future[None]] = []
         #: The socket of the open SSE stream, if any (``buffered_bytes`` / ``abort``).
         self.stream_socket = None
+        #: The open SSE stream's body writer, if any (see ``send_text``), and the last frame
+        #: id that stream has written (a new stream starts at its resume point).
+        self.stream_write: Callable[[bytes], Awaitable[None]] | None = None
+        self.stream_cursor = 0
+        #: A write to the SSE stream is in progress (the stream's own or ``send_text``'s):
+        #: another one waits for the stream's loop, so frames keep their order.
+        self.writing = False
+        #: The stream's loop waits for a write through to end.
+        self.loop_after_write = False
 
     # Transport ---------------------------------------------------------------------------
+    @property
+    def writes_last(self) -> bool:
+        """The hub queues frames for a long-polled session after it wrote the WebSocket
+        connections' (its poll answers them in its own task after the fan-out anyway); a
+        session whose SSE stream writes through (about a WebSocket frame's work) is written
+        in its turn like a WebSocket."""
+        return self.stream_write is None
+
     async def send_text(self, text: str, *, now: bool = False) -> None:
         """Queue one frame and wake whoever waits for frames (at once, ``now`` or not)."""
         if self.close_code is not None:
@@ -54,7 +71,35 @@ class FrameQueue:
         self.frames.append((self.last_id, text))
         self._sizes[self.last_id] = size
         self._untaken += size
-        self.wake()
+        write = self.stream_write
+        caught_up = self.stream_cursor == self.last_id - 1
+        if write is not None and caught_up and not self.writing:
+            await self._write_through(write, self.last_id, text)
+        else:
+            self.wake()
+
+    async def _write_through(self, write, fid: int, text: str) -> None:
+        """An SSE stream that has every frame before this one gets it at once, written from
+        the sender (the hub's fan-out) like a WebSocket frame: no task switch to the
+        stream's loop, which would write it one ASGI send per stream later. The loop is
+        woken after (it writes what queued meanwhile, or tries this one again if the write
+        failed)."""
+        self.writing = True
+        written = False
+        try:
+            await write(sse_event(fid, text).encode())
+            written = True
+            self.stream_cursor = fid
+            self.mark_streamed(fid)
+        except Exception:
+            logger.debug("writing through to an SSE stream failed", exc_info=True)
+        finally:
+            self.writing = False
+            # the loop sleeps on: unless this failed, more queued meanwhile, or it waits
+            # for this write to end
+            if not written or self.last_id > fid or self.loop_after_write:
+                self.loop_after_write = False
+                self.wake()
 
     async def close(self, code: int) -> None:
         """The connection closed: no frame after this one; pollers learn the code."""
@@ -86,16 +131,23 @@ class FrameQueue:
         self.streamed = max(self.streamed, self.acked)
 
     def after(self, cursor: int) -> list[tuple[int, str]]:
-        """The queued frames after ``cursor``, oldest first."""
-        return [(fid, text) for fid, text in self.frames if fid > cursor]
+        """The queued frames after ``cursor``, oldest first (the newest ``last_id - cursor``
+        of the queue: ids are consecutive, so this never walks the frames kept before)."""
+        count = min(self.last_id - cursor, len(self.frames))
+        if count <= 0:
+            return []
+        if count == len(self.frames):
+            return list(self.frames)
+        newest = list(islice(reversed(self.frames), count))
+        newest.reverse()
+        return newest
 
     def mark_streamed(self, upto: int) -> None:
         """Frames up to ``upto`` went to an SSE stream: kept for resumption, within bounds."""
-        for fid, _ in self.frames:
-            if fid > upto:
-                break
-            if fid > self.streamed:
-                size = self._sizes[fid]
+        upto = min(upto, self.last_id)
+        for fid in range(self.streamed + 1, upto + 1):
+            size = self._sizes.get(fid)
+            if size is not None:  # else acked already
                 self._untaken -= size
                 self._retained += size
         self.streamed = max(self.streamed, upto)
@@ -113,11 +165,14 @@ class FrameQueue:
         ``seconds``."""
         if self.last_id > cursor or self.close_code is not None or seconds <= 0:
             return
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiters.append(waiter)
+        timer = loop.call_later(seconds, _settle, waiter)
         try:
-            await asyncio.wait({waiter}, timeout=seconds)
+            await waiter
         finally:
+            timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
@@ -125,5 +180,15 @@ class FrameQueue:
         """Wake every waiter (they look again at the queue)."""
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            _settle(waiter)
+
+
+def sse_event(fid: int, text: str) -> str:
+    """One frame as a Server-Sent Event (``id:`` = the frame id)."""
+    data = "\n".join(f"data: {line}" for line in text.split("\n"))
+    return f"id: {fid}\n{data}\n\n"
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

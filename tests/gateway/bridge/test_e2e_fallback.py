@@ -68,6 +68,7 @@ def test_wingman_agent_falls_back_and_transport_flag_is_honoured(gateway: Gatewa
         done = run_cli(["agent", "hello bridge", "--gateway", url, "--token", TOKEN], env)
         assert done.returncode == 0, done.stderr
         assert "You said: hello bridge" in done.stdout, done.stdout
+        assert "HTTP Request" not in done.stderr, done.stderr  # no line per bridge poll
         refused = run_cli(
             ["agent", "hi", "--gateway", url, "--token", TOKEN, "--transport", "websocket"], env
         )
