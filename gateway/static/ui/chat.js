@@ -44,6 +44,8 @@ const state = {
   agents: [],
   views: new Map(), // runId → assistant message view
   running: new Set(), // runIds of the open session not yet ended
+  connection: 0, // counts the connections booted (a reconnect is a new one)
+  openedOn: -1, // the connection the open session was subscribed on
 };
 
 const client = new GatewayClient({
@@ -73,6 +75,7 @@ function scrollToEnd() {
 // ---------------------------------------------------------------------------------------
 // start and reconnect: (re)load agents and sessions, re-subscribe, reload the history
 async function boot() {
+  const connection = ++state.connection;
   const [agents, sessions] = await Promise.all([
     client.call("agents.list"),
     client.call("sessions.list", { limit: 200 }),
@@ -81,8 +84,11 @@ async function boot() {
   renderAgents();
   state.sessions = sessions.sessions;
   renderSessions();
-  if (state.key) await openSession(state.key, { push: false });
-  else renderHead();
+  // Opened on this connection already (the user created or picked a session while the lists
+  // loaded): opening it again would re-render its head from a reply that may predate what
+  // the user did since, e.g. a working folder just typed or saved.
+  if (state.key && state.openedOn !== connection) await openSession(state.key, { push: false });
+  else if (!state.key) renderHead();
 }
 
 async function refreshSessions() {
@@ -128,6 +134,7 @@ async function openSession(key, { push }) {
     client.call("sessions.unsubscribe", { sessionKey: state.current.sessionKey }).catch(() => {});
   }
   state.key = key;
+  state.openedOn = state.connection;
   setUrl(key, push);
   state.running.clear();
   setBusy();
@@ -177,7 +184,13 @@ function renderHead() {
   }
   els.name.textContent = session.name || "Untitled session";
   els.agent.textContent = `agent: ${session.agentId}`;
-  els.folderInput.value = session.workingFolder || "";
+  // Only a different session or a different saved folder replaces the field: a re-render
+  // (a rename, a reply) must not throw away a folder being typed.
+  const saved = `${session.sessionKey}\n${session.workingFolder || ""}`;
+  if (els.folderInput.dataset.saved !== saved) {
+    els.folderInput.dataset.saved = saved;
+    els.folderInput.value = session.workingFolder || "";
+  }
   els.folderInput.placeholder = `default: outputs/${session.agentId}/`;
   document.title = `${session.name || "Chat"} · Wingman Control UI`;
 }
@@ -432,6 +445,7 @@ els.folderForm.addEventListener("submit", async (event) => {
       workingFolder: els.folderInput.value.trim(),
     });
     renderHead();
+    els.folderInput.value = state.current.workingFolder || ""; // as the gateway resolved it
   } catch (error) {
     els.folderError.textContent = error.message;
     els.folderError.hidden = false;

@@ -134,9 +134,17 @@ def test_tool_steps_markdown_safety_errors_and_folder(
     ui.wait_connected(page)
     ui.create_session(page, "Tools", agent="tools")
 
-    # a tool call is a collapsed step that opens to show input and output
+    # a folder being typed survives the head's re-render (here: a rename) until it is saved
     folder = ui_gateway.state_dir / "work" / "project"
     page.fill("#folder-input", str(folder))
+    page.once("dialog", lambda dialog: dialog.accept("Tool steps"))
+    page.click("#rename-session")
+    page.wait_for_function(
+        "() => document.getElementById('session-name').textContent === 'Tool steps'"
+    )
+    assert page.input_value("#folder-input") == str(folder)
+
+    # a tool call is a collapsed step that opens to show input and output
     page.click("#folder-form button[type=submit]")
     page.wait_for_function(
         "v => document.getElementById('folder-input').value === v", arg=str(folder.resolve())
