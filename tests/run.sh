@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs the whole suite: lint, migration check, pytest.
-#   bash tests/run.sh [pytest args...]
+#   bash tests/run.sh                   the whole suite (parallel part, then the serial one)
+#   bash tests/run.sh [pytest args...]  pytest with exactly these arguments
 # Needs Redis and PostgreSQL on 127.0.0.1 (started here when installed but stopped).
 # Under CI=true a missing service is an error; elsewhere its tests are skipped with a reason.
 set -euo pipefail
@@ -118,5 +119,20 @@ echo "== makemigrations --check" >&2
 WINGMAN_STATE_DIR="$(mktemp -d)" DJANGO_SETTINGS_MODULE=tests.settings \
   .venv/bin/python manage.py makemigrations --check --dry-run
 
-echo "== pytest" >&2
-exec .venv/bin/python -m pytest "$@"
+# With arguments: pytest runs exactly them, in one process. Without: the whole suite in two
+# parts. Most tests wait on subprocesses, sockets and timers far more than they compute, so
+# they run spread over WINGMAN_TEST_WORKERS processes (pytest-xdist; default one more than
+# the cores; a module's tests stay in one process: they may share a module-scoped gateway).
+# Tests marked `serial` measure latency (a ping budget under a flood) and would measure the
+# other tests' load instead: they run afterwards, alone.
+if [ "$#" -gt 0 ]; then
+  echo "== pytest" >&2
+  exec .venv/bin/python -m pytest "$@"
+fi
+workers=${WINGMAN_TEST_WORKERS:-$(( $(nproc) + 1 ))}
+echo "== pytest: in parallel ($workers processes)" >&2
+status=0
+.venv/bin/python -m pytest -n "$workers" --dist loadfile -m "not serial" || status=$?
+echo "== pytest: serial (timing-sensitive)" >&2
+.venv/bin/python -m pytest -m serial || status=$?
+exit "$status"

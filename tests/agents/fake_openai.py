@@ -17,6 +17,7 @@ Every request (path, lower-cased headers, JSON body) is recorded in :attr:`FakeO
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,8 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request"}})
             return
-        self.server.fake.record(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        prefix = self.server.fake.prefix
+        path = self.path[len(prefix) :] if self.path.startswith(prefix) else self.path
+        self.server.fake.record(path, {k.lower(): v for k, v in self.headers.items()}, body)
+        if path.rstrip("/") != "/v1/chat/completions" or not self.path.startswith(prefix):
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
         if self.headers.get("Authorization") != f"Bearer {self.server.fake.api_key}":
@@ -198,6 +201,10 @@ class FakeOpenAI:
 
     def __init__(self, api_key: str = "test") -> None:
         self.api_key = api_key
+        # Every instance has its own base URL, even when the OS hands out a port an earlier
+        # instance used: langchain-openai keeps one HTTP client per base URL, and a client
+        # made on an earlier test's (closed) event loop cannot be used on this one.
+        self.prefix = f"/{secrets.token_hex(4)}"
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -220,7 +227,7 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}/v1"
+        return f"http://{HOST}:{self.port}{self.prefix}/v1"
 
     def start(self) -> FakeOpenAI:
         self._server = _Server((HOST, 0), _Handler)  # port 0: a free port

@@ -58,7 +58,7 @@ def test_fake_server_streams_sse_frames(fake_openai):
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "a b"}]}
     conn.request(
         "POST",
-        "/v1/chat/completions",
+        f"{fake_openai.prefix}/v1/chat/completions",
         json.dumps(body),
         {"Authorization": "Bearer test", "Content-Type": "application/json"},
     )

@@ -38,6 +38,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -728,18 +729,19 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def http_get(
     url: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0
-) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) of a GET; HTTP errors are returned, not raised."""
+) -> tuple[int, Message, bytes]:
+    """(status, headers, body) of a GET; HTTP errors are returned, not raised. The headers
+    are looked up case-insensitively, as HTTP names are (the server sends them lower-case)."""
     assert url.startswith(f"http://{HOST}:"), url
     request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback only
     try:
         with _NO_PROXY.open(request, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
 
 
-async def ahttp_get(url: str, **kw: Any) -> tuple[int, dict[str, str], bytes]:
+async def ahttp_get(url: str, **kw: Any) -> tuple[int, Message, bytes]:
     return await asyncio.to_thread(http_get, url, **kw)
 
 

@@ -117,18 +117,21 @@ async def _http(gw: GatewayProcess, path: str) -> tuple[int, str, bytes]:
 
 
 async def _assert_endpoints_degraded(gw: GatewayProcess) -> None:
-    """Every endpoint answers JSON (or Prometheus text), none an HTML 500."""
+    """Every endpoint answers JSON (or Prometheus text), none an HTML 500 (asked at once:
+    during a pause each waits for the Redis timeout)."""
+    paths = ("/health", "/api/health", "/stats", "/api/stats", "/metrics")
+    answers = dict(zip(paths, await asyncio.gather(*(_http(gw, p) for p in paths)), strict=True))
     for path in ("/health", "/api/health"):
-        status, kind, body = await _http(gw, path)
+        status, kind, body = answers[path]
         assert (status, kind.split(";")[0]) == (503, "application/json"), (path, status, body)
         report = json.loads(body)
         assert report["status"] == "degraded", report
         assert report["down"]["redis"].startswith("unreachable"), report
     for path in ("/stats", "/api/stats"):
-        status, kind, body = await _http(gw, path)
+        status, kind, body = answers[path]
         assert (status, kind.split(";")[0]) == (503, "application/json"), (path, status, body)
         assert "UNAVAILABLE" in body.decode(), body
-    status, kind, body = await _http(gw, "/metrics")
+    status, kind, body = answers["/metrics"]
     assert status == 200 and kind.startswith("text/plain"), (status, body[:200])
     assert b"wingman_connections " in body and b"wingman_cluster_connections" not in body
 
@@ -221,10 +224,12 @@ async def test_redis_outage_answers_unavailable_keeps_sockets_and_recovers(
             await watcher.ping_ok()
             private_redis.kill() if fault == "kill" else private_redis.pause()
         # the leaver's disconnect is a presence change made during the outage
-        for method in ("ping", "health"):
-            await _assert_unavailable(watcher, method)
-        await _assert_endpoints_degraded(gw1)
-        await _assert_handshake_unavailable(gw1)
+        await asyncio.gather(
+            _assert_unavailable(watcher, "ping"),
+            _assert_endpoints_degraded(gw1),
+            _assert_handshake_unavailable(gw1),
+        )
+        await _assert_unavailable(watcher, "health")
 
         private_redis.start() if fault == "kill" else private_redis.resume()
         await _until_ok(watcher, "ping")

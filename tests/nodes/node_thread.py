@@ -5,8 +5,10 @@ node stays connected, reports host stats and answers ``node.invoke.request``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -96,9 +98,15 @@ class NodeThread:
         return self
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join(WAIT)
+        """Cancel the node's task until its thread ends: on Python 3.11 ``asyncio.wait_for``
+        (its ``recv``) swallows a cancellation that lands as a frame arrives, so one cancel
+        can be lost (a loaded machine, CI)."""
+        deadline = time.monotonic() + WAIT
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            if self._task is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+                    self._loop.call_soon_threadsafe(self._task.cancel)
+            self._thread.join(0.5)
         assert not self._thread.is_alive(), f"node {self.name!r} did not stop"
 
     @property

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.agents.test_e2e_agents import run_agent
-from tests.gateway.gateway_process import GatewayFactory, connected, gateway_env, run_cli
+from tests.gateway.gateway_process import (
+    GatewayFactory,
+    connected,
+    gateway_env,
+    run_cli,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +32,12 @@ async def test_json_log_lines_carry_the_run(gateway_factory: GatewayFactory) -> 
         ack, final, _ = await run_agent(c, {"message": "log me"})
     assert final["status"] == "ok"
     run_id = ack["runId"]
+    ended = f"run {run_id} ended: ok"
+
+    async def ended_logged() -> bool:  # logged once the end is persisted and published
+        return ended in gw.log()
+
+    await wait_until(ended_logged, timeout=5, what="the run's end logged")
     records = json_lines(gw.log())
     assert records, gw.log_tail()
     for record in records:
@@ -33,10 +45,10 @@ async def test_json_log_lines_carry_the_run(gateway_factory: GatewayFactory) -> 
     about_run = [r for r in records if r.get("runId") == run_id]
     messages = [r["message"] for r in about_run]
     assert f"run {run_id} started (agent main)" in messages, records
-    assert f"run {run_id} ended: ok" in messages, records
+    assert ended in messages, records
     for record in about_run:
         assert record["sessionKey"] == ack["sessionKey"] == "agent:main:main"
-    for message in (f"run {run_id} started (agent main)", f"run {run_id} ended: ok"):
+    for message in (f"run {run_id} started (agent main)", ended):
         (record,) = [r for r in about_run if r["message"] == message]
         assert record["level"] == "INFO" and record["logger"] == "agents.services.runs.execute"
     # the connection's own lines carry its connId (and no run)

@@ -17,7 +17,8 @@ import pytest
 from tests.gateway.gateway_process import connected, wait_until
 from tests.webhooks.e2e import create_webhook, deliver
 
-pytestmark = pytest.mark.e2e
+# serial: the ping budget measures this gateway, not the other tests running beside it
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 DELIVERIES = 2000
 LIMIT = 30  # per minute: a flood of a few seconds lands in at most two windows
