@@ -14,14 +14,26 @@ On the local-memory cache (embedded: one process) there is nothing to share: the
 there would be this process's own, so they are not written at all and the local counts
 decide (the same decisions, without three cache calls per frame: ~18% of the gateway's CPU
 per round trip in ``wingman gateway bench --mode invoke``).
+
+On a shared cache at most one check per client is in flight in this process at a time (a
+thread hop and a Redis script each): frames of that client arriving meanwhile wait for its
+answer and add this process's frames not yet shared, themselves included, so each decision
+counts every frame this process has seen and every frame the others had shared by then.
+When a check returns with frames left unshared, the next one starts at once, so another
+process sees them one round trip later. Many connections of one client (one identity, or
+one address) sending together cost one check per round trip instead of one per frame.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
 from gateway.state import cache as shared
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 _TTL = WINDOW_SECONDS * 2 + 5
@@ -102,14 +114,52 @@ class _LocalCounts:
     def take_unsynced(self, key: str) -> dict[int, int]:
         return self.unsynced.pop(key, {})
 
+    def pending(self, key: str, window: int) -> int:
+        """This process's requests for ``key`` in ``window`` not yet in the shared count."""
+        return self.unsynced.get(key, {}).get(window, 0)
+
 
 _local = _LocalCounts()
+#: The shared check in flight per (client, window): (this window's count, previous one's).
+_flights: dict[tuple[str, int], asyncio.Task[tuple[int, int]]] = {}
 
 
 def reset_local() -> None:
     """Forget this process's counts (tests: the shared cache is cleared between them)."""
     global _local
     _local = _LocalCounts()
+    _flights.clear()
+
+
+def _fly(key: str, window: int) -> asyncio.Task[tuple[int, int]]:
+    """Start the shared check that adds this process's unshared frames of ``key``. A task of
+    its own: a frame whose connection closes meanwhile does not cancel the others' answer."""
+    flight = asyncio.ensure_future(shared.run(_count, key, window, _local.take_unsynced(key)))
+    _flights[(key, window)] = flight
+    flight.add_done_callback(lambda done: _landed(key, window, done))
+    return flight
+
+
+def _landed(key: str, window: int, flight: asyncio.Task[tuple[int, int]]) -> None:
+    if _flights.get((key, window)) is flight:
+        del _flights[(key, window)]
+    if flight.cancelled():
+        return
+    if flight.exception() is not None:  # (retrieved: the frames that waited report it)
+        logger.debug("rate-limit check for %s failed", key, exc_info=flight.exception())
+        return
+    if _local.pending(key, window):
+        _fly(key, window)  # frames counted meanwhile: share them now, not at the next frame
+
+
+async def _shared_counts(key: str, window: int) -> tuple[int, int]:
+    """(this window's shared count including this frame, the previous window's)."""
+    flight = _flights.get((key, window))
+    if flight is None:
+        return await asyncio.shield(_fly(key, window))
+    ahead = _local.pending(key, window)  # not in the flight: this frame and those before it
+    current, previous = await asyncio.shield(flight)
+    return current + ahead, previous
 
 
 async def hit(key: str, limit: int, *, now: float | None = None) -> Decision:
@@ -122,7 +172,7 @@ async def hit(key: str, limit: int, *, now: float | None = None) -> Decision:
         return local
     if not local.allowed and local.excess <= limit:
         return local  # refused on this process's counts alone: shared later
-    current, previous = await shared.run(_count, key, window, _local.take_unsynced(key))
-    if not local.allowed:
-        return local  # sustained abuse (the caller closes 4029): now shared too
-    return decide(current, previous, limit, now)
+    if not local.allowed:  # sustained abuse (the caller closes 4029): shared now
+        await shared.run(_count, key, window, _local.take_unsynced(key))
+        return local
+    return decide(*await _shared_counts(key, window), limit, now)

@@ -7,14 +7,20 @@ daphne) is in tests/gateway/test_e2e_abuse.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import redis
 
 from gateway.protocol.errors import CloseCode
 from gateway.security import ratelimit
 from gateway.state import cache as shared
+from tests.conftest import REDIS_URL
 
 LIMIT = 3
 #: Frames a client may send that are not a request object: each gets INVALID_REQUEST.
@@ -120,3 +126,80 @@ async def test_a_shared_check_is_one_script_with_the_counts_of_both_windows(back
         1,
         0,
     )
+
+
+@contextlib.contextmanager
+def redis_commands_naming(text: str) -> Iterator[list[str]]:
+    """The commands the Redis server executes meanwhile whose arguments contain ``text``
+    (its MONITOR feed, read in a thread)."""
+    seen: list[str] = []
+    stop = threading.Event()
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.2)
+    monitor = client.monitor().__enter__()
+    monitor.next_command()  # the feed has begun ("OK"): what follows is watched
+
+    def read() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(redis.TimeoutError):
+                command = monitor.next_command()["command"]
+                if text in command:
+                    seen.append(command)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield seen
+    finally:
+        time.sleep(0.3)  # the feed lags the commands a little
+        stop.set()
+        reader.join(5)
+        monitor.__exit__(None, None, None)
+        client.close()
+
+
+async def _landed() -> None:
+    for _ in range(200):  # the follow-up check of the frames that waited
+        if not ratelimit._flights:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"checks still in flight: {ratelimit._flights}")
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_frames_of_one_client_arriving_together_share_one_check(backend):
+    """50 frames of one client at once (50 connections of one address): one check in
+    flight at a time, not 50 round trips; every frame is in the shared count after."""
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    with redis_commands_naming(key) as commands:
+        decisions = await asyncio.gather(*(ratelimit.hit(key, 100, now=now) for _ in range(50)))
+        await _landed()
+    assert all(d.allowed for d in decisions)
+    assert _shared_count(key, now) == 50
+    scripts = [c for c in commands if c.startswith("EVAL")]
+    assert 1 <= len(scripts) <= 3, commands  # the first frame's, then the others' together
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_frames_that_wait_for_a_check_are_decided_on_every_count_before_them(backend):
+    """Another process has shared 6 of a limit of 10: of 10 frames arriving together here
+    exactly 4 are allowed, the first 4, though 9 of them waited for the first one's check."""
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    shared.incr(f"gw:rl:{key}:{int(now // 60)}", timeout=120, delta=6)  # the other process
+    decisions = await asyncio.gather(*(ratelimit.hit(key, 10, now=now) for _ in range(10)))
+    assert [d.allowed for d in decisions] == [True] * 4 + [False] * 6
+    await _landed()
+    assert _shared_count(key, now) == 16
+    assert not (await ratelimit.hit(key, 10, now=now)).allowed
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_frame_whose_connection_closes_does_not_cancel_the_others_check(backend):
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    first = asyncio.ensure_future(ratelimit.hit(key, 100, now=now))
+    await asyncio.sleep(0)  # its check is in flight
+    second = asyncio.ensure_future(ratelimit.hit(key, 100, now=now))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert (await second).allowed
+    await _landed()
+    assert _shared_count(key, now) == 2
