@@ -14,8 +14,10 @@ EXISTS-then-INCR, which re-creates a key that expired in between with no expiry 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -141,6 +143,54 @@ def incr_and_read(key: str, other: str, *, timeout: float, delta: int) -> tuple[
     ttl_ms = max(1, int(timeout * 1000))
     args = (full_key, backend.make_and_validate_key(other), delta, ttl_ms)
     value, other_value = client.eval(_REDIS_INCR_READ, 2, *args)
+    return int(value), int(other_value)
+
+
+#: Per event loop: (the ``CACHES`` setting it was made for, an asyncio client of its Redis).
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[object, object]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_client(backend):
+    """An asyncio Redis client of the default cache's (write) server for the running loop,
+    with the cache's pool options (timeouts: a paused Redis fails the call, outage.py)."""
+    import redis.asyncio
+    import redis.exceptions
+    from django.conf import settings
+    from redis.backoff import NoBackoff
+
+    loop = asyncio.get_running_loop()
+    known = _async_clients.get(loop)
+    if known is not None and known[0] is settings.CACHES:
+        return known[1]
+    options = dict(backend._cache._pool_options)
+    options.pop("parser_class", None)  # the sync client's
+    options.pop("retry", None)  # the sync class; the same policy as settings.py gives it:
+    # once more on a new connection after a Redis restart, never after a timeout
+    retry = redis.asyncio.retry.Retry(
+        NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)
+    )
+    client = redis.asyncio.Redis.from_url(backend._cache._servers[0], retry=retry, **options)
+    _async_clients[loop] = (settings.CACHES, client)
+    return client
+
+
+async def aincr_and_read(
+    key: str, other: str, *, expire_after: float, delta: int
+) -> tuple[int, int] | None:
+    """:func:`incr_and_read` on the event loop (an asyncio Redis client: no thread hop, the
+    script's round trip awaited like any socket read). None on any other cache."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    client = _async_client(backend)
+    ttl_ms = max(1, int(expire_after * 1000))
+    keys = (backend.make_and_validate_key(key), backend.make_and_validate_key(other))
+    value, other_value = await client.eval(_REDIS_INCR_READ, 2, *keys, delta, ttl_ms)
     return int(value), int(other_value)
 
 

@@ -120,6 +120,10 @@ async def test_a_shared_check_is_one_script_with_the_counts_of_both_windows(back
     assert shared.incr_and_read(f"gw:rl:{key}:{window}", previous, timeout=60, delta=2) == (2, 7)
     assert await shared.run(ratelimit._count, key, window, {window: 3}) == (5, 7)
     assert _shared_count(key, now) == 5
+    # the same script from the event loop (an asyncio client: no thread hop)
+    assert await ratelimit._acount(key, window, {window: 4}) == (9, 7)
+    assert await ratelimit._acount(key, window, {window - 1: 1, window: 1}) == (10, 8)
+    assert _shared_count(key, now) == 10
     full = cache.make_and_validate_key(f"gw:rl:{key}:{window}")
     assert 0 < cache._cache.get_client(full).pttl(full) <= 60_000
     assert shared.incr_and_read("gw:rl:absent:1", f"gw:rl:absent:{window}", timeout=5, delta=1) == (
@@ -131,30 +135,27 @@ async def test_a_shared_check_is_one_script_with_the_counts_of_both_windows(back
 @contextlib.contextmanager
 def redis_commands_naming(text: str) -> Iterator[list[str]]:
     """The commands the Redis server executes meanwhile whose arguments contain ``text``
-    (its MONITOR feed, read in a thread)."""
+    (its MONITOR feed, read in a thread until an ECHO of a marker comes through it)."""
     seen: list[str] = []
-    stop = threading.Event()
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.2)
-    monitor = client.monitor().__enter__()
-    monitor.next_command()  # the feed has begun ("OK"): what follows is watched
+    marker = f"end-of-watch-{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=10)
+    monitor = client.monitor().__enter__()  # (it has read MONITOR's "OK": the feed is on)
 
     def read() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(redis.TimeoutError):
-                command = monitor.next_command()["command"]
-                if text in command:
-                    seen.append(command)
+        while marker not in (command := monitor.next_command()["command"]):
+            if text in command:
+                seen.append(command)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         yield seen
     finally:
-        time.sleep(0.3)  # the feed lags the commands a little
-        stop.set()
-        reader.join(5)
+        client.echo(marker)
+        reader.join(10)
         monitor.__exit__(None, None, None)
         client.close()
+    assert not reader.is_alive(), "the MONITOR feed did not show the marker"
 
 
 async def _landed() -> None:
