@@ -10,8 +10,9 @@ A delivery is one member receiving another's broadcast. At an offered rate R del
 the bench sends R/(K-1) broadcasts/s spread evenly over the N members (each sends one every
 N(K-1)/R seconds), every broadcast stamped with its send time; a receiver's latency is its
 arrival minus that stamp. ``--url`` may list several gateways (comma-separated: e.g. two
-processes on Redis): connections are dealt to them in turn, so every room has members on
-each.
+processes on Redis): member ``i`` joins room ``i % rooms`` through gateway ``(i // rooms) %
+gateways``, so every room has members on each (at least as many members per room as
+gateways), and a broadcast crosses processes.
 """
 
 from __future__ import annotations
@@ -176,13 +177,16 @@ async def _upgrade(member: Member, endpoint: Endpoint) -> None:
 async def open_members(options: RoomsOptions) -> list[Member]:
     """N registered members, every room joined (connections dealt to the endpoints in turn)."""
     gate = asyncio.Semaphore(options.concurrency)
-    endpoints = itertools.cycle(options.endpoints)
 
     async def one(index: int, endpoint: Endpoint) -> Member:
         async with gate:
             return await _open_member(endpoint, index, options)
 
-    tasks = [asyncio.ensure_future(one(i, next(endpoints))) for i in range(options.connections)]
+    rooms, endpoints = _rooms(options), options.endpoints
+    tasks = [
+        asyncio.ensure_future(one(i, endpoints[gateway_of(i, rooms, len(endpoints))]))
+        for i in range(options.connections)
+    ]
     try:
         members = await asyncio.gather(*tasks)
     except BaseException:
@@ -273,6 +277,13 @@ async def measure(sides: dict[str, RoomsOptions], log) -> dict[str, dict[str, An
             if sides[name].cleanup:
                 await _delete_rooms(sides[name].endpoints[0], {m.group_id for m in side}, log)
     return results
+
+
+def gateway_of(index: int, rooms: int, gateways: int) -> int:
+    """The gateway member ``index`` connects to: the members of room ``index % rooms`` are
+    dealt to the gateways in turn. (Dealing the members themselves in turn put every room
+    on one gateway whenever the number of rooms is a multiple of the gateways'.)"""
+    return (index // rooms) % gateways
 
 
 def _rooms(options: RoomsOptions) -> int:

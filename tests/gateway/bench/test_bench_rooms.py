@@ -41,3 +41,21 @@ def test_the_cli_does_not_load_the_bench_clients() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False", "the bench's invoke client is imported at startup"
+
+
+@pytest.mark.parametrize(("connections", "room_size", "gateways"), [(1000, 10, 2), (30, 3, 3)])
+def test_every_room_has_members_on_each_gateway(connections, room_size, gateways) -> None:
+    """With several gateways (``--url a,b``) a broadcast must cross processes: each room's
+    members are spread over the gateways, evenly."""
+    from collections import Counter
+
+    from gateway.bench.rooms import gateway_of
+
+    rooms = connections // room_size
+    per_room: dict[int, Counter] = {}
+    for i in range(connections):
+        per_room.setdefault(i % rooms, Counter())[gateway_of(i, rooms, gateways)] += 1
+    assert len(per_room) == rooms
+    for counts in per_room.values():
+        assert sorted(counts) == list(range(gateways)), counts
+        assert max(counts.values()) - min(counts.values()) <= 1, counts
