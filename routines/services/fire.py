@@ -146,11 +146,8 @@ def _decide(
             trigger,
             f"too-late: {late:.0f} s after its time, past the {deadline:.0f} s starting deadline",
         )
-    if (
-        scheduled_at is not None
-        and RoutineRun.objects.filter(routine=routine, scheduled_at=scheduled_at).exists()
-    ):
-        return FireResult(False, reason="duplicate")
+    # A time fired already is told by the unique (routine, scheduled_at) of its record: the
+    # insert below fails, the transaction rolls back, "duplicate" (no read first).
     running = _open_record(routine)
     if running is not None:
         return _skip(
