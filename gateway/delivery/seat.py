@@ -129,7 +129,12 @@ class Seat:
     async def refresh(self) -> None:
         """(Re)join our groups and refresh the liveness key."""
         await cache.aset(_seat_key(self.id), self.channel_name, timeout=_KEY_TTL)
-        for group in list(self._groups):
+        groups = list(self._groups)
+        many = getattr(self.layer, "group_add_many", None)
+        if many is not None:  # one round trip (gateway/state/layer.py)
+            await many(groups, self.channel_name)
+            return
+        for group in groups:
             await self.layer.group_add(group, self.channel_name)
 
     async def _refresh_loop(self) -> None:

@@ -118,6 +118,23 @@ class RedisChannelLayer(_ChannelsRedisLayer):
             exclude,
         )
 
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        """``group_add`` of ``channel`` to every group in ``groups``: one pipeline per Redis
+        host (``group_add`` makes two round trips per group; a gateway re-joins every
+        group it holds, a room's and a node's each, every ``REFRESH_SECONDS``)."""
+        by_index: dict[int, list[str]] = {}
+        for group in groups:
+            self.require_valid_group_name(group)  # (raises for a bad name)
+            by_index.setdefault(self.consistent_hash(group), []).append(group)
+        self.require_valid_channel_name(channel)
+        now = time.time()
+        for index, names in by_index.items():
+            pipe = self.connection(index).pipeline(transaction=False)
+            for group in names:
+                pipe.zadd(self._group_key(group), {channel: now})
+                pipe.expire(self._group_key(group), self.group_expiry)
+            await pipe.execute()
+
     async def group_members(self, groups: list[str]) -> dict[str, list[str]]:
         """Each group's current (unexpired) channels: one pipeline per Redis host."""
         by_index: dict[int, list[str]] = {}

@@ -144,3 +144,18 @@ async def test_receive_many_on_a_redis_without_bzmpop_takes_two_round_trips(laye
     await sender.send(channel, {"type": "t", "n": 5})
     assert [m["n"] for m in await receiver.receive_many(channel)] == [5]
     assert counted.commands[3:] == ["BZPOPMIN", "ZPOPMIN"]
+
+
+async def test_joining_many_groups_is_one_pipeline(layers) -> None:
+    """group_add_many: every group gets the channel (as group_add gives it: scored now,
+    the group's key expiring after group_expiry), in one pipeline, no command on its own."""
+    layer, _ = layers
+    channel = await layer.new_channel("gw.hub.")
+    groups = [f"topic-{n}" for n in range(50)]
+    counted = _Counted(layer)
+    await layer.group_add_many(groups, channel)
+    assert counted.commands == []  # (a pipeline's commands go out together)
+    members = await layer.group_members(groups)
+    assert members == {group: [channel] for group in groups}
+    ttl = await layer.connection(0).ttl(layer._group_key("topic-7"))
+    assert 0 < ttl <= layer.group_expiry
