@@ -52,16 +52,8 @@ def _window_key(key: str, window: int) -> str:
 
 
 def _count(key: str, window: int, unsynced: dict[int, int]) -> tuple[int, int]:
-    """Add this process's not yet shared requests; (this window's count, previous one's)."""
-    if unsynced.keys() == {window}:  # the usual case: one round trip on Redis
-        both = shared.incr_and_read(
-            _window_key(key, window),
-            _window_key(key, window - 1),
-            timeout=_TTL,
-            delta=unsynced[window],
-        )
-        if both is not None:
-            return both
+    """Add this process's not yet shared requests; (this window's count, previous one's).
+    Sync, a cache call per window (see :func:`_acount` for the usual case)."""
     current = 0
     for w, n in unsynced.items():
         value = shared.incr(_window_key(key, w), timeout=_TTL, delta=n).value
@@ -73,7 +65,8 @@ def _count(key: str, window: int, unsynced: dict[int, int]) -> tuple[int, int]:
 
 
 async def _acount(key: str, window: int, unsynced: dict[int, int]) -> tuple[int, int]:
-    """:func:`_count` from the event loop: the usual case on Redis without a thread hop."""
+    """:func:`_count` from the event loop. The usual case (only this window's requests to
+    add) on Redis is one script through an asyncio client: no thread hop."""
     if unsynced.keys() == {window}:
         both = await shared.aincr_and_read(
             _window_key(key, window),
@@ -187,6 +180,6 @@ async def hit(key: str, limit: int, *, now: float | None = None) -> Decision:
     if not local.allowed and local.excess <= limit:
         return local  # refused on this process's counts alone: shared later
     if not local.allowed:  # sustained abuse (the caller closes 4029): shared now
-        await shared.run(_count, key, window, _local.take_unsynced(key))
+        await _acount(key, window, _local.take_unsynced(key))
         return local
     return decide(*await _shared_counts(key, window), limit, now)

@@ -128,24 +128,6 @@ return {n, tonumber(redis.call('GET', KEYS[2]) or '0')}
 """
 
 
-def incr_and_read(key: str, other: str, *, timeout: float, delta: int) -> tuple[int, int] | None:
-    """On Redis: add ``delta`` (> 0) to the counter ``key`` (:func:`incr` without
-    ``refresh_at``) and read the counter ``other``, in one round trip: (``key``'s value,
-    ``other``'s). None on any other cache (use :func:`incr` and :func:`counter`)."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
-
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        return None
-    full_key = backend.make_and_validate_key(key)
-    client = backend._cache.get_client(full_key, write=True)
-    ttl_ms = max(1, int(timeout * 1000))
-    args = (full_key, backend.make_and_validate_key(other), delta, ttl_ms)
-    value, other_value = client.eval(_REDIS_INCR_READ, 2, *args)
-    return int(value), int(other_value)
-
-
 #: Per event loop: (the ``CACHES`` setting it was made for, an asyncio client of its Redis).
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[object, object]] = (
     weakref.WeakKeyDictionary()
@@ -179,8 +161,10 @@ def _async_client(backend):
 async def aincr_and_read(
     key: str, other: str, *, expire_after: float, delta: int
 ) -> tuple[int, int] | None:
-    """:func:`incr_and_read` on the event loop (an asyncio Redis client: no thread hop, the
-    script's round trip awaited like any socket read). None on any other cache."""
+    """On Redis: add ``delta`` (> 0) to the counter ``key`` (:func:`incr` without
+    ``refresh_at``) and read the counter ``other``, in one round trip, on the event loop (an
+    asyncio Redis client: no thread hop): (``key``'s value, ``other``'s). None on any other
+    cache (use :func:`incr` and :func:`counter`)."""
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 

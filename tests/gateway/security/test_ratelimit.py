@@ -109,27 +109,26 @@ async def test_local_counts_keep_only_two_windows(backend):
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
 async def test_a_shared_check_is_one_script_with_the_counts_of_both_windows(backend):
     """On Redis the usual check (only this window's requests to share) adds them and reads
-    the previous window's count in one script: the same counts as ``incr`` + ``counter``,
-    and a new window key expires."""
+    the previous window's count in one script, from the event loop: the same counts as
+    ``incr`` + ``counter``, and a new window key expires."""
     from django.core.cache import cache
 
     key, now = f"client-{uuid.uuid4().hex}", time.time()
     window = int(now // ratelimit.WINDOW_SECONDS)
     previous = f"gw:rl:{key}:{window - 1}"
     shared.incr(previous, timeout=60, delta=7)
-    assert shared.incr_and_read(f"gw:rl:{key}:{window}", previous, timeout=60, delta=2) == (2, 7)
+    current = f"gw:rl:{key}:{window}"
+    assert await shared.aincr_and_read(current, previous, expire_after=60, delta=2) == (2, 7)
+    # the general (sync) path gives the same counts
     assert await shared.run(ratelimit._count, key, window, {window: 3}) == (5, 7)
     assert _shared_count(key, now) == 5
-    # the same script from the event loop (an asyncio client: no thread hop)
     assert await ratelimit._acount(key, window, {window: 4}) == (9, 7)
     assert await ratelimit._acount(key, window, {window - 1: 1, window: 1}) == (10, 8)
     assert _shared_count(key, now) == 10
-    full = cache.make_and_validate_key(f"gw:rl:{key}:{window}")
+    full = cache.make_and_validate_key(current)
     assert 0 < cache._cache.get_client(full).pttl(full) <= 60_000
-    assert shared.incr_and_read("gw:rl:absent:1", f"gw:rl:absent:{window}", timeout=5, delta=1) == (
-        1,
-        0,
-    )
+    absent = f"gw:rl:absent-{uuid.uuid4().hex}"
+    assert await shared.aincr_and_read(absent, f"{absent}:0", expire_after=5, delta=1) == (1, 0)
 
 
 @contextlib.contextmanager
