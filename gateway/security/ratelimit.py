@@ -16,7 +16,7 @@ decide (the same decisions, without three cache calls per frame: ~18% of the gat
 per round trip in ``wingman gateway bench --mode invoke``).
 
 On a shared cache at most one check per client is in flight in this process at a time (a
-thread hop and a Redis script each): frames of that client arriving meanwhile wait for its
+Redis script each, from the event loop): frames of that client arriving meanwhile wait for its
 answer and add this process's frames not yet shared, themselves included, so each decision
 counts every frame this process has seen and every frame the others had shared by then.
 When a check returns with frames left unshared, the next one starts at once, so another
