@@ -8,7 +8,6 @@ from pathlib import Path
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
-from agents.runtime.toolnames import is_known as is_known  # re-exported
 from gateway.delivery import extensions
 
 MAX_READ_BYTES = 256 * 1024

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from agents.runtime.tools import is_known
+from agents.runtime.toolnames import is_known
 from tests.agents.conftest import acreate_agent, agent_call
 from tests.agents.conftest import hub_cleanup as hub_cleanup  # a fixture
 from tests.nodes.conftest import answer_invokes
