@@ -287,20 +287,6 @@ def _drop_database(url: str, name: str) -> None:
 
 
 def _scaled(
-    n: int,
-    lead: float,
-    timeout: float,
-    redis_url: str,
-    database_url: str,
-    workers: tuple[int, int],
-    pool: str,
-    keep: bool = False,
-):
-    with _state_dir("wingman-bench-routines-scaled-", keep) as state:
-        return _scaled_in(state, n, lead, timeout, redis_url, database_url, workers, pool)
-
-
-def _scaled_in(
     state: Path,
     n: int,
     lead: float,
@@ -363,9 +349,11 @@ def measure(
         else:
             if not redis_url or not database_url:
                 raise BenchError("scaled: set REDIS_URL and DATABASE_URL (a PostgreSQL server)")
-            report["setups"][name] = _scaled(
-                n, lead, timeout, redis_url, database_url, (worker_processes, workers), pool, keep
-            )
+            slots = (worker_processes, workers)
+            with _state_dir("wingman-bench-routines-scaled-", keep) as state:
+                report["setups"][name] = _scaled(
+                    state, n, lead, timeout, redis_url, database_url, slots, pool
+                )
     return report
 
 
