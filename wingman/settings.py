@@ -133,6 +133,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # the WAL pragmas; most of the CPU of accepting a webhook delivery).
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# PostgreSQL: Django's backend, its health check skipped for a connection that has just
+# answered (gateway/state/postgresql/base.py: one statement fewer per database call).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "gateway.state.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # CHANNELS & CACHE ----------------------------------------------------------------------

@@ -109,38 +109,61 @@ def append_message(session: Session, role: str, content: str, run: Run | None) -
     )
 
 
+def _persist(
+    req: RunRequest, session: Session, executor: str, owner: Owner | None
+) -> tuple[Run, int, int]:
+    """In the caller's transaction: the user message's position (locking the session row),
+    the open runs ahead, the run (started now when local and nothing is ahead) and its
+    message. Returns the run, the message's position and how many runs are ahead."""
+    position = _take_position(session, req.message[:200])
+    ahead = _ahead(session)
+    if ahead and not req.queue:  # (raised in the transaction: it rolls back)
+        raise GatewayError(
+            ErrorCode.CONFLICT,
+            f"session {session.key} is busy ({ahead} run(s) ahead) and queueing was refused",
+            retryable=True,
+        )
+    now = timezone.now()
+    start = owner is not None and not ahead
+    run = Run.objects.create(
+        session=session,
+        source=req.source,
+        prompt=req.message,
+        idempotency_key=req.idempotency_key or None,
+        timeout=req.timeout,
+        extra_system_prompt=req.extra_system_prompt or "",
+        executor=executor,
+        status=RunStatus.RUNNING if start else RunStatus.QUEUED,
+        started_at=now if start else None,
+        **(owner.fields() if owner else {"heartbeat_at": now}),
+    )
+    Message.objects.create(
+        session=session, role=MessageRole.USER, content=req.message, run=run, position=position
+    )
+    return run, position, ahead
+
+
 def accept(
     req: RunRequest, *, executor: str, owner: Owner | None
 ) -> tuple[RunTicket, RunPlan | None]:
     """Route, then persist the run and the user message (one transaction). ``owner`` is the
     executing process when known now (local runs); a Celery run gets its owner when a worker
-    claims it. The plan is None for a duplicate."""
+    claims it. The plan is None for a duplicate.
+
+    A local run of a session with no open run starts at once: it is written ``running``
+    (``started_at`` now) in this transaction, decided under the session row's lock that the
+    message position takes first, so its executor does not ask for the turn (six statements
+    and a database call fewer per run). Every other run is written ``queued`` and waits for
+    its turn (``execute._wait_turn``)."""
     if not req.queue:  # a retry of a run still going must not be refused as busy
         existing = _existing(req.source, req.idempotency_key)
         if existing is not None:
             return RunTicket.of(existing, duplicate=True), None
     # Otherwise a retried key is told by the unique constraint (below), not a read first.
     session = _resolve_session(req)
-    ahead = _ahead(session)
-    if ahead and not req.queue:
-        raise GatewayError(
-            ErrorCode.CONFLICT,
-            f"session {session.key} is busy ({ahead} run(s) ahead) and queueing was refused",
-            retryable=True,
-        )
     try:
         with transaction.atomic():
-            run = Run.objects.create(
-                session=session,
-                source=req.source,
-                prompt=req.message,
-                idempotency_key=req.idempotency_key or None,
-                timeout=req.timeout,
-                extra_system_prompt=req.extra_system_prompt or "",
-                executor=executor,
-                **(owner.fields() if owner else {"heartbeat_at": timezone.now()}),
-            )
-            user_message = append_message(session, MessageRole.USER, req.message, run)
+            run, position, ahead = _persist(req, session, executor, owner)
             if req.session_name and not session.name:
                 Session.objects.filter(pk=session.pk, name="").update(name=req.session_name)
             if req.on_accept is not None:
@@ -152,6 +175,4 @@ def accept(
             raise
         return RunTicket.of(existing, duplicate=True), None
     run.session = session
-    return RunTicket.of(run, duplicate=False, position=ahead), RunPlan.of(
-        run, user_message.position
-    )
+    return RunTicket.of(run, duplicate=False, position=ahead), RunPlan.of(run, position)

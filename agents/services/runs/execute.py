@@ -102,7 +102,10 @@ async def _wait_turn(plan: RunPlan) -> list[tuple[str, str]] | None:
     history (see :func:`_take`). The run ahead may execute in another process: the database
     says whose turn it is. A run with others ahead of it asks less often (they must start
     and end first); its prompt's position ranks it among this process's waiters for a
-    wake-up."""
+    wake-up. A run started when accepted has the turn already (None: ``_turn`` reads
+    the history)."""
+    if plan.started:
+        return None
     with turns.watching(plan.session_id):
         return await _ask_until_started(plan)
 

@@ -112,6 +112,8 @@ class RunPlan:
     working_folder: Path
     timeout: float
     extra_system_prompt: str | None
+    #: Started when accepted (``accept``): its executor does not ask for the turn.
+    started: bool = False
 
     @classmethod
     def of(cls, run: Run, position: int) -> RunPlan:
@@ -129,6 +131,7 @@ class RunPlan:
             working_folder=session_service.working_folder(session),
             timeout=run.timeout or DEFAULT_TIMEOUT_SECONDS,
             extra_system_prompt=run.extra_system_prompt or None,
+            started=run.status == RunStatus.RUNNING,
         )
 
     @classmethod

@@ -32,7 +32,8 @@ async def slow(hub_cleanup):
 async def test_start_wait(slow):
     req = RunRequest(message="/stream 3", agent_id="slowpoke", source=RunSource.API)
     ticket = await run_start(request=req)
-    assert ticket.status == RunStatus.QUEUED and ticket.final is None
+    # a local run of a session with nothing open starts when accepted
+    assert ticket.status == RunStatus.RUNNING and ticket.final is None
     run = await run_wait(ticket.run_id, 5)
     assert run is not None and run.status == RunStatus.OK
     assert final_result(run) == {
@@ -41,6 +42,17 @@ async def test_start_wait(slow):
         "summary": "completed",
         "result": {"text": "t0 t1 t2 ", "payloads": [{"text": "t0 t1 t2 "}]},
     }
+
+
+async def test_a_run_behind_an_open_one_is_queued_and_starts_after_it(slow):
+    key = "agent:slowpoke:main"
+    first = await run_start(request=RunRequest(message="/stream 5", session_key=key))
+    second = await run_start(request=RunRequest(message="/stream 1", session_key=key))
+    assert first.status == RunStatus.RUNNING
+    assert second.status == RunStatus.QUEUED and second.position == 1
+    a, b = await run_wait(first.run_id, 5), await run_wait(second.run_id, 5)
+    assert a.status == b.status == RunStatus.OK
+    assert b.started_at >= a.ended_at
 
 
 async def test_wait_gives_none_while_running(slow):
