@@ -32,7 +32,7 @@ from gateway.state.db import db_call
 from routines.models import Routine, RoutineRun, RoutineStatus, Trigger
 from routines.services import settle
 from routines.services.events import ms, publish_after_commit
-from routines.services.routines import ensure_session, next_run, now, schedule_of, target_key
+from routines.services.routines import next_run, now, schedule_of, session_name, target_key
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _decide(
             trigger,
             f"overlap: the previous run {running.run_id or '(starting)'} is still going",
         )
-    key = ensure_session(routine)
+    key = target_key(routine)  # (made by the run's accept if it is gone: session_name)
     record = RoutineRun.objects.create(
         routine=routine, scheduled_at=scheduled_at, trigger=trigger, session_key=key
     )
@@ -268,6 +268,7 @@ async def fire_start(claim: Claim) -> FireResult:
         source=RunSource.ROUTINE,
         agent_id=claim.routine.agent_id,
         session_key=claim.session_key,
+        session_name=session_name(claim.routine) or None,
         idempotency_key=claim.idempotency_key,
         on_accept=lambda run: _started(claim, run.id),
     )

@@ -76,11 +76,16 @@ def ensure_session(routine: Routine) -> str:
     run); returns its key."""
     key = target_key(routine)
     if not Session.objects.filter(key=key).exists():
-        thread = routine.target_kind == TargetKind.ROUTINE
-        name = f"Routine: {routine.name}"[:200] if thread else ""
         agent = Agent.objects.get(pk=routine.agent_id)
+        name = session_name(routine)
         Session.objects.get_or_create(key=key, defaults={"agent": agent, "name": name})
     return key
+
+
+def session_name(routine: Routine) -> str:
+    """The name of the routine's target session when it is the routine's own thread."""
+    thread = routine.target_kind == TargetKind.ROUTINE
+    return f"Routine: {routine.name}"[:200] if thread else ""
 
 
 def next_run(routine: Routine, after: datetime | None = None) -> datetime | None:
