@@ -166,6 +166,14 @@ def parse_cron(expression: str) -> CronSpec:
     """Parse a CRON expression (``ScheduleError`` on ``cron`` naming the problem)."""
     if not isinstance(expression, str) or not expression.strip():
         raise ScheduleError("cron", "a CRON expression is required, e.g. '0 9 * * 1-5'")
+    return _parse_cron(expression)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cron(expression: str) -> CronSpec:
+    """``parse_cron`` of a non-empty string, remembered (a spec is immutable; beat and every
+    fire read a routine's schedule again, and routines share a few expressions; an error
+    is raised each time, not remembered)."""
     text = " ".join(expression.strip().lower().split())
     if text.startswith("@"):
         if text not in MACROS:

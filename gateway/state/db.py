@@ -25,8 +25,10 @@ R = TypeVar("R")
 
 
 def parallel() -> bool:
-    """Whether database calls may run on several threads at once (a server database)."""
-    return connections["default"].vendor != "sqlite"
+    """Whether database calls may run on several threads at once (a server database). Read
+    from the settings: ``connections["default"]`` on an event loop makes a new connection
+    object per task context (its connections are local to one), at every call."""
+    return not connections.settings["default"]["ENGINE"].endswith("sqlite3")
 
 
 def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:

@@ -93,9 +93,10 @@ def next_run(routine: Routine, after: datetime | None = None) -> datetime | None
     came due has no next run)."""
     if not routine.enabled:
         return None
-    done = RoutineRun.objects.filter(routine_id=routine.pk, scheduled_at=routine.at)
-    if routine.schedule_kind == ScheduleKind.AT and done.exists():
-        return None
+    if routine.schedule_kind == ScheduleKind.AT:
+        done = RoutineRun.objects.filter(routine_id=routine.pk, scheduled_at=routine.at)
+        if done.exists():
+            return None
     return schedule_of(routine).next_after(after or now())
 
 
