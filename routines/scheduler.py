@@ -32,11 +32,16 @@ from django_celery_beat.utils import NEVER_CHECK_TIMEOUT
 
 from gateway.delivery.seat import current_seat
 from routines.schedules import Schedule, build
-from routines.services.beat import FIRE_TASK
+from routines.services.beat import FIRE_BATCH_TASK, FIRE_TASK
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+#: Due routines' fires per Celery message (``routines.fire_batch``): one message, one lock
+#: round trip and one task slot for this many, and still enough messages for every worker
+#: process to take its share of a minute at which many are due.
+FIRE_BATCH = 10
 
 
 def _utc_now() -> datetime:
@@ -104,6 +109,7 @@ class RoutineScheduler(DatabaseScheduler):
     Entry = RoutineEntry
 
     def __init__(self, *args, clock: Clock | None = None, **kwargs):
+        self._fires: list[dict] = []
         if clock is not None:
             self.Entry = type(
                 "ClockedRoutineEntry", (RoutineEntry,), {"clock": staticmethod(clock)}
@@ -126,13 +132,50 @@ class RoutineScheduler(DatabaseScheduler):
         return Q(pk__in=[])
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        if entry.task == FIRE_TASK and getattr(entry, "due_at", None) is not None:
-            entry.kwargs = {
+        """A due routine's fire joins this tick's batch (sent at ``FIRE_BATCH`` fires, and
+        when the tick finds nothing more due); other tasks are sent as Celery sends them."""
+        if entry.task != FIRE_TASK or getattr(entry, "due_at", None) is None:
+            return super().apply_async(entry, producer, advance, **kwargs)
+        entry = self.reserve(entry) if advance else entry
+        self._fires.append(
+            {
                 **entry.kwargs,
                 "scheduled_at": entry.due_at.isoformat(),
                 "fired_at": entry.fired_at.isoformat(),
             }
-        return super().apply_async(entry, producer, advance, **kwargs)
+        )
+        if len(self._fires) >= FIRE_BATCH:
+            self.send_fires(producer)
+        self._tasks_since_sync += 1
+        if self.should_sync():
+            self._do_sync()
+        return None
+
+    def send_fires(self, producer=None) -> None:
+        """Send the fires batched so far as one ``routines.fire_batch`` (a failed send is
+        logged, as beat logs one of a task: those times are not retried)."""
+        fires, self._fires = self._fires, []
+        if not fires:
+            return
+        options = {"producer": producer or self.producer, "headers": {"celery_beat_task": True}}
+        task = self.app.tasks.get(FIRE_BATCH_TASK)
+        try:
+            if task is not None:
+                task.apply_async((fires,), **options)
+            else:  # (as Celery's beat sends a task it has not imported)
+                self.send_task(FIRE_BATCH_TASK, (fires,), {}, **options)
+        except Exception:
+            logger.exception("routines: could not send %d fires", len(fires))
+
+    def tick(self, *args, **kwargs):
+        delay = super().tick(*args, **kwargs)
+        if delay != 0:  # nothing more due now: what this tick batched leaves
+            self.send_fires()
+        return delay
+
+    def close(self):
+        self.send_fires()
+        super().close()
 
 
 def embedded_enabled() -> bool:

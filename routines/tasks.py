@@ -1,4 +1,6 @@
-"""Celery tasks of the routines app: beat sends ``routines.fire`` for each due routine."""
+"""Celery tasks of the routines app: beat sends the due routines of a tick in batches
+(``routines.fire_batch``, ``scheduler.FIRE_BATCH`` fires each); ``routines.fire`` fires one
+(what beat sent before batches, and a message of it still queued)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from datetime import datetime
 
 from gateway.server import worker
 from routines.services import routine_fire
-from routines.services.beat import FIRE_TASK
-from routines.services.fire import fire_lock
+from routines.services.beat import FIRE_BATCH_TASK, FIRE_TASK
+from routines.services.fire import fire_lock, fire_locks
 from wingman.celery import app
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,17 @@ def _log_failure(future) -> None:
         logger.error("routine fire failed", exc_info=future.exception())
 
 
+def _embedded_fire(routine_id: str, when: datetime | None, at: datetime | None) -> bool:
+    """Hand a fire to the gateway loop that executes them in this process (the embedded
+    scheduler); False when there is none (a worker)."""
+    loop = embedded_loop()
+    if loop is None:
+        return False
+    fire = routine_fire(routine_id=routine_id, scheduled_at=when, at=at)
+    asyncio.run_coroutine_threadsafe(fire, loop).add_done_callback(_log_failure)
+    return True
+
+
 @app.task(name=FIRE_TASK, ignore_result=True)
 def fire(
     routine_id: str,
@@ -50,10 +63,7 @@ def fire(
     read by the scheduler (ignored here)."""
 
     when, at = _time(scheduled_at), _time(fired_at)
-    loop = embedded_loop()
-    if loop is not None:
-        fire = routine_fire(routine_id=routine_id, scheduled_at=when, at=at)
-        asyncio.run_coroutine_threadsafe(fire, loop).add_done_callback(_log_failure)
+    if _embedded_fire(routine_id, when, at):
         return
     # The lock in this task's thread: it keeps its cache (Redis) connection from task to
     # task, where each fire on the loop would open one (Django's cache handler is local to
@@ -67,3 +77,36 @@ def fire(
             routine_id=routine_id, scheduled_at=when, at=at, locked=when is not None
         )
     )
+
+
+@app.task(name=FIRE_BATCH_TASK, ignore_result=True)
+def fire_batch(fires: list[dict]) -> None:
+    """Fire several routines' scheduled times (each item: ``fire``'s keyword arguments), as
+    ``fire`` does each, with one Celery message and one lock round trip for all of them;
+    their runs start concurrently on the worker's loop, and the task returns once all
+    started (or were refused: each fire's guards are its own)."""
+    items = [
+        (f["routine_id"], _time(f.get("scheduled_at")), _time(f.get("fired_at"))) for f in fires
+    ]
+    if embedded_loop() is not None:
+        for routine_id, when, at in items:
+            _embedded_fire(routine_id, when, at)
+        return
+    timed = [(routine_id, when) for routine_id, when, _ in items if when is not None]
+    taken = dict(zip(timed, fire_locks(timed), strict=True))
+    # (a time whose lock another fire has is left out: a second beat's)
+    go = [(r, when, at) for r, when, at in items if when is None or taken[(r, when)]]
+    if go:
+        worker.run(lambda: _fire_all(go))
+
+
+async def _fire_all(items: list[tuple[str, datetime | None, datetime | None]]) -> None:
+    fires = [
+        routine_fire(routine_id=r, scheduled_at=when, at=at, locked=when is not None)
+        for r, when, at in items
+    ]
+    for (routine_id, _, _), result in zip(
+        items, await asyncio.gather(*fires, return_exceptions=True), strict=True
+    ):
+        if isinstance(result, BaseException):
+            logger.error("routine %s: fire failed", routine_id, exc_info=result)

@@ -178,6 +178,24 @@ async def aincr_and_read(
     return int(value), int(other_value)
 
 
+def add_many(keys: list[str], *, timeout: float) -> list[bool]:
+    """``cache.add(key, 1, timeout)`` for each key (same keys and values), on Redis in one
+    round trip (a pipeline of ``SET NX EX``): which of them this call added."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache) or len(keys) < 2:
+        return [bool(backend.add(key, 1, timeout)) for key in keys]
+    seconds = backend.get_backend_timeout(timeout)
+    if not seconds:  # (0: add() sets and deletes; None: no expiry: not locks)
+        return [bool(backend.add(key, 1, timeout)) for key in keys]
+    pipe = backend._cache.get_client(write=True).pipeline(transaction=False)
+    for key in keys:
+        pipe.set(backend.make_and_validate_key(key), 1, ex=seconds, nx=True)
+    return [bool(added) for added in pipe.execute()]
+
+
 def counter(key: str) -> int:
     """The current value of a counter kept by :func:`incr` (0 when absent or expired)."""
     from django.core.cache import cache

@@ -23,6 +23,8 @@ from routines.schedules import parse_cron
 
 #: The Celery task that fires a routine (``routines/tasks.py``), by name.
 FIRE_TASK = "routines.fire"
+#: The Celery task beat sends instead, with the fires of several due routines.
+FIRE_BATCH_TASK = "routines.fire_batch"
 
 
 def task_name(routine_id: str) -> str:

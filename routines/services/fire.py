@@ -28,6 +28,7 @@ from agents.services import runs as run_service
 from agents.services.runs import RunRequest
 from gateway.delivery.seat import current_seat
 from gateway.protocol.errors import ErrorCode, GatewayError
+from gateway.state import cache as shared
 from gateway.state.db import db_call
 from routines.models import Routine, RoutineRun, RoutineStatus, Trigger
 from routines.services import settle
@@ -201,6 +202,13 @@ def fire_lock(routine_id: str, scheduled_at: datetime) -> bool:
     """Take the lock of one scheduled time of a routine (False: a fire of it has it)."""
     timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
     return bool(cache.add(lock_key(routine_id, scheduled_at), 1, timeout))
+
+
+def fire_locks(times: list[tuple[str, datetime]]) -> list[bool]:
+    """:func:`fire_lock` for several (routine, scheduled time) at once (one round trip on
+    Redis): which of them this call took."""
+    keys = [lock_key(routine_id, scheduled_at) for routine_id, scheduled_at in times]
+    return shared.add_many(keys, timeout=settings.WINGMAN_ROUTINES_LOCK_SECONDS)
 
 
 def fire_claim(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import uuid
@@ -156,6 +157,69 @@ async def test_scaled_worker_and_one_beat(
         assert "Sending due task routine:news (routines.fire)" in beat.log()
     finally:
         if beat is not None:
+            beat.stop()
+        delete_redis_prefix(prefix, E2E_REDIS_URL)
+        delete_unacked(env["WINGMAN_CELERY_QUEUE"])
+
+
+def fire_records(database: str, routine_id: str) -> list[tuple[datetime, str, str | None]]:
+    """(scheduled time, status, run id) of a routine's fires, read from PostgreSQL."""
+    import psycopg
+
+    with psycopg.connect(database, connect_timeout=5) as conn:
+        return conn.execute(
+            "SELECT scheduled_at, status, run_id FROM routines_routinerun "
+            "WHERE routine_id = %s ORDER BY scheduled_at",
+            (routine_id,),
+        ).fetchall()
+
+
+def unrecorded_runs(database: str, session_key: str) -> int:
+    """Runs in the session that no fire record has (a time run twice would make one: a
+    record gets its run in the transaction that accepts the run)."""
+    import psycopg
+
+    with psycopg.connect(database, connect_timeout=5) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM agents_run r JOIN agents_session s ON s.id = r.session_id "
+            "WHERE s.key = %s AND NOT EXISTS "
+            "(SELECT 1 FROM routines_routinerun rr WHERE rr.run_id = r.id)",
+            (session_key,),
+        ).fetchone()[0]
+
+
+async def test_scaled_two_beats_fire_each_time_once(
+    gateway_factory, worker_factory, shared_database, tmp_path
+):
+    """Two beat processes both send every due time (in ``routines.fire_batch`` messages);
+    the worker's lock per (routine, time) lets one of them through: one run per time."""
+    require_redis()
+    prefix = f"wmroutines-{uuid.uuid4().hex[:12]}"
+    env = scaled_env(shared_database, prefix)
+    write_agents_config(tmp_path / "gw", AGENTS)
+    pulse = {**seed_routines(every=2)[0], "id": "pulse", "name": "Pulse", "prompt": "ping"}
+    write_routines(tmp_path / "gw", [pulse])
+    beats: list[BeatProcess] = []
+    try:
+        gateway_factory(env, name="gw", state_dir=tmp_path / "gw")  # migrates, imports
+        worker_factory(env, name="worker1")
+        for name in ("beat1", "beat2"):
+            beats.append(BeatProcess(tmp_path / name, env=env, name=name).start())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len([r for r in fire_records(shared_database, "pulse") if r[1] == "ok"]) < 3:
+            assert loop.time() < deadline, fire_records(shared_database, "pulse")
+            await asyncio.sleep(0.5)
+        for beat in beats:
+            assert "Sending due task routine:pulse (routines.fire)" in beat.log()
+        records = fire_records(shared_database, "pulse")
+        times = [scheduled for scheduled, _, _ in records]
+        assert len(times) == len(set(times))
+        runs = [run_id for _, _, run_id in records if run_id is not None]
+        assert len(runs) == len(set(runs)) >= 3
+        assert unrecorded_runs(shared_database, "agent:main:routine:pulse") == 0
+    finally:
+        for beat in beats:
             beat.stop()
         delete_redis_prefix(prefix, E2E_REDIS_URL)
         delete_unacked(env["WINGMAN_CELERY_QUEUE"])

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from celery.signals import task_prerun
 from channels.db import database_sync_to_async
 from django.core.cache import cache
 from django_celery_beat.models import PeriodicTask
@@ -16,7 +17,7 @@ from agents.models import Agent, Run, RunSource, Session
 from gateway.delivery.hub import reset_hub
 from routines.models import Routine, RoutineStatus
 from routines.services import routine_create, routine_fire, routine_run_now
-from routines.services.fire import lock_key
+from routines.services.fire import fire_lock, fire_locks, lock_key
 from tests.routines.beat import Clock, new_beat, records, settled, thread, tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -139,6 +140,45 @@ async def test_the_database_is_the_backstop_when_the_lock_expired(agents):
     assert not again.ran and again.reason == "duplicate"
     await settled()
     assert len(await records(hourly.pk)) == 1
+
+
+async def test_fire_locks_take_each_time_once(backend):
+    """The batch's locks (one round trip on Redis) and the single fire's are the same."""
+    at = datetime.now(UTC).replace(second=0, microsecond=0)
+    later = at + timedelta(minutes=1)
+    lock = database_sync_to_async(fire_locks)
+    assert await lock([("a", at), ("b", at)]) == [True, True]
+    assert await lock([("a", at), ("a", later), ("c", at)]) == [False, True, True]
+    assert await database_sync_to_async(fire_lock)("b", at) is False
+    assert await database_sync_to_async(fire_lock)("b", later) is True
+    assert await lock([("b", later)]) == [False]
+
+
+async def test_one_tick_sends_its_due_routines_in_batches(agents):
+    """25 routines due at one minute: beat sends three ``routines.fire_batch`` messages
+    (10, 10, 5 fires), and each routine runs once."""
+    due = [await routine(name=f"r{i}", cron="0 9 * * *") for i in range(25)]
+    clock = Clock(datetime.now(UTC))
+    beat = await new_beat(clock)
+    sent: list[tuple[str, int]] = []
+
+    def seen(sender=None, args=(), **_kwargs):
+        sent.append((sender.name, len(args[0]) if sender.name == "routines.fire_batch" else 1))
+
+    task_prerun.connect(seen, weak=False)
+    try:
+        clock.now = next_at(9, clock.now) + timedelta(seconds=1)
+        await tick(beat)
+    finally:
+        task_prerun.disconnect(seen)
+    assert sent == [
+        ("routines.fire_batch", 10),
+        ("routines.fire_batch", 10),
+        ("routines.fire_batch", 5),
+    ]
+    await settled()
+    for each in due:
+        assert [r.status for r in await records(each.pk)] == ["ok"]
 
 
 async def test_downtime_catch_up_once_within_the_deadline(agents, settings):
