@@ -3,16 +3,18 @@ run``.
 
 :class:`RoutineScheduler` is django-celery-beat's ``DatabaseScheduler`` (it reads the
 PeriodicTask rows ``services/beat.py`` keeps in step, noticing changes through
-``PeriodicTasks``), with one difference for ``routines.fire`` entries: whether one is due is
-decided by ``routines/schedules.py`` in the routine's zone (DST-correct: a wall time that
-exists twice runs once, one that does not exist runs once, shifted), and the task is sent
+``PeriodicTasks``), with two differences for ``routines.fire`` entries: whether one is due
+is decided by ``routines/schedules.py`` in the routine's zone (DST-correct: a wall time that
+exists twice runs once, one that does not exist runs once, shifted), and each fire names
 the scheduled time it is for (``scheduled_at``) and the beat's clock (``fired_at``), so
-every beat names one scheduled time the same way and the run service's guards hold.
+every beat names one scheduled time the same way and the run service's guards hold; and
+the fires due at a tick leave in batches, ``routines.fire_batch`` with ``FIRE_BATCH`` of
+them (the rest once the tick finds nothing more due), not a Celery message each.
 
 Embedded (no broker): :func:`scheduler_forever` (an extension's background work) runs the
-same scheduler in the gateway process; ``routines.fire`` is applied eagerly and hands the
-fire to the gateway's event loop (``tasks.set_embedded_loop``), where the run executes and
-streams like any other.
+same scheduler in the gateway process; ``routines.fire_batch`` is applied eagerly and hands
+each fire to the gateway's event loop (``tasks.set_embedded_loop``), where the run executes
+and streams like any other.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def embedded_enabled() -> bool:
 
 def make_embedded(loop: asyncio.AbstractEventLoop, clock: Clock | None = None) -> RoutineScheduler:
     """The scheduler for this process; fires are handed to ``loop``."""
-    from routines import tasks  # registers routines.fire
+    from routines import tasks  # registers routines.fire and routines.fire_batch
     from wingman.celery import app
 
     tasks.set_embedded_loop(loop)
