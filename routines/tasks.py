@@ -92,10 +92,9 @@ def fire_batch(fires: list[dict]) -> None:
         for routine_id, when, at in items:
             _embedded_fire(routine_id, when, at)
         return
-    timed = [(routine_id, when) for routine_id, when, _ in items if when is not None]
-    taken = dict(zip(timed, fire_locks(timed), strict=True))
+    taken = iter(fire_locks([(r, when) for r, when, _ in items if when is not None]))
     # (a time whose lock another fire has is left out: a second beat's)
-    go = [(r, when, at) for r, when, at in items if when is None or taken[(r, when)]]
+    go = [(r, when, at) for r, when, at in items if when is None or next(taken)]
     if go:
         worker.run(lambda: _fire_all(go))
 
