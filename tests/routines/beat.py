@@ -1,6 +1,7 @@
 """Driving the real beat scheduler (``RoutineScheduler``, django-celery-beat's
 DatabaseScheduler) under a controlled clock, in-process: its fires go through the real
-``routines.fire`` task (applied eagerly, as in the embedded default) to this test's loop."""
+``routines.fire_batch`` task (applied eagerly, as in the embedded default) to this test's
+loop."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Firing routines through the real beat scheduler (controlled clock) and the real
-``routines.fire`` task, with the agent on the offline model: runs, thread growth, skips on
-overlap, two beats, downtime catch-up, DST, error counting and auto-disable."""
+``routines.fire_batch`` task, with the agent on the offline model: runs, thread growth,
+batches, skips on overlap, two beats, downtime catch-up, DST, error counting and
+auto-disable."""
 
 from __future__ import annotations
 
