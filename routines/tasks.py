@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime
 
 from gateway.server import worker
 from routines.services import routine_fire
 from routines.services.beat import FIRE_BATCH_TASK, FIRE_TASK
-from routines.services.fire import fire_lock, fire_locks
+from routines.services.fire import fire_locks
 from wingman.celery import app
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ def _log_failure(future) -> None:
         logger.error("routine fire failed", exc_info=future.exception())
 
 
+def _owner(task) -> str:
+    """Whose locks: the message's id (the same when it is delivered again)."""
+    return task.request.id or uuid.uuid4().hex
+
+
 def _embedded_fire(routine_id: str, when: datetime | None, at: datetime | None) -> bool:
     """Hand a fire to the gateway loop that executes them in this process (the embedded
     scheduler); False when there is none (a worker)."""
@@ -49,8 +55,9 @@ def _embedded_fire(routine_id: str, when: datetime | None, at: datetime | None) 
     return True
 
 
-@app.task(name=FIRE_TASK, ignore_result=True)
+@app.task(name=FIRE_TASK, ignore_result=True, bind=True)
 def fire(
+    self,
     routine_id: str,
     scheduled_at: str | None = None,
     fired_at: str | None = None,
@@ -70,7 +77,7 @@ def fire(
     # a thread's context). The rest on the worker's loop, its database calls on the loop's
     # pool threads and their persistent connections: not here, where Celery's Django
     # fixup closes the connection after every task (a new PostgreSQL connection per fire).
-    if when is not None and not fire_lock(routine_id, when):
+    if when is not None and not fire_locks([(routine_id, when)], owner=_owner(self))[0]:
         return  # another fire of this time has it (a second beat)
     worker.run(
         lambda: routine_fire(
@@ -79,8 +86,8 @@ def fire(
     )
 
 
-@app.task(name=FIRE_BATCH_TASK, ignore_result=True)
-def fire_batch(fires: list[dict]) -> None:
+@app.task(name=FIRE_BATCH_TASK, ignore_result=True, bind=True)
+def fire_batch(self, fires: list[dict]) -> None:
     """Fire several routines' scheduled times (each item: ``fire``'s keyword arguments), as
     ``fire`` does each, with one Celery message and one lock round trip for all of them;
     their runs start concurrently on the worker's loop, and the task returns once all
@@ -92,8 +99,10 @@ def fire_batch(fires: list[dict]) -> None:
         for routine_id, when, at in items:
             _embedded_fire(routine_id, when, at)
         return
-    taken = iter(fire_locks([(r, when) for r, when, _ in items if when is not None]))
-    # (a time whose lock another fire has is left out: a second beat's)
+    timed = [(r, when) for r, when, _ in items if when is not None]
+    taken = iter(fire_locks(timed, owner=_owner(self)))
+    # (a time whose lock another message has is left out: a second beat's; this message's
+    # own, when it is delivered again after its worker died, are taken again)
     go = [(r, when, at) for r, when, at in items if when is None or next(taken)]
     if go:
         worker.run(lambda: _fire_all(go))

@@ -178,22 +178,29 @@ async def aincr_and_read(
     return int(value), int(other_value)
 
 
-def add_many(keys: list[str], *, timeout: float) -> list[bool]:
-    """``cache.add(key, 1, timeout)`` for each key (same keys and values), on Redis in one
-    round trip (a pipeline of ``SET NX EX``): which of them this call added."""
+def claim_many(keys: list[str], *, owner: str, timeout: float) -> list[bool]:
+    """Take each key for ``owner`` unless another owner holds it (``cache.add(key, owner,
+    timeout)``, and a key ``owner`` holds already counts as taken: a message delivered again
+    after its worker died takes its own locks again); on Redis in one round trip (a pipeline
+    of ``SET NX EX`` and ``GET`` per key). Which of them ``owner`` now holds."""
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 
     backend = caches["default"]
-    if not isinstance(backend, RedisCache) or len(keys) < 2:
-        return [bool(backend.add(key, 1, timeout)) for key in keys]
     seconds = backend.get_backend_timeout(timeout)
-    if not seconds:  # (0: add() sets and deletes; None: no expiry: not locks)
-        return [bool(backend.add(key, 1, timeout)) for key in keys]
+    if not isinstance(backend, RedisCache) or not seconds:
+        return [bool(backend.add(key, owner, timeout)) or backend.get(key) == owner for key in keys]
+    stored = backend._cache._serializer.dumps(owner)
     pipe = backend._cache.get_client(write=True).pipeline(transaction=False)
     for key in keys:
-        pipe.set(backend.make_and_validate_key(key), 1, ex=seconds, nx=True)
-    return [bool(added) for added in pipe.execute()]
+        made = backend.make_and_validate_key(key)
+        pipe.set(made, stored, ex=seconds, nx=True)
+        pipe.get(made)
+    answers = pipe.execute()
+    return [
+        bool(added) or held == stored
+        for added, held in zip(answers[::2], answers[1::2], strict=True)
+    ]
 
 
 def counter(key: str) -> int:

@@ -204,11 +204,13 @@ def fire_lock(routine_id: str, scheduled_at: datetime) -> bool:
     return bool(cache.add(lock_key(routine_id, scheduled_at), 1, timeout))
 
 
-def fire_locks(times: list[tuple[str, datetime]]) -> list[bool]:
-    """:func:`fire_lock` for several (routine, scheduled time) at once (one round trip on
-    Redis): which of them this call took."""
+def fire_locks(times: list[tuple[str, datetime]], *, owner: str) -> list[bool]:
+    """The locks of several (routine, scheduled time) for ``owner`` (a Celery message's id:
+    delivered again after its worker died, it takes its own locks again, and the unique
+    record tells the times it had claimed): which of them ``owner`` holds. One round trip
+    on Redis; a lock :func:`fire_lock` took belongs to no message."""
     keys = [lock_key(routine_id, scheduled_at) for routine_id, scheduled_at in times]
-    return shared.add_many(keys, timeout=settings.WINGMAN_ROUTINES_LOCK_SECONDS)
+    return shared.claim_many(keys, owner=owner, timeout=settings.WINGMAN_ROUTINES_LOCK_SECONDS)
 
 
 def fire_claim(

@@ -144,15 +144,18 @@ async def test_the_database_is_the_backstop_when_the_lock_expired(agents):
 
 
 async def test_fire_locks_take_each_time_once(backend):
-    """The batch's locks (one round trip on Redis) and the single fire's are the same."""
+    """A message's locks (one round trip on Redis): taken once per time; the same message
+    delivered again (its worker died) takes its own again, another message (a second beat's)
+    and a single fire's lock do not."""
     at = datetime.now(UTC).replace(second=0, microsecond=0)
     later = at + timedelta(minutes=1)
     lock = database_sync_to_async(fire_locks)
-    assert await lock([("a", at), ("b", at)]) == [True, True]
-    assert await lock([("a", at), ("a", later), ("c", at)]) == [False, True, True]
+    assert await lock([("a", at), ("b", at)], owner="m1") == [True, True]
+    assert await lock([("a", at), ("a", later), ("c", at)], owner="m2") == [False, True, True]
+    assert await lock([("a", at), ("b", at), ("c", at)], owner="m1") == [True, True, False]
     assert await database_sync_to_async(fire_lock)("b", at) is False
     assert await database_sync_to_async(fire_lock)("b", later) is True
-    assert await lock([("b", later)]) == [False]
+    assert await lock([("b", later)], owner="m1") == [False]
 
 
 async def test_one_tick_sends_its_due_routines_in_batches(agents):
