@@ -205,13 +205,20 @@ async def test_scaled_two_beats_fire_each_time_once(
         worker_factory(env, name="worker1")
         for name in ("beat1", "beat2"):
             beats.append(BeatProcess(tmp_path / name, env=env, name=name).start())
+        sending = "Sending due task routine:pulse (routines.fire)"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
-        while len([r for r in fire_records(shared_database, "pulse") if r[1] == "ok"]) < 3:
+
+        def ended_ok() -> int:
+            return sum(1 for r in fire_records(shared_database, "pulse") if r[1] == "ok")
+
+        while not all(sending in beat.log() for beat in beats):  # both beats sending
+            assert loop.time() < deadline, [beat.log()[-600:] for beat in beats]
+            await asyncio.sleep(0.5)
+        before = ended_ok()
+        while ended_ok() < before + 3:  # three more times while both send each
             assert loop.time() < deadline, fire_records(shared_database, "pulse")
             await asyncio.sleep(0.5)
-        for beat in beats:
-            assert "Sending due task routine:pulse (routines.fire)" in beat.log()
         records = fire_records(shared_database, "pulse")
         times = [scheduled for scheduled, _, _ in records]
         assert len(times) == len(set(times))
