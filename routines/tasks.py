@@ -39,20 +39,30 @@ def _log_failure(future) -> None:
         logger.error("routine fire failed", exc_info=future.exception())
 
 
-def _owner(task) -> str:
-    """Whose locks: the message's id (the same when it is delivered again)."""
-    return task.request.id or uuid.uuid4().hex
+Fire = tuple[str, datetime | None, datetime | None]  # routine id, scheduled time, fired at
 
 
-def _embedded_fire(routine_id: str, when: datetime | None, at: datetime | None) -> bool:
-    """Hand a fire to the gateway loop that executes them in this process (the embedded
-    scheduler); False when there is none (a worker)."""
+def _fire(task, items: list[Fire]) -> None:
+    """The body of both tasks. Embedded: each fire is handed to the gateway's loop, which
+    executes it. A worker: the locks in this task's thread (it keeps its cache connection
+    from task to task, where each fire on the loop would open one: Django's cache handler is
+    local to a thread's context), owned by the message's id (delivered again after its
+    worker died, it takes its own again); then the fires whose lock it holds on the worker's
+    loop, concurrently, their database calls on the loop's pool threads and persistent
+    connections (not here, where Celery's Django fixup closes the connection after every
+    task); returns once all started."""
     loop = embedded_loop()
-    if loop is None:
-        return False
-    fire = routine_fire(routine_id=routine_id, scheduled_at=when, at=at)
-    asyncio.run_coroutine_threadsafe(fire, loop).add_done_callback(_log_failure)
-    return True
+    if loop is not None:
+        for routine_id, when, at in items:
+            started = routine_fire(routine_id=routine_id, scheduled_at=when, at=at)
+            asyncio.run_coroutine_threadsafe(started, loop).add_done_callback(_log_failure)
+        return
+    owner = task.request.id or uuid.uuid4().hex
+    taken = iter(fire_locks([(r, when) for r, when, _ in items if when is not None], owner=owner))
+    # (a time whose lock another message has is left out: a second beat's)
+    go = [(r, when, at) for r, when, at in items if when is None or next(taken)]
+    if go:
+        worker.run(lambda: _fire_all(go))
 
 
 @app.task(name=FIRE_TASK, ignore_result=True, bind=True)
@@ -68,22 +78,7 @@ def fire(
     every gateway) and returns; the run's end is recorded when it ends. In the embedded
     default the gateway's own loop executes it. ``anchor`` is the interval grid's start,
     read by the scheduler (ignored here)."""
-
-    when, at = _time(scheduled_at), _time(fired_at)
-    if _embedded_fire(routine_id, when, at):
-        return
-    # The lock in this task's thread: it keeps its cache (Redis) connection from task to
-    # task, where each fire on the loop would open one (Django's cache handler is local to
-    # a thread's context). The rest on the worker's loop, its database calls on the loop's
-    # pool threads and their persistent connections: not here, where Celery's Django
-    # fixup closes the connection after every task (a new PostgreSQL connection per fire).
-    if when is not None and not fire_locks([(routine_id, when)], owner=_owner(self))[0]:
-        return  # another fire of this time has it (a second beat)
-    worker.run(
-        lambda: routine_fire(
-            routine_id=routine_id, scheduled_at=when, at=at, locked=when is not None
-        )
-    )
+    _fire(self, [(routine_id, _time(scheduled_at), _time(fired_at))])
 
 
 @app.task(name=FIRE_BATCH_TASK, ignore_result=True, bind=True)
@@ -92,23 +87,13 @@ def fire_batch(self, fires: list[dict]) -> None:
     ``fire`` does each, with one Celery message and one lock round trip for all of them;
     their runs start concurrently on the worker's loop, and the task returns once all
     started (or were refused: each fire's guards are its own)."""
-    items = [
-        (f["routine_id"], _time(f.get("scheduled_at")), _time(f.get("fired_at"))) for f in fires
-    ]
-    if embedded_loop() is not None:
-        for routine_id, when, at in items:
-            _embedded_fire(routine_id, when, at)
-        return
-    timed = [(r, when) for r, when, _ in items if when is not None]
-    taken = iter(fire_locks(timed, owner=_owner(self)))
-    # (a time whose lock another message has is left out: a second beat's; this message's
-    # own, when it is delivered again after its worker died, are taken again)
-    go = [(r, when, at) for r, when, at in items if when is None or next(taken)]
-    if go:
-        worker.run(lambda: _fire_all(go))
+    _fire(
+        self,
+        [(f["routine_id"], _time(f.get("scheduled_at")), _time(f.get("fired_at"))) for f in fires],
+    )
 
 
-async def _fire_all(items: list[tuple[str, datetime | None, datetime | None]]) -> None:
+async def _fire_all(items: list[Fire]) -> None:
     fires = [
         routine_fire(routine_id=r, scheduled_at=when, at=at, locked=when is not None)
         for r, when, at in items

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone as dj_timezone
 
@@ -199,9 +198,9 @@ def _start_failed(claim: Claim, error: str) -> None:
 
 
 def fire_lock(routine_id: str, scheduled_at: datetime) -> bool:
-    """Take the lock of one scheduled time of a routine (False: a fire of it has it)."""
-    timeout = settings.WINGMAN_ROUTINES_LOCK_SECONDS
-    return bool(cache.add(lock_key(routine_id, scheduled_at), 1, timeout))
+    """Take the lock of one scheduled time of a routine for this call alone (False: a fire
+    of it has it)."""
+    return fire_locks([(routine_id, scheduled_at)], owner=uuid.uuid4().hex)[0]
 
 
 def fire_locks(times: list[tuple[str, datetime]], *, owner: str) -> list[bool]:
