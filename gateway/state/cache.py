@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -117,14 +117,23 @@ def incr(key: str, *, timeout: float, delta: int = 1, refresh_at: int = 0, backe
         return Count(value, max(1, int(remaining * 1000)))
 
 
-#: INCRBY KEYS[1] (a new key gets its expiry, as in _REDIS_INCR) and read the counter KEYS[2]
-#: in the same round trip: a rate-limit check (this window's count, the previous one's).
-_REDIS_INCR_READ = """
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+#: INCRBY each of the first ARGV[1] keys by its delta (ARGV[3..]; a new key gets its expiry,
+#: ARGV[2] ms, as in _REDIS_INCR) and read the counters of the other keys, in one round trip:
+#: a rate-limit check of every client waiting (each window's count, the one before it). The
+#: values come back as one string, "v1,v2,...": one reply to parse, not one per key.
+_REDIS_INCR_MANY = """
+local out = {}
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  out[i] = redis.call('INCRBY', KEYS[i], ARGV[i + 2])
+  if redis.call('PTTL', KEYS[i]) < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
 end
-return {n, tonumber(redis.call('GET', KEYS[2]) or '0')}
+for i = n + 1, #KEYS do
+  out[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+end
+return table.concat(out, ',')
 """
 
 
@@ -158,13 +167,13 @@ def _async_client(backend):
     return client
 
 
-async def aincr_and_read(
-    key: str, other: str, *, expire_after: float, delta: int
-) -> tuple[int, int] | None:
-    """On Redis: add ``delta`` (> 0) to the counter ``key`` (:func:`incr` without
-    ``refresh_at``) and read the counter ``other``, in one round trip, on the event loop (an
-    asyncio Redis client: no thread hop): (``key``'s value, ``other``'s). None on any other
-    cache (use :func:`incr` and :func:`counter`)."""
+async def aincr_many(
+    increments: dict[str, int], reads: Sequence[str], *, expire_after: float
+) -> dict[str, int] | None:
+    """On Redis: add each delta (> 0) to its counter (:func:`incr` without ``refresh_at``)
+    and read the counters ``reads``, all in one round trip, on the event loop (an asyncio
+    Redis client: no thread hop): every key named, with its value. None on any other cache
+    (use :func:`incr` and :func:`counter`)."""
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 
@@ -173,9 +182,13 @@ async def aincr_and_read(
         return None
     client = _async_client(backend)
     ttl_ms = max(1, int(expire_after * 1000))
-    keys = (backend.make_and_validate_key(key), backend.make_and_validate_key(other))
-    value, other_value = await client.eval(_REDIS_INCR_READ, 2, *keys, delta, ttl_ms)
-    return int(value), int(other_value)
+    names = [*increments, *reads]
+    keys = [backend.make_key(name) for name in names]  # (ours: nothing to validate)
+    joined = await client.eval(
+        _REDIS_INCR_MANY, len(keys), *keys, len(increments), ttl_ms, *increments.values()
+    )
+    values = map(int, joined.split(b","))
+    return dict(zip(names, values, strict=True))
 
 
 def claim_many(keys: list[str], *, owner: str, timeout: float) -> list[bool]:

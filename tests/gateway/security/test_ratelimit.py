@@ -108,27 +108,34 @@ async def test_local_counts_keep_only_two_windows(backend):
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
 async def test_a_shared_check_is_one_script_with_the_counts_of_both_windows(backend):
-    """On Redis the usual check (only this window's requests to share) adds them and reads
-    the previous window's count in one script, from the event loop: the same counts as
-    ``incr`` + ``counter``, and a new window key expires."""
+    """On Redis a check adds every client's requests and reads each one's previous window
+    in one script, from the event loop: the same counts as ``incr`` + ``counter``, and a
+    new window key expires."""
     from django.core.cache import cache
 
-    key, now = f"client-{uuid.uuid4().hex}", time.time()
+    a, b, now = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}", time.time()
     window = int(now // ratelimit.WINDOW_SECONDS)
-    previous = f"gw:rl:{key}:{window - 1}"
-    shared.incr(previous, timeout=60, delta=7)
-    current = f"gw:rl:{key}:{window}"
-    assert await shared.aincr_and_read(current, previous, expire_after=60, delta=2) == (2, 7)
+    shared.incr(f"gw:rl:{a}:{window - 1}", timeout=60, delta=7)
+    current = f"gw:rl:{a}:{window}"
+    assert await shared.aincr_many({current: 2}, [f"gw:rl:{a}:{window - 1}"], expire_after=60) == {
+        current: 2,
+        f"gw:rl:{a}:{window - 1}": 7,
+    }
     # the general (sync) path gives the same counts
-    assert await shared.run(ratelimit._count, key, window, {window: 3}) == (5, 7)
-    assert _shared_count(key, now) == 5
-    assert await ratelimit._acount(key, window, {window: 4}) == (9, 7)
-    assert await ratelimit._acount(key, window, {window - 1: 1, window: 1}) == (10, 8)
-    assert _shared_count(key, now) == 10
+    assert await shared.run(ratelimit._count_many, {current: 3}, []) == {current: 5}
+    assert _shared_count(a, now) == 5
+    counts = await ratelimit._acount_many({(a, window): 4, (b, window): 1})
+    assert counts == {(a, window): (9, 7), (b, window): (1, 0)}
+    both = await ratelimit._acount_many({(a, window - 1): 1, (a, window): 1})
+    assert both == {(a, window - 1): (8, 0), (a, window): (10, 8)}
+    assert _shared_count(a, now) == 10
     full = cache.make_and_validate_key(current)
     assert 0 < cache._cache.get_client(full).pttl(full) <= 60_000
     absent = f"gw:rl:absent-{uuid.uuid4().hex}"
-    assert await shared.aincr_and_read(absent, f"{absent}:0", expire_after=5, delta=1) == (1, 0)
+    assert await shared.aincr_many({absent: 1}, [f"{absent}:0"], expire_after=5) == {
+        absent: 1,
+        f"{absent}:0": 0,
+    }
 
 
 @contextlib.contextmanager
@@ -159,10 +166,10 @@ def redis_commands_naming(text: str) -> Iterator[list[str]]:
 
 async def _landed() -> None:
     for _ in range(200):  # the follow-up check of the frames that waited
-        if not ratelimit._flights:
+        if ratelimit.checks().flying is None:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"checks still in flight: {ratelimit._flights}")
+    raise AssertionError(f"a check still in flight: {ratelimit.checks().flying}")
 
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
@@ -190,6 +197,38 @@ async def test_frames_that_wait_for_a_check_are_decided_on_every_count_before_th
     await _landed()
     assert _shared_count(key, now) == 16
     assert not (await ratelimit.hit(key, 10, now=now)).allowed
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_frames_of_many_clients_share_one_check_per_round_trip(backend):
+    """200 clients' frames at once (a swarm of nodes, each its own client): one script in
+    flight at a time for all of them, not one each; each is in its own shared count after."""
+    run, now = uuid.uuid4().hex, (time.time() // 60) * 60 + 1
+    keys = [f"{run}-{i}" for i in range(200)]
+    with redis_commands_naming(run) as commands:
+        decisions = await asyncio.gather(*(ratelimit.hit(key, 100, now=now) for key in keys))
+        await _landed()
+    assert all(d.allowed for d in decisions)
+    assert [_shared_count(key, now) for key in keys] == [1] * 200
+    scripts = [c for c in commands if c.startswith("EVAL")]
+    assert 1 <= len(scripts) <= 3, len(scripts)  # the first frame's, then the others' together
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_frames_boarding_the_next_check_are_decided_in_their_order(backend):
+    """Another process has shared 6 of client A's limit of 10. Client B's frame starts a
+    check; A's 10 frames, arriving while it flies, wait for the next one (all 10 in it):
+    exactly the first 4 are allowed, on A's count less A's frames after each of them."""
+    a, b, now = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    shared.incr(f"gw:rl:{a}:{int(now // 60)}", timeout=120, delta=6)  # the other process
+    first = asyncio.ensure_future(ratelimit.hit(b, 10, now=now))
+    await asyncio.sleep(0)  # B's check is in flight
+    assert ratelimit.checks().flying is not None
+    decisions = await asyncio.gather(*(ratelimit.hit(a, 10, now=now) for _ in range(10)))
+    assert (await first).allowed
+    assert [d.allowed for d in decisions] == [True] * 4 + [False] * 6
+    await _landed()
+    assert (_shared_count(a, now), _shared_count(b, now)) == (16, 1)
 
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
