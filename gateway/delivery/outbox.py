@@ -62,8 +62,8 @@ class Outbox:
     up while a send was in flight leaves together, so a run streaming faster than one
     Redis round trip per event (a Celery worker's run, watched on a gateway) keeps up
     instead of falling behind by seconds. On the Redis layer a batch is ONE channel-layer
-    message per receiving process (``batch``), whatever the number of topics in it: the
-    groups' members are read in one round trip and the messages written in another (a room
+    message per receiving process (``batch``), whatever the number of topics in it, and
+    ONE round trip: a script reads the groups' members and writes the messages (a room
     swarm's broadcasts to 100 rooms used to cost four round trips each, one after
     another, and capped the delivery rate); on another layer, consecutive envelopes for
     one group or channel travel together.
@@ -75,8 +75,8 @@ class Outbox:
         #: A layer that routes (``gateway.state.layer``) sends a batch as one message per
         #: process; another sends one channel-layer message per group or channel.
         self.routed = hasattr(layer, "group_members") and hasattr(layer, "send_each")
-        #: ... and a batch for one group goes in one round trip (``send_group``).
-        self.one_host = self.routed and hasattr(layer, "send_group") and layer.one_host()
+        #: ... and a batch for groups goes in one round trip (``send_groups``).
+        self.packs = self.routed and hasattr(layer, "packs_batches") and layer.packs_batches()
         #: The seat's own channel (set once it has one): never sent to.
         self.own_channel = ""
         self._below = asyncio.Event()
@@ -128,21 +128,18 @@ class Outbox:
                     self._below.set()
 
     async def _send_routed(self, items: list[Item]) -> None:
-        """Everything taken, in two steps whatever the number of groups: which channels
-        (processes) the groups have now, then ONE message per channel with the envelopes
-        for it, in order (the sender's own channel left out: it delivered them already).
-        A batch for one group (a streaming run's session topic) on one Redis host takes one
-        step: the same message to each member, read and written by one script."""
+        """Everything taken, as ONE message per channel (process) the groups have now with
+        the envelopes for it, in order (the sender's own channel left out: it delivered
+        them already): one script on one Redis host (``send_groups``); else, or with
+        envelopes for a channel among them, in two steps whatever the number of groups:
+        the groups' channels, then the messages."""
         try:
-            first_kind, group, _ = items[0]
-            if (
-                first_kind == "group"
-                and self.one_host
-                and all(kind == "group" and target == group for kind, target, _ in items)
-            ):
-                message = batch_envelope([envelope for _, _, envelope in items])
-                full = await self.layer.send_group(
-                    group, message, capacity_of=self.own_channel, exclude=self.own_channel
+            if self.packs and all(kind == "group" for kind, _, _ in items):
+                full = await self.layer.send_groups(
+                    [(group, envelope) for _, group, envelope in items],
+                    batch_type=ENVELOPE_TYPE,
+                    capacity_of=self.own_channel,
+                    exclude=self.own_channel,
                 )
                 if full:
                     logger.warning("%d channels full: their events were dropped", full)

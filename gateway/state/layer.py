@@ -16,10 +16,12 @@ expiry, the serializer) is channels_redis's own.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer as _ChannelsRedisLayer
+from channels_redis.serializers import MsgPackSerializer
 from redis.exceptions import ResponseError
 
 #: At most this many messages come back from one :meth:`receive_many`.
@@ -87,35 +89,56 @@ class RedisChannelLayer(_ChannelsRedisLayer):
             full += await self.connection(index).eval(_SEND_EACH, len(keys), *keys, *args)
         return full
 
-    def one_host(self) -> bool:
-        """One Redis host: a group and all its channels' keys live on it."""
-        return self.ring_size == 1
+    def packs_batches(self) -> bool:
+        """Can a script build this layer's messages (:meth:`send_groups`)? One Redis host,
+        msgpack, no encryption, and channels_redis's random prefix to make each unique."""
+        serializer = self._serializer
+        return (
+            self.ring_size == 1
+            and isinstance(serializer, MsgPackSerializer)
+            and not serializer.crypter
+            and serializer.random_prefix_length >= 2
+        )
 
-    async def send_group(
-        self, group: str, message: dict[str, Any], *, capacity_of: str, exclude: str = ""
+    async def send_groups(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        *,
+        batch_type: str,
+        capacity_of: str,
+        exclude: str = "",
     ) -> int:
-        """Send ``message`` to every current channel of ``group`` but ``exclude``, in ONE
-        round trip (a script reads the group's members and writes the message to each):
-        ``group_members`` + ``send_each`` cost two, and a worker's streaming run sends a
-        batch for its session's one topic hundreds of times a second. Only for a layer on
-        one Redis host (:meth:`one_host`) whose group holds process-specific channels (``x.
-        <client>!<id>``, the seats'), all of ``capacity_of``'s capacity. The message is
-        serialised once, without channels_redis's ``__asgi_channel__`` (``receive_many``
-        does not read it). The script writes keys it computes from the group's members: fine
-        on one standalone Redis, not on a Redis Cluster (which channels_redis does not
-        support either). Returns how many channels were full (their message dropped)."""
-        oldest = int(time.time()) - self.group_expiry
+        """Send each ``(group, envelope)`` to every current channel of its group but
+        ``exclude``: ONE message per channel with all of its envelopes in order, in ONE round
+        trip (a script reads the groups' members and writes each channel its message), where
+        ``group_members`` + ``send_each`` cost two and a reply to parse per group. Only where
+        :meth:`packs_batches`, for groups of process-specific channels (``x.<client>!<id>``,
+        the seats'), all of ``capacity_of``'s capacity. The script builds each message as the
+        serializer would have: the random prefix, then the msgpack of ``{"type":
+        batch_type, "batch": [envelopes]}`` (each envelope packed once, here), without
+        channels_redis's ``__asgi_channel__`` (``receive_many`` does not read it). It writes
+        keys it computes from the groups' members: fine on one standalone Redis, not on a
+        Redis Cluster (which channels_redis does not support either). Returns how many
+        channels were full (their message dropped)."""
+        serializer = self._serializer
+        indexes: dict[str, int] = {}
+        args: list[Any] = []
+        for group, envelope in items:
+            args += [indexes.setdefault(group, len(indexes) + 1), serializer.as_bytes(envelope)]
+        head = serializer.as_bytes({"type": batch_type, "batch": None})[:-1]  # (no nil)
         return await self.connection(0).eval(
-            _SEND_GROUP,
-            1,
-            self._group_key(group),
-            self.serialize(message),
+            _SEND_GROUPS,
+            len(indexes),
+            *[self._group_key(group) for group in indexes],
+            head,
+            os.urandom(serializer.random_prefix_length - 2),
             self.get_capacity(capacity_of),
             time.time(),
             int(self.expiry),
-            oldest,
+            int(time.time()) - self.group_expiry,
             self.prefix,
             exclude,
+            *args,
         )
 
     async def group_add_many(self, groups: list[str], channel: str) -> None:
@@ -170,28 +193,59 @@ return full
 """
 
 
-#: A group's current members each get ARGV[1] (channel keys as channels_redis names them:
-#: the prefix and the channel up to its ``!``), as ``_SEND_EACH`` does: KEYS the group's
-#: key; ARGV the message, the capacity, the time, the expiry, the oldest member score, the
-#: key prefix, the channel to leave out.
-_SEND_GROUP = """
-local full = 0
-local now = tonumber(ARGV[3])
-local expiry = tonumber(ARGV[4])
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[5], '+inf')
-local seen = {}
-for _, channel in ipairs(members) do
-    local bang = string.find(channel, '!', 1, true)
-    local key = ARGV[6] .. (bang and string.sub(channel, 1, bang) or channel)
-    if channel ~= ARGV[7] and not seen[key] then
-        seen[key] = true
-        redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
-        if redis.call('ZCOUNT', key, '-inf', '+inf') < tonumber(ARGV[2]) then
-            redis.call('ZADD', key, now, ARGV[1])
-            redis.call('EXPIRE', key, expiry)
-        else
-            full = full + 1
+#: Each envelope (ARGV[9], ARGV[11], ...: packed) goes to the current members of its group
+#: (ARGV[8], ARGV[10], ...: an index into KEYS, the groups' keys), one message per channel
+#: key (channel keys as channels_redis names them: the prefix and the channel up to its
+#: ``!``) with its envelopes in order, written as ``_SEND_EACH`` does. A message is the
+#: prefix (ARGV[2] and the channel's number: unique), the head (ARGV[1]: the packed map up to
+#: the batch), then the batch: a msgpack array header and the envelopes. ARGV also has the
+#: capacity, the time, the expiry, the oldest member score, the key prefix and the channel
+#: to leave out (ARGV[3..7]).
+_SEND_GROUPS = """
+local now = tonumber(ARGV[4])
+local expiry = tonumber(ARGV[5])
+local members = {}
+for g = 1, #KEYS do
+    local keys, seen = {}, {}
+    for _, channel in ipairs(redis.call('ZRANGEBYSCORE', KEYS[g], ARGV[6], '+inf')) do
+        local bang = string.find(channel, '!', 1, true)
+        local key = ARGV[7] .. (bang and string.sub(channel, 1, bang) or channel)
+        if channel ~= ARGV[8] and not seen[key] then
+            seen[key] = true
+            keys[#keys + 1] = key
         end
+    end
+    members[g] = keys
+end
+local order, batches = {}, {}
+for i = 9, #ARGV, 2 do
+    for _, key in ipairs(members[tonumber(ARGV[i])]) do
+        local batch = batches[key]
+        if batch == nil then
+            batch = {}
+            batches[key] = batch
+            order[#order + 1] = key
+        end
+        batch[#batch + 1] = ARGV[i + 1]
+    end
+end
+local full = 0
+for j, key in ipairs(order) do
+    local batch = batches[key]
+    local n = #batch
+    local header
+    if n < 16 then
+        header = string.char(0x90 + n)
+    else
+        header = string.char(0xdc, math.floor(n / 256), n % 256)
+    end
+    local prefix = ARGV[2] .. string.char(math.floor(j / 256) % 256, j % 256)
+    redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - expiry)
+    if redis.call('ZCOUNT', key, '-inf', '+inf') < tonumber(ARGV[3]) then
+        redis.call('ZADD', key, now, prefix .. ARGV[1] .. header .. table.concat(batch))
+        redis.call('EXPIRE', key, expiry)
+    else
+        full = full + 1
     end
 end
 return full

@@ -82,8 +82,9 @@ class _Counted:
 
 
 async def test_a_group_send_reaches_each_process_once_in_one_round_trip(layers) -> None:
-    """send_group: one script reads the group and writes the message to each member's
-    process (two channels of one process: once), leaving out the sender's own channel."""
+    """send_groups: one script reads the groups and writes each member's process (two
+    channels of one process: once) one message with the envelopes of its groups in order,
+    leaving out the sender's own channel; what arrives is what msgpack would have made."""
     sender, receiver = layers
     other = RedisChannelLayer(hosts=[REDIS_URL], prefix=sender.prefix, capacity=1000)
     try:
@@ -92,13 +93,18 @@ async def test_a_group_send_reaches_each_process_once_in_one_round_trip(layers) 
         theirs = await other.new_channel("gw.hub.")
         for channel in (own, mine, mine_too, theirs):
             await sender.group_add("topic", channel)
+        await sender.group_add("only-theirs", theirs)
+        await sender.group_add("nobody", own)
         counted = _Counted(sender)
-        batch = {"type": "t", "batch": [{"n": n} for n in range(3)]}
-        assert sender.one_host()
-        full = await sender.send_group("topic", batch, capacity_of=own, exclude=own)
+        assert sender.packs_batches()
+        items = [("topic", {"n": 0}), ("only-theirs", {"n": 1}), ("nobody", {"n": 2})]
+        items += [("topic", {"n": n, "text": "é" * n}) for n in range(3, 40)]
+        full = await sender.send_groups(items, batch_type="t", capacity_of=own, exclude=own)
         assert (full, counted.commands) == (0, ["EVAL"])
-        assert await receiver.receive_many(mine) == [batch]
-        assert await other.receive_many(theirs) == [batch]
+        topic = [envelope for group, envelope in items if group == "topic"]
+        assert await receiver.receive_many(mine) == [{"type": "t", "batch": topic}]
+        everything = [envelope for group, envelope in items if group != "nobody"]
+        assert await other.receive_many(theirs) == [{"type": "t", "batch": everything}]
         receiver.brpop_timeout = other.brpop_timeout = sender.brpop_timeout = 1
         assert await receiver.receive_many(mine) == []  # once per process
         assert await sender.receive_many(own) == []  # never to the sender
@@ -113,13 +119,19 @@ async def test_a_group_send_drops_for_a_full_channel_and_says_so(layers) -> None
         channel = await receiver.new_channel("gw.hub.")
         await small.group_add("topic", channel)
         sent = [
-            await small.send_group("topic", {"type": "t", "n": n}, capacity_of=channel)
+            await small.send_groups([("topic", {"n": n})], batch_type="t", capacity_of=channel)
             for n in range(3)
         ]
         assert sent == [0, 0, 1]
-        assert [m["n"] for m in await receiver.receive_many(channel)] == [0, 1]
+        got = await receiver.receive_many(channel)
+        assert [m["batch"] for m in got] == [[{"n": 0}], [{"n": 1}]]
     finally:
         await small.close_pools()
+
+
+async def test_a_layer_that_encrypts_does_not_pack_batches_in_a_script() -> None:
+    encrypted = RedisChannelLayer(hosts=[REDIS_URL], symmetric_encryption_keys=["k" * 32])
+    assert not encrypted.packs_batches()
 
 
 async def test_receive_many_takes_what_waits_in_one_round_trip(layers) -> None:
