@@ -83,7 +83,10 @@ class Connection:
         self._handshake_timer: asyncio.TimerHandle | None = None
         #: This connection's ``connect.challenge`` (a device signs its nonce and ts).
         self.challenge: dict[str, Any] = {}
-        self._max_buffered = settings.WINGMAN.policy.max_buffered_bytes
+        #: The policy as the connection opened (read on every frame: ``settings.WINGMAN`` is
+        #: a lazy settings lookup, a few µs a time).
+        self.policy = settings.WINGMAN.policy
+        self._max_buffered = self.policy.max_buffered_bytes
         #: Over ``maxBufferedBytes`` with an event that cannot be dropped: close 4008.
         self.slow = False
 
@@ -113,7 +116,7 @@ class Connection:
         await self._send(
             dumps({"type": "event", "event": ev.CONNECT_CHALLENGE, "payload": self.challenge})
         )
-        timeout = settings.WINGMAN.policy.handshake_timeout_ms / 1000
+        timeout = self.policy.handshake_timeout_ms / 1000
         self._handshake_timer = asyncio.get_running_loop().call_later(
             timeout, self._handshake_expired
         )
@@ -187,7 +190,7 @@ class Connection:
     # frames ------------------------------------------------------------------------------
     async def _receive(self, text: str | None, data: bytes | None) -> None:
         size = len(text.encode("utf-8")) if text is not None else len(data or b"")
-        if size > settings.WINGMAN.policy.max_payload:
+        if size > self.policy.max_payload:
             raise inbound.Reject(CloseCode.MESSAGE_TOO_BIG)
         first = self.dialect is None
         frame, problem = inbound.frame_or_problem(text, data)
@@ -226,7 +229,8 @@ class Connection:
     async def _within_rate_limit(self, frame: Any) -> bool:
         ident = self.identity
         key = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
-        refusal = await inbound.ratelimit_refusal(key, frame, self.codec)
+        limit = self.policy.rate_limit_per_minute
+        refusal = await inbound.ratelimit_refusal(key, frame, self.codec, limit)
         if refusal is None:
             return True
         self.hub.stats.frames_rejected += 1

@@ -7,8 +7,6 @@ import json
 import logging
 from typing import Any
 
-from django.conf import settings
-
 from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
 from gateway.protocol.dialects.base import ClientIdentity, Dialect, Hello
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
@@ -114,10 +112,10 @@ def presence_entry(
     return {k: v for k, v in entry.items() if v is not None}
 
 
-async def ratelimit_refusal(key: str, frame: Any, codec: Dialect) -> str | None:
-    """None when the frame is within the rate limit, else the error reply to send; raises
-    :class:`Reject` (close 4029) once as many were refused as allowed (sustained abuse)."""
-    limit = settings.WINGMAN.policy.rate_limit_per_minute
+async def ratelimit_refusal(key: str, frame: Any, codec: Dialect, limit: int) -> str | None:
+    """None when the frame is within the rate limit (``limit`` per minute), else the error
+    reply to send; raises :class:`Reject` (close 4029) once as many were refused as allowed
+    (sustained abuse)."""
     decision = await ratelimit.hit(key, limit)
     if decision.allowed:
         return None
