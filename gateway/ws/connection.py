@@ -83,9 +83,7 @@ class Connection:
         self._handshake_timer: asyncio.TimerHandle | None = None
         #: This connection's ``connect.challenge`` (a device signs its nonce and ts).
         self.challenge: dict[str, Any] = {}
-        #: The policy as the connection opened (read on every frame: ``settings.WINGMAN`` is
-        #: a lazy settings lookup, a few µs a time).
-        self.policy = settings.WINGMAN.policy
+        self.policy = settings.WINGMAN.policy  # as it opened (settings.WINGMAN: a few µs)
         self._max_buffered = self.policy.max_buffered_bytes
         #: Over ``maxBufferedBytes`` with an event that cannot be dropped: close 4008.
         self.slow = False
@@ -229,8 +227,7 @@ class Connection:
     async def _within_rate_limit(self, frame: Any) -> bool:
         ident = self.identity
         key = ident.instance_id if ident and ident.instance_id else f"ip:{self.client_ip}"
-        limit = self.policy.rate_limit_per_minute
-        refusal = await inbound.ratelimit_refusal(key, frame, self.codec, limit)
+        refusal = await inbound.ratelimit_refusal(key, frame, self.codec, self.policy)
         if refusal is None:
             return True
         self.hub.stats.frames_rejected += 1

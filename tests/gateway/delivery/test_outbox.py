@@ -197,6 +197,46 @@ async def test_many_topics_reach_each_process_as_one_message_in_order_on_redis()
     assert (messages_a, messages_b) == (1, 1)
 
 
+@pytest.mark.redis
+async def test_a_batch_with_a_direct_message_reads_the_groups_then_sends_on_redis() -> None:
+    """A batch with a message for one channel (a node's direct message) among group events
+    takes the two-step way (the groups' members, then one message per channel): each
+    process still gets ONE message with its envelopes in the order they were sent."""
+    require_redis()
+    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
+    sender, a, b = (RedisLayer(hosts=[REDIS_URL], prefix=prefix) for _ in range(3))
+    calls: list[str] = []
+    try:
+        own, chan_a, chan_b = [await layer.new_channel("gw.hub.") for layer in (sender, a, b)]
+        for channel in (own, chan_a, chan_b):
+            await sender.group_add("room", channel)
+        real_members = sender.group_members
+
+        async def members(groups):
+            calls.append("group_members")
+            return await real_members(groups)
+
+        sender.group_members = members
+        outbox = Outbox(sender)
+        outbox.own_channel = own
+        outbox.put_group("room", _envelope(0))
+        outbox.put_channel(chan_b, _envelope(1))
+        outbox.put_group("room", _envelope(2))
+        task = await _run(outbox)
+        try:
+            on_a, messages_a = await _received(a, chan_a, 2)
+            on_b, messages_b = await _received(b, chan_b, 3)
+        finally:
+            task.cancel()
+    finally:
+        for layer in (sender, a, b):
+            await layer.close_pools()
+        delete_redis_prefix(prefix)
+    assert [e["payload"] for e in on_a] == ['{"n":0}', '{"n":2}']
+    assert [e["payload"] for e in on_b] == ['{"n":0}', '{"n":1}', '{"n":2}']
+    assert (messages_a, messages_b, calls) == (1, 1, ["group_members"])
+
+
 class _SlowLayer(InMemoryChannelLayer):
     """The real in-memory layer, each send taking a Redis round trip's time."""
 
