@@ -10,9 +10,9 @@ from typing import Any
 from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
 from gateway.protocol.dialects.base import ClientIdentity, Dialect, Hello
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
-from gateway.protocol.handshake import Policy
 from gateway.security import ratelimit
 from gateway.state import outage
+from wingman.config import PolicyConfig
 
 logger = logging.getLogger("gateway.ws.connection")
 
@@ -113,7 +113,9 @@ def presence_entry(
     return {k: v for k, v in entry.items() if v is not None}
 
 
-async def ratelimit_refusal(key: str, frame: Any, codec: Dialect, policy: Policy) -> str | None:
+async def ratelimit_refusal(
+    key: str, frame: Any, codec: Dialect, policy: PolicyConfig
+) -> str | None:
     """None when the frame is within the rate limit (the connection's ``policy``), else the
     error reply to send; raises :class:`Reject` (close 4029) once as many were refused as
     allowed (sustained abuse)."""
