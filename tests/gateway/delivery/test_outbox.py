@@ -5,6 +5,7 @@ is held at the high-water mark."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -39,6 +40,16 @@ async def _received(layer, channel: str, count: int) -> tuple[list[dict], int]:
     return envelopes, messages
 
 
+async def _deliveries(outbox: Outbox, *reads) -> list[tuple[list[dict], int]]:
+    """Run ``outbox`` until each ``(layer, channel, count)`` of ``reads`` got its envelopes:
+    :func:`_received` of each."""
+    task = await _run(outbox)
+    try:
+        return [await _received(layer, channel, count) for layer, channel, count in reads]
+    finally:
+        task.cancel()
+
+
 async def _run(outbox: Outbox) -> asyncio.Task:
     task = asyncio.create_task(outbox.run())
     await asyncio.sleep(0)
@@ -71,12 +82,7 @@ async def test_targets_interleaved_keep_the_order_of_sends() -> None:
     for group, n in (("ga", 0), ("ga", 1), ("gb", 2), ("ga", 3)):
         outbox.put_group(group, _envelope(n))
     outbox.put_channel(b, _envelope(4))
-    task = await _run(outbox)
-    try:
-        on_a, messages_a = await _received(layer, a, 4)
-        on_b, messages_b = await _received(layer, b, 2)
-    finally:
-        task.cancel()
+    (on_a, messages_a), (on_b, messages_b) = await _deliveries(outbox, (layer, a, 4), (layer, b, 2))
     assert [e["payload"] for e in on_a] == ['{"n":0}', '{"n":1}', '{"n":2}', '{"n":3}']
     assert messages_a == 3  # [0, 1], [2], [3]
     assert [e["payload"] for e in on_b] == ['{"n":2}', '{"n":4}']
@@ -197,46 +203,6 @@ async def test_many_topics_reach_each_process_as_one_message_in_order_on_redis()
     assert (messages_a, messages_b) == (1, 1)
 
 
-@pytest.mark.redis
-async def test_a_batch_with_a_direct_message_reads_the_groups_then_sends_on_redis() -> None:
-    """A batch with a message for one channel (a node's direct message) among group events
-    takes the two-step way (the groups' members, then one message per channel): each
-    process still gets ONE message with its envelopes in the order they were sent."""
-    require_redis()
-    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
-    sender, a, b = (RedisLayer(hosts=[REDIS_URL], prefix=prefix) for _ in range(3))
-    calls: list[str] = []
-    try:
-        own, chan_a, chan_b = [await layer.new_channel("gw.hub.") for layer in (sender, a, b)]
-        for channel in (own, chan_a, chan_b):
-            await sender.group_add("room", channel)
-        real_members = sender.group_members
-
-        async def members(groups):
-            calls.append("group_members")
-            return await real_members(groups)
-
-        sender.group_members = members
-        outbox = Outbox(sender)
-        outbox.own_channel = own
-        outbox.put_group("room", _envelope(0))
-        outbox.put_channel(chan_b, _envelope(1))
-        outbox.put_group("room", _envelope(2))
-        task = await _run(outbox)
-        try:
-            on_a, messages_a = await _received(a, chan_a, 2)
-            on_b, messages_b = await _received(b, chan_b, 3)
-        finally:
-            task.cancel()
-    finally:
-        for layer in (sender, a, b):
-            await layer.close_pools()
-        delete_redis_prefix(prefix)
-    assert [e["payload"] for e in on_a] == ['{"n":0}', '{"n":2}']
-    assert [e["payload"] for e in on_b] == ['{"n":0}', '{"n":1}', '{"n":2}']
-    assert (messages_a, messages_b, calls) == (1, 1, ["group_members"])
-
-
 class _SlowLayer(InMemoryChannelLayer):
     """The real in-memory layer, each send taking a Redis round trip's time."""
 
@@ -275,29 +241,43 @@ async def test_a_burst_leaves_at_most_once_per_send_interval_a_lone_envelope_at_
     assert count > 100 and messages <= 9  # the lone one, then one per 50 ms
 
 
+@contextlib.asynccontextmanager
+async def _three_processes(group: str):
+    """Three processes' layers on the real Redis, each with its seat's channel in ``group``:
+    (layers, channels, the sender's (the first's) calls of ``send_groups`` and
+    ``group_members``, counted and passed on)."""
+    require_redis()
+    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
+    layers = [RedisLayer(hosts=[REDIS_URL], prefix=prefix) for _ in range(3)]
+    calls: list[str] = []
+
+    def counting(name):
+        real = getattr(layers[0], name)
+
+        async def call(*args, **kwargs):
+            calls.append(name)
+            return await real(*args, **kwargs)
+
+        return call
+
+    try:
+        channels = [await layer.new_channel("gw.hub.") for layer in layers]
+        for channel in channels:
+            await layers[0].group_add(group, channel)
+        for name in ("send_groups", "group_members"):
+            setattr(layers[0], name, counting(name))
+        yield layers, channels, calls
+    finally:
+        for layer in layers:
+            await layer.close_pools()
+        delete_redis_prefix(prefix)
+
+
 @pytest.mark.redis
 async def test_a_batch_for_one_group_is_one_script_on_redis() -> None:
     """A worker's streaming run: its envelopes for one topic reach every other process's
     seat in order, each batch written by one script (no separate read of the group)."""
-    require_redis()
-    prefix = f"wmtest-{uuid.uuid4().hex[:8]}"
-    sender, a, b = (RedisLayer(hosts=[REDIS_URL], prefix=prefix) for _ in range(3))
-    calls: list[str] = []
-    try:
-        own, chan_a, chan_b = [await layer.new_channel("gw.hub.") for layer in (sender, a, b)]
-        for channel in (own, chan_a, chan_b):
-            await sender.group_add("topic", channel)
-        real = {name: getattr(sender, name) for name in ("send_groups", "group_members")}
-
-        def counting(name):
-            async def call(*args, **kwargs):
-                calls.append(name)
-                return await real[name](*args, **kwargs)
-
-            return call
-
-        for name in real:
-            setattr(sender, name, counting(name))
+    async with _three_processes("topic") as ((sender, a, b), (own, chan_a, chan_b), calls):
         outbox = Outbox(sender)
         outbox.own_channel = own
         task = await _run(outbox)
@@ -315,11 +295,26 @@ async def test_a_batch_for_one_group_is_one_script_on_redis() -> None:
                     got[channel].extend(unbatch(message))
         sender.brpop_timeout = 1
         assert await sender.receive_many(own) == []
-    finally:
-        for layer in (sender, a, b):
-            await layer.close_pools()
-        delete_redis_prefix(prefix)
     expected = [f'{{"n":{n}}}' for n in range(count)]
     assert [e["payload"] for e in got[chan_a]] == expected
     assert [e["payload"] for e in got[chan_b]] == expected
     assert calls and set(calls) == {"send_groups"}
+
+
+@pytest.mark.redis
+async def test_a_batch_with_a_direct_message_reads_the_groups_then_sends_on_redis() -> None:
+    """A batch with a message for one channel (a node's direct message) among group events
+    takes the two-step way (the groups' members, then one message per channel): each
+    process still gets ONE message with its envelopes in the order they were sent."""
+    async with _three_processes("room") as ((sender, a, b), (own, chan_a, chan_b), calls):
+        outbox = Outbox(sender)
+        outbox.own_channel = own
+        outbox.put_group("room", _envelope(0))
+        outbox.put_channel(chan_b, _envelope(1))
+        outbox.put_group("room", _envelope(2))
+        (on_a, messages_a), (on_b, messages_b) = await _deliveries(
+            outbox, (a, chan_a, 2), (b, chan_b, 3)
+        )
+    assert [e["payload"] for e in on_a] == ['{"n":0}', '{"n":2}']
+    assert [e["payload"] for e in on_b] == ['{"n":0}', '{"n":1}', '{"n":2}']
+    assert (messages_a, messages_b, calls) == (1, 1, ["group_members"])
