@@ -68,21 +68,21 @@ class Entry:
 Pending = tuple[Entry, asyncio.Future]
 
 
-def _insert_sql() -> str:
-    fields = [RoomMessage._meta.get_field(name) for name in _FIELDS]
+def _target() -> str:
+    """``RoomMessage``'s table and its columns in ``_FIELDS`` order, quoted (names from the
+    model's metadata; every value travels as a parameter or as COPY data)."""
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    # names from the model's metadata, quoted; every value is a parameter
-    return f"INSERT INTO {quote(RoomMessage._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    columns = ", ".join(quote(RoomMessage._meta.get_field(name).column) for name in _FIELDS)
+    return f"{quote(RoomMessage._meta.db_table)} ({columns})"
+
+
+def _insert_sql() -> str:
+    marks = ", ".join(["%s"] * len(_FIELDS))
+    return f"INSERT INTO {_target()} VALUES ({marks})"  # noqa: S608
 
 
 def _copy_sql() -> str:
-    fields = [RoomMessage._meta.get_field(name) for name in _FIELDS]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    # names from the model's metadata, quoted; the values travel as COPY data
-    return f"COPY {quote(RoomMessage._meta.db_table)} ({columns}) FROM STDIN"
+    return f"COPY {_target()} FROM STDIN"
 
 
 def _rows(batch: list[Entry]) -> list[tuple[Any, ...]]:
