@@ -9,7 +9,7 @@ import uuid
 import pytest
 from redis.exceptions import ResponseError
 
-from gateway.state.layer import RECEIVE_MANY, RedisChannelLayer
+from gateway.state.layer import GROUP_ADD_CHUNK, RECEIVE_MANY, RedisChannelLayer
 from tests.conftest import REDIS_URL, delete_redis_prefix, require_redis
 
 pytestmark = pytest.mark.redis
@@ -158,16 +158,24 @@ async def test_receive_many_on_a_redis_without_bzmpop_takes_two_round_trips(laye
     assert counted.commands[3:] == ["BZPOPMIN", "ZPOPMIN"]
 
 
-async def test_joining_many_groups_is_one_pipeline(layers) -> None:
+async def test_joining_many_groups_is_one_script_per_chunk(layers) -> None:
     """group_add_many: every group gets the channel (as group_add gives it: scored now,
-    the group's key expiring after group_expiry), in one pipeline, no command on its own."""
+    the group's key expiring after group_expiry), a script per GROUP_ADD_CHUNK groups (a
+    refresh of 1000 nodes' groups held the event loop as a pipeline of 2000 commands);
+    the groups' other members stay."""
     layer, _ = layers
     channel = await layer.new_channel("gw.hub.")
-    groups = [f"topic-{n}" for n in range(50)]
+    other = await layer.new_channel("gw.hub.")
+    groups = [f"topic-{n}" for n in range(2 * GROUP_ADD_CHUNK + 50)]
+    await layer.group_add("topic-3", other)
     counted = _Counted(layer)
     await layer.group_add_many(groups, channel)
-    assert counted.commands == []  # (a pipeline's commands go out together)
+    assert counted.commands == ["EVAL"] * 3
     members = await layer.group_members(groups)
-    assert members == {group: [channel] for group in groups}
-    ttl = await layer.connection(0).ttl(layer._group_key("topic-7"))
+    assert members == {group: [channel] for group in groups if group != "topic-3"} | {
+        "topic-3": [other, channel]  # (oldest first)
+    }
+    ttl = await layer.connection(0).ttl(layer._group_key(groups[-1]))
     assert 0 < ttl <= layer.group_expiry
+    with pytest.raises(TypeError):
+        await layer.group_add_many(["bad group name!"], channel)
