@@ -20,7 +20,9 @@ import redis
 from gateway.protocol.errors import CloseCode
 from gateway.security import ratelimit
 from gateway.state import cache as shared
+from gateway.state import outage
 from tests.conftest import REDIS_URL
+from tests.gateway.gateway_process import free_port
 
 LIMIT = 3
 #: Frames a client may send that are not a request object: each gets INVALID_REQUEST.
@@ -165,11 +167,11 @@ def redis_commands_naming(text: str) -> Iterator[list[str]]:
 
 
 async def _landed() -> None:
-    for _ in range(200):  # the follow-up check of the frames that waited
-        if ratelimit.checks().flying is None:
+    for _ in range(200):  # the follow-up check of the frames that waited or did not
+        if ratelimit.checks().idle():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"a check still in flight: {ratelimit.checks().flying}")
+    raise AssertionError(f"a check still in flight or due: {ratelimit.checks().flying}")
 
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
@@ -242,3 +244,85 @@ async def test_a_frame_whose_connection_closes_does_not_cancel_the_others_check(
     assert (await second).allowed
     await _landed()
     assert _shared_count(key, now) == 2
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_client_far_from_its_limit_is_decided_without_waiting(backend):
+    """Once a check has returned a client's count, its frames are allowed at once while
+    that count plus this process's frames since is at most half the limit; they are shared
+    by a check within SHARE_SECONDS, none lost."""
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    assert (await ratelimit.hit(key, 100, now=now)).allowed  # no count known: it waited
+    assert _shared_count(key, now) == 1
+    decisions = [await ratelimit.hit(key, 100, now=now) for _ in range(10)]
+    assert all(d.allowed for d in decisions)
+    assert _shared_count(key, now) == 1  # decided before any check shared them
+    assert ratelimit.checks().timer is not None
+    await _landed()
+    assert _shared_count(key, now) == 11
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_from_half_the_limit_frames_wait_for_the_shared_count(backend):
+    """Limit 10; another process has shared 3. Here: the first frame waits (count 4), the
+    second does not (4 + 1 <= 5). The other process then shares 4 more: the third frame,
+    over half the limit on what this process knows, waits and is decided on all of them
+    (10: allowed); the fourth is refused."""
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    other = f"gw:rl:{key}:{int(now // 60)}"
+    shared.incr(other, timeout=120, delta=3)
+    first = await ratelimit.hit(key, 10, now=now)
+    second = await ratelimit.hit(key, 10, now=now)
+    assert _shared_count(key, now) == 4  # the second was not shared yet
+    shared.incr(other, timeout=120, delta=4)
+    third = await ratelimit.hit(key, 10, now=now)
+    assert _shared_count(key, now) == 10  # it waited: the second and third are shared
+    fourth = await ratelimit.hit(key, 10, now=now)
+    assert [d.allowed for d in (first, second, third, fourth)] == [True, True, True, False]
+    await _landed()
+    assert _shared_count(key, now) == 11
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_count_older_than_fresh_seconds_is_checked_again(backend, monkeypatch):
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    assert (await ratelimit.hit(key, 100, now=now)).allowed
+    monkeypatch.setattr(ratelimit, "FRESH_SECONDS", 0.0)
+    assert (await ratelimit.hit(key, 100, now=now)).allowed
+    assert _shared_count(key, now) == 2  # it waited for its check
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_while_redis_is_known_down_every_frame_waits_for_its_check(backend, monkeypatch):
+    """A fresh count far from the limit does not skip the check during an outage: the
+    frame's request needs Redis like any other (it gets UNAVAILABLE when the check fails)."""
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    assert (await ratelimit.hit(key, 100, now=now)).allowed
+    monkeypatch.setattr(outage.redis_state, "down_since", time.monotonic())
+    assert (await ratelimit.hit(key, 100, now=now)).allowed
+    assert _shared_count(key, now) == 2  # it waited for its check
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_failed_check_nobody_waited_for_marks_the_outage(backend, settings, monkeypatch):
+    """Redis goes away (here: the cache now names a port nobody listens on) while a client
+    has a fresh count. Its next frame is decided without waiting; the check sharing it
+    fails, which marks the outage though no frame waited for it; the frame after that
+    waits for its check and gets the outage error (the caller answers UNAVAILABLE)."""
+    monkeypatch.setattr(outage.redis_state, "down_since", None)
+    monkeypatch.setattr(outage.redis_state, "last_reason", "")
+    key, now = f"client-{uuid.uuid4().hex}", (time.time() // 60) * 60 + 1
+    assert (await ratelimit.hit(key, 100, now=now)).allowed
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": dict(settings.REDIS_POOL_OPTIONS),
+        }
+    }
+    assert (await ratelimit.hit(key, 100, now=now)).allowed
+    assert not outage.redis_state.down
+    await _landed()
+    assert outage.redis_state.down, "the failed check did not mark the outage"
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await ratelimit.hit(key, 100, now=now)
