@@ -37,6 +37,19 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     #: None (tests on the bare ASGI app).
     frames: FrameWriter | TwistedSocket | None = None
 
+    async def __call__(self, scope, receive, send) -> None:
+        """Channels' loop minus a task and an ``asyncio.wait`` per frame (``await_many_dispatch``
+        waits on several sources; this consumer has one, the socket): each message is
+        received and dispatched in turn, as there."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch minus ``aclose_old_connections()`` per frame (a thread hop):
         this consumer never touches the database; services that do manage their own."""
