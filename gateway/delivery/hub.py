@@ -46,6 +46,9 @@ class Socket(Protocol):
     subscriptions: set[str]
     #: Written after the others in a fan-out (an HTTP bridge session being long-polled).
     writes_last: bool
+    #: Its ``writes_last`` can ever be true (a bridge session; constant): while no
+    #: connection's can, a fan-out does not ask each one.
+    may_write_last: bool
 
     def render_event(self, event: EncodedEvent) -> str | None: ...
 
@@ -81,6 +84,8 @@ class Hub:
         self.id = self.seat.id
         self.loop = self.seat.loop
         self.connections: dict[str, Socket] = {}
+        #: How many of them may write last (Socket.may_write_last).
+        self._may_write_last = 0
         #: Sockets the ASGI server has not yet reported gone (what the drain waits for).
         self._sockets: set[str] = set()
         self.topics: dict[str, set[str]] = {}
@@ -195,6 +200,7 @@ class Hub:
     def add(self, conn: Socket) -> None:
         """A socket opened (not yet authenticated)."""
         self.connections[conn.conn_id] = conn
+        self._may_write_last += conn.may_write_last
         self._sockets.add(conn.conn_id)
         self._drained.clear()
         self.stats.connections_total += 1
@@ -215,6 +221,7 @@ class Hub:
         first and every topic is left even when one fails (Redis down): nothing of a
         closed connection may stay listed."""
         if self.connections.pop(conn.conn_id, None) is not None:
+            self._may_write_last -= conn.may_write_last
             self.collector.ended()
         self.presence.remove(conn.conn_id, now_ms())
         for hook in extensions.disconnect_hooks():
@@ -327,7 +334,7 @@ class Hub:
     ) -> int:
         sent = 0
         now = flush or event.name in ev.REQUEST_EVENTS
-        last = [conn for conn in targets if conn.writes_last]
+        last = [conn for conn in targets if conn.writes_last] if self._may_write_last else None
         if last:  # long-polled bridge sessions last: their polls answer after the fan-out
             targets = [conn for conn in targets if not conn.writes_last] + last
         for conn in targets:

@@ -19,6 +19,7 @@ from gateway.ws.writer import FRAMES_SCOPE_KEY, SOCKET_SCOPE_KEY, AsyncioSocket,
 #: Write-buffer high-water mark per socket: above it ``send`` would wait for the reader,
 #: which would stall the fan-out to every other socket.
 _NEVER_PAUSE = 1 << 40
+_OPEN = State.OPEN
 
 
 class GatewayHttp(HttpToolsProtocol):
@@ -71,7 +72,7 @@ class GatewayWebSocket(WebSocketsSansIOProtocol):
             self.read_paused = False
 
     def _frames_open(self) -> bool:
-        return not (self.close_sent or self.disconnected) and self.conn.state is State.OPEN
+        return self.conn.state is _OPEN and not (self.close_sent or self.disconnected)
 
 
 class GatewayServer(uvicorn.Server):

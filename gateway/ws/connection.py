@@ -54,8 +54,8 @@ class Connection:
         self, transport: Transport, hub: Hub, *, client_ip: str | None, browser=None
     ) -> None:
         self.transport = transport
-        # a bridge session's queue (its writes_last changes with its SSE stream), else None
         self._bridge = transport if hasattr(type(transport), "writes_last") else None
+        self.may_write_last = self._bridge is not None  # a bridge session (see writes_last)
         self._send_nowait = getattr(transport, "send_text_nowait", None)  # (the consumer's)
         self.hub = hub
         self.client_ip = client_ip

@@ -139,6 +139,8 @@ async def test_fan_out_writes_bridge_sessions_after_websockets():
         conns.append(conn)
     await hub.fan_out(EncodedEvent.build("tick", {"ts": 1}))
     assert log == ["ws-1", "ws-2", "bridge-1", "bridge-2"]
+    assert hub._may_write_last == 4  # (while none may, a fan-out does not ask each one)
     for conn in conns:
         await conn.closed_by_peer()
+    assert hub._may_write_last == 0
     await reset_hub()
