@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from gateway.protocol.dialects.base import loads
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -132,7 +134,7 @@ def parse_body(body: bytes, content_type: str, *, max_depth: int) -> Body:
     stripped = text.strip()
     if is_declared or _looks_like_json(stripped):
         try:
-            payload = orjson.loads(body) if stripped else None
+            payload = loads(body) if stripped else None
         except orjson.JSONDecodeError as exc:
             if "depth limit" in str(exc) or "recursion" in str(exc):
                 return Body(error=f"JSON nested deeper than {max_depth} levels")

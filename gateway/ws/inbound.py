@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from gateway.protocol import PROTOCOL_MAX, PROTOCOL_MIN
-from gateway.protocol.dialects.base import ClientIdentity, Dialect, Hello
+from gateway.protocol.dialects.base import ClientIdentity, Dialect, Hello, loads
 from gateway.protocol.errors import CloseCode, ErrorCode, GatewayError
 from gateway.security import ratelimit
 from gateway.state import outage
@@ -32,6 +32,10 @@ def parse(text: str | None, data: bytes | None) -> Any:
         if data is None:
             raise ValueError("empty frame")
         text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        return loads(text)
+    except ValueError:
+        pass  # what orjson refuses, the standard decoder decides (as it always did)
     if not text.strip():
         raise ValueError("empty frame")
     try:

@@ -95,7 +95,8 @@ async def test_broadcast_reaches_every_other_member_once(node):
     gid = await joined(a, ids[0], "swarm-1")
     assert await joined(b, ids[1], "swarm-1") == gid
     assert await joined(c, ids[2], "swarm-1") == gid
-    message = {"type": "task", "content": "Review code in PR #123"}
+    # 2**70 + 1: an integer past 64 bits arrives as sent, not as a float
+    message = {"type": "task", "content": "Review code in PR #123", "n": 2**70 + 1}
     await a.send(
         {"type": "broadcast", "nodeId": ids[0], "payload": {"groupId": gid, "message": message}}
     )
@@ -121,13 +122,14 @@ async def test_broadcast_reaches_every_other_member_once(node):
 async def test_direct_message_and_its_errors(node):
     a, b = node(), node()
     ida, idb = await registered(a, "a"), await registered(b, "b")
+    message = {"x": 1, "n": 2**70 + 1}
     await a.send(
-        {"type": "direct", "nodeId": ida, "payload": {"targetNodeId": idb, "message": {"x": 1}}}
+        {"type": "direct", "nodeId": ida, "payload": {"targetNodeId": idb, "message": message}}
     )
     assert (await a.recv())["type"] == "ack"
     got = await b.recv()
     assert got["type"] == "direct" and got["nodeId"] == ida and got["targetNodeId"] == idb
-    assert got["payload"] == {"x": 1}
+    assert got["payload"] == message
     await a.send({"type": "direct", "nodeId": ida, "payload": {"targetNodeId": "00", "message": 1}})
     err = await a.recv()
     assert err["type"] == "error" and err["payload"]["code"] == "NODE_NOT_FOUND", err

@@ -21,6 +21,7 @@ from django.conf import settings
 from agents.models import RunSource, Session
 from agents.services.runs import RunRequest, RunTicket, run_start
 from agents.services.sessions import agent_default
+from gateway.protocol.dialects.base import loads
 from gateway.protocol.errors import ErrorCode, GatewayError
 from gateway.state.db import db_call
 from webhooks.services.deliveries import Answer
@@ -58,7 +59,7 @@ def _refusal(method: str, headers: Mapping[str, str], query: Mapping[str, str], 
 
 def _json(body: bytes) -> dict[str, Any] | Answer:
     try:
-        data = orjson.loads(body) if body.strip() else {}
+        data = loads(body) if body.strip() else {}
     except orjson.JSONDecodeError:
         return _fail(400, "invalid JSON body")
     return data if isinstance(data, dict) else _fail(400, "body must be a JSON object")

@@ -7,6 +7,7 @@ A dialect only translates frames. The connection (``gateway/ws/connection.py``) 
 from __future__ import annotations
 
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -36,6 +37,26 @@ def dumps(obj: Any) -> str:
         return orjson.dumps(obj).decode()
     except TypeError:
         return _json_dumps(obj)
+
+
+#: A run of 19 digits: a number orjson may not read exactly (it reads an integer past 64 bits
+#: as a float), so the standard decoder reads that text.
+_LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+
+
+def loads(data: str | bytes) -> Any:
+    """JSON text as the standard decoder reads it (every integer exact), at orjson's speed
+    (~4x: a frame's JSON is read once per frame). Raises ``orjson.JSONDecodeError`` (a
+    ``ValueError``) for what orjson refuses: not JSON, ``NaN``, more than 1024 levels."""
+    value = orjson.loads(data)
+    pattern = _LONG_NUMBER_BYTES if isinstance(data, bytes) else _LONG_NUMBER
+    if pattern.search(data) is None:  # type: ignore[arg-type]
+        return value
+    try:
+        return json.loads(data)
+    except RecursionError:  # orjson's depth limit is above the interpreter's
+        raise orjson.JSONDecodeError("depth limit exceeded", "", 0) from None
 
 
 @dataclass(slots=True)

@@ -21,7 +21,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import Field, ValidationError
 
 from gateway.protocol import events
@@ -33,6 +32,7 @@ from gateway.protocol.dialects.base import (
     Hello,
     dumps,
     invalid,
+    loads,
     now_ms,
 )
 from gateway.protocol.errors import ErrorCode, GatewayError
@@ -204,9 +204,9 @@ class WingmanNode(Dialect):
         if event == events.NODE_PING:
             return (dumps({"type": "ping", "timestamp": ts}),)
         if event == events.ROOM_MESSAGE:
-            return (_broadcast_frame(orjson.loads(payload_json), ts),)
+            return (_broadcast_frame(loads(payload_json), ts),)
         if event == events.NODE_MESSAGE:
-            p = orjson.loads(payload_json)
+            p = loads(payload_json)
             direct = {
                 "type": "direct",
                 "nodeId": p["fromNodeId"],

@@ -1,15 +1,16 @@
-"""The wire's JSON (``dialects.base.dumps``): orjson's text where it can, the standard
-encoder's answer where orjson refuses. The text is the standard encoder's, except that a
+"""The wire's JSON (``dialects.base.dumps`` and ``loads``): orjson's text where it can, the
+standard encoder's answer where orjson refuses; read back as the standard decoder reads it. The text is the standard encoder's, except that a
 float's exponent may be spelled differently (``1.5e-7`` for ``1.5e-07``): the same number."""
 
 from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from gateway.delivery.encoded import EncodedEvent
-from gateway.protocol.dialects.base import dumps
+from gateway.protocol.dialects.base import dumps, loads
 
 
 def reference(obj) -> str:
@@ -52,3 +53,34 @@ def test_events_are_encoded_with_it():
     event = EncodedEvent.build("agent", payload)
     assert event.payload_json == reference(payload)
     assert json.loads(event.payload_json) == payload
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": 18446744073709551616, "n": -9223372036854775809, "x": 2}',  # past 64 bits
+        '[1180591620717411303425, "a 19-digit run in a string 1234567890123456789"]',
+        '{"type": "req", "id": "1", "params": {"f": 0.1, "e": 1.5e-7, "u": "é ✓"}}',
+        "9223372036854775807",
+        '"\\u00e9"',
+    ],
+)
+def test_loads_reads_what_the_standard_decoder_reads(text):
+    for data in (text, text.encode()):
+        value = loads(data)
+        assert value == json.loads(text)
+        assert [type(v) for v in _leaves(value)] == [type(v) for v in _leaves(json.loads(text))]
+
+
+def test_loads_refuses_what_orjson_refuses():
+    for text in ("", "  ", "{", '{"a": NaN}', "[" * 1100 + "]" * 1100, b"\xff"):
+        with pytest.raises(orjson.JSONDecodeError):
+            loads(text)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
