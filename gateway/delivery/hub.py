@@ -377,6 +377,13 @@ _hub: Hub | None = None
 _hub_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
 
+def running_hub() -> Hub | None:
+    """The hub of the running event loop if it has started (no coroutine: what a hot path
+    asks before ``await get_hub()``)."""
+    hub = _hub
+    return hub if hub is not None and hub.loop is asyncio.get_running_loop() else None
+
+
 async def get_hub() -> Hub:
     """This process's hub, started on first use in the running event loop."""
     global _hub, _hub_lock

@@ -11,11 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.delivery.encoded import EncodedEvent
-from gateway.delivery.hub import get_hub
+from gateway.delivery.hub import get_hub, running_hub
 from gateway.delivery.seat import current_seat
 
 
 async def _deliver(event: EncodedEvent, route: dict[str, Any] | None = None) -> None:
+    hub = running_hub()  # a gateway process's (asked first: every event passes here)
+    if hub is not None:
+        await hub.deliver(event, route)
+        return
     seat = current_seat()
     if seat is not None and seat.headless:  # a worker: no sockets of its own
         await seat.deliver(event, route)

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,25 +39,26 @@ async def run(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
 
 
-#: (the ``CACHES`` setting it was decided for, the answer): asked on every frame (rate
-#: limit) and cache step, and ``caches["default"]`` is a thread-local lookup (~4% of the
-#: gateway's CPU per invoke round trip); a changed setting (tests) is a new object.
-_local_for: tuple[object, bool] | None = None
+#: Is the default cache this process's memory? Asked on every frame (rate limit) and cache
+#: step, and ``caches["default"]`` is a thread-local lookup (~4% of the gateway's CPU per
+#: invoke round trip): decided once, and again after the ``CACHES`` setting changes (tests).
+_local: bool | None = None
 
 
 def is_local() -> bool:
     """Is the default cache this process's own memory (not shared with other processes)?"""
-    global _local_for
-    from django.conf import settings
-    from django.core.cache import caches
+    global _local
+    known = _local
+    if known is None:
+        known = _local = isinstance(caches["default"], LocMemCache)
+    return known
 
-    configured = settings.CACHES
-    known = _local_for
-    if known is not None and known[0] is configured:
-        return known[1]
-    answer = isinstance(caches["default"], LocMemCache)
-    _local_for = (configured, answer)
-    return answer
+
+@receiver(setting_changed)
+def _caches_changed(*, setting: str, **kwargs) -> None:
+    global _local
+    if setting == "CACHES":
+        _local = None
 
 
 # counters --------------------------------------------------------------------------------

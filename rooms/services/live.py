@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 
 from agents.services.runs import room_topic
 from gateway.delivery import publish
-from gateway.delivery.hub import Hub, get_hub
+from gateway.delivery.hub import Hub, get_hub, running_hub
 from gateway.protocol import events
 from gateway.protocol.dialects.base import ClientIdentity, now_ms
 from gateway.protocol.errors import ErrorCode, GatewayError
@@ -26,7 +26,7 @@ from rooms.services import limits
 
 async def this_roster() -> tuple[Hub, Roster]:
     """This gateway process's hub and roster."""
-    hub = await get_hub()
+    hub = running_hub() or await get_hub()
     return hub, roster_for(hub.id)
 
 
