@@ -1,8 +1,9 @@
 """``wingman gateway bench --mode rooms``: N wingman-node connections in rooms of K, every
 member broadcasting at a steady rate; the offered delivery rate steps up until a step is
-not sustained (p99 >= 50 ms, or under 95% of the deliveries arrive); the same steps against
-the pure-websockets node server (``rooms_baseline.py``) in the same run, interleaved: each
-rate on the gateway, then on the baseline (or the other way round: the order alternates),
+not sustained (p99 >= 50 ms, or under 95% of the deliveries arrive), then ``--refine`` steps
+halve the gap between the highest rate sustained and the lowest not; the same search against
+the pure-websockets node server (``rooms_baseline.py``) in the same run, interleaved: a step
+on the gateway, then one on the baseline (or the other way round: the order alternates),
 both sets of connections open throughout. A warm-up step at half the first rate comes
 first and is not reported.
 
@@ -132,6 +133,8 @@ class RoomsOptions:
     room_size: int = 10
     start_rate: float = 1000.0
     factor: float = 1.5
+    #: Steps halfway between the highest rate sustained and the lowest not (``RateSearch``).
+    refine: int = 2
     max_rate: float = 100_000.0
     step_seconds: float = 5.0
     concurrency: int = 100
@@ -233,10 +236,45 @@ async def run_step(members: list[Member], step: Step, options: RoomsOptions) -> 
             raise member.failure
 
 
+@dataclass
+class RateSearch:
+    """One side's search for its highest sustained rate: up by ``factor`` from ``rate`` until
+    a step is not sustained, then ``refine`` steps halfway (geometrically) between the
+    highest rate sustained and the lowest not, so the answer is within a factor of
+    ``factor ** (1 / 2 ** refine)`` of the true one rather than ``factor`` (with 1.25x steps a
+    ratio of two sides moved in jumps of 1.25: 0.41, 0.51, 0.64)."""
+
+    rate: float
+    factor: float
+    max_rate: float
+    refine: int = 0
+    low: float | None = None  # highest sustained
+    high: float | None = None  # lowest not sustained
+
+    def next_rate(self) -> float | None:
+        """The next rate to try, or None when the search is over."""
+        if self.high is None:
+            return self.rate if self.rate <= self.max_rate else None
+        if self.low is None or self.refine <= 0:
+            return None
+        return (self.low * self.high) ** 0.5
+
+    def record(self, rate: float, sustained: bool) -> None:
+        """What the step at ``rate`` showed."""
+        if self.high is not None:
+            self.refine -= 1
+        if not sustained:
+            self.high = rate
+        else:
+            self.low = rate
+            if self.high is None:
+                self.rate = rate * self.factor
+
+
 async def measure(sides: dict[str, RoomsOptions], log) -> dict[str, dict[str, Any]]:
     """Open every side's members (e.g. the gateway's and the baseline's), then step the rate
-    up on all sides in turn, each rate on each side one after the other (which side goes
-    first alternates), until every side has a step it did not sustain: the sides are
+    up on all sides in turn, each side's next rate (``RateSearch``) one side after the other
+    (which side goes first alternates), until every side's search is over: the sides are
     measured at the same moments, so the load other work puts on the machine weighs on
     both alike. Each side's steps and its highest sustained delivery rate."""
     members: dict[str, list[Member]] = {}
@@ -249,15 +287,21 @@ async def measure(sides: dict[str, RoomsOptions], log) -> dict[str, dict[str, An
         for name in order:  # a warm-up step each, not reported: the first broadcasts load rooms
             warm = Step(index=0, offered=sides[name].start_rate / 2)
             await run_step(members[name], warm, sides[name])
-        first = sides[order[0]]
-        rate, index, live = first.start_rate, 1, list(order)
-        while live and rate <= first.max_rate:
-            for name in live[:]:
-                options = sides[name]
+        searches = {
+            name: RateSearch(o.start_rate, o.factor, o.max_rate, o.refine)
+            for name, o in sides.items()
+        }
+        index = 1
+        while any(s.next_rate() is not None for s in searches.values()):
+            for name in order:
+                rate = searches[name].next_rate()
+                if rate is None:
+                    continue
                 step = Step(index=index, offered=rate)
-                await run_step(members[name], step, options)
-                result = step.result(options.room_size - 1)
+                await run_step(members[name], step, sides[name])
+                result = step.result(sides[name].room_size - 1)
                 results[name]["steps"].append(result)
+                searches[name].record(rate, result["sustained"])
                 log(
                     f"{name}: offered {result['offered']}/s: delivered "
                     f"{result['delivered_per_s']}/s, p50 {result['p50_ms']} ms, "
@@ -265,10 +309,8 @@ async def measure(sides: dict[str, RoomsOptions], log) -> dict[str, dict[str, An
                 )
                 if result["sustained"]:
                     results[name]["best"] = result
-                else:
-                    live.remove(name)
-            live.reverse()
-            rate, index = rate * first.factor, index + 1
+            order.reverse()
+            index += 1
     finally:
         for side in members.values():
             for member in side:

@@ -32,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rate-factor", type=float, default=1.5, help="rooms: rate step factor (default 1.5)"
     )
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=2,
+        help="rooms: steps halfway between the highest rate sustained and the first not "
+        "(default 2: the answer within factor**(1/4) of the true one)",
+    )
     p.add_argument("--max-rate", type=float, default=100_000.0, help="rooms: stop above this rate")
     p.add_argument(
         "--step-seconds", type=float, default=5.0, help="rooms: seconds per rate step (default 5)"
@@ -51,6 +58,7 @@ def _options(args: argparse.Namespace, urls: list[str], token: str | None, tag: 
         room_size=args.room_size,
         start_rate=args.start_rate,
         factor=args.rate_factor,
+        refine=max(0, args.refine),
         max_rate=args.max_rate,
         step_seconds=args.step_seconds,
         concurrency=min(args.concurrency, 100),

@@ -59,3 +59,36 @@ def test_every_room_has_members_on_each_gateway(connections, room_size, gateways
     for counts in per_room.values():
         assert sorted(counts) == list(range(gateways)), counts
         assert max(counts.values()) - min(counts.values()) <= 1, counts
+
+
+def _search(capacity: float, *, start: float, factor: float, refine: int, top: float = 1e6):
+    from gateway.bench.rooms import RateSearch
+
+    search, tried = RateSearch(start, factor, top, refine), []
+    while (rate := search.next_rate()) is not None:
+        tried.append(rate)
+        search.record(rate, rate <= capacity)
+    return search, tried
+
+
+@pytest.mark.parametrize("capacity", [1_000.0, 22_000.0, 27_000.0, 34_000.0, 52_777.0])
+def test_the_rate_search_narrows_the_last_step(capacity: float) -> None:
+    """Up by the factor until a step fails, then each refining step halves the gap
+    (geometrically): with 1.25x steps and two refinements the answer is within 1.25**(1/4)
+    (~6%) of what the side sustains, not within 1.25."""
+    search, tried = _search(capacity, start=1_000.0, factor=1.25, refine=2)
+    assert search.low is not None and search.high is not None
+    assert search.low <= capacity < search.high
+    assert search.high / search.low == pytest.approx(1.25**0.25)
+    climbing, refining = tried[:-2], tried[-2:]
+    assert climbing == pytest.approx([1_000.0 * 1.25**i for i in range(len(climbing))])
+    assert all(climbing[-2] < r < climbing[-1] for r in refining), tried
+
+
+def test_the_rate_search_stops_without_a_sustained_step_or_at_the_top() -> None:
+    search, tried = _search(500.0, start=1_000.0, factor=1.5, refine=2)
+    assert tried == [1_000.0] and search.low is None  # nothing to refine below the first step
+    search, tried = _search(1e9, start=1_000.0, factor=2.0, refine=2, top=8_000.0)
+    assert tried == [1_000.0, 2_000.0, 4_000.0, 8_000.0] and search.high is None
+    search, tried = _search(3_000.0, start=1_000.0, factor=2.0, refine=0)
+    assert tried == [1_000.0, 2_000.0, 4_000.0] and (search.low, search.high) == (2_000.0, 4_000.0)
