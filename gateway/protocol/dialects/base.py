@@ -39,10 +39,11 @@ def dumps(obj: Any) -> str:
         return _json_dumps(obj)
 
 
-#: A run of 19 digits: a number orjson may not read exactly (it reads an integer past 64 bits
-#: as a float), so the standard decoder reads that text.
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+#: What orjson may not read exactly (it reads an integer past 64 bits as a float): a run of
+#: 20 digits, or 19 after a minus (below -2**63). The standard decoder reads such text; 19
+#: digits alone (e.g. a nanosecond timestamp, 1.8e18) are within orjson's unsigned 64 bits.
+_LONG_NUMBER = re.compile(r"-\d{19}|\d{20}")
+_LONG_NUMBER_BYTES = re.compile(rb"-\d{19}|\d{20}")
 
 
 def loads(data: str | bytes) -> Any:
