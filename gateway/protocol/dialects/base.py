@@ -7,7 +7,6 @@ A dialect only translates frames. The connection (``gateway/ws/connection.py``) 
 from __future__ import annotations
 
 import json
-import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -40,19 +39,26 @@ def dumps(obj: Any) -> str:
 
 
 #: What orjson may not read exactly (it reads an integer past 64 bits as a float): a run of
-#: 20 digits, or 19 after a minus (below -2**63). The standard decoder reads such text; 19
-#: digits alone (e.g. a nanosecond timestamp, 1.8e18) are within orjson's unsigned 64 bits.
-_LONG_NUMBER = re.compile(r"-\d{19}|\d{20}")
-_LONG_NUMBER_BYTES = re.compile(rb"-\d{19}|\d{20}")
+#: 20 digits, or 19 after a minus (below -2**63); 19 digits alone (e.g. a nanosecond
+#: timestamp, 1.8e18) are within its unsigned 64 bits. Found with every digit made a zero and
+#: two substring searches (~0.5 us for a frame: a regular expression took 3-12 us, 4-10x
+#: orjson's own time). UTF-8 never puts an ASCII byte inside another character.
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_TWENTY_DIGITS = b"0" * 20
+_MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
+
+
+def _may_overflow(data: bytes) -> bool:
+    zeros = data.translate(_DIGITS_AS_ZEROS)
+    return _TWENTY_DIGITS in zeros or _MINUS_NINETEEN_DIGITS in zeros
 
 
 def loads(data: str | bytes) -> Any:
     """JSON text as the standard decoder reads it (every integer exact), at orjson's speed
     (~4x: a frame's JSON is read once per frame). Raises ``orjson.JSONDecodeError`` (a
     ``ValueError``) for what orjson refuses: not JSON, ``NaN``, more than 1024 levels."""
-    value = orjson.loads(data)
-    pattern = _LONG_NUMBER_BYTES if isinstance(data, bytes) else _LONG_NUMBER
-    if pattern.search(data) is None:  # type: ignore[arg-type]
+    value = orjson.loads(data)  # refuses what is not UTF-8 (a lone surrogate): encode() can't
+    if not _may_overflow(data if isinstance(data, bytes) else data.encode()):
         return value
     try:
         return json.loads(data)

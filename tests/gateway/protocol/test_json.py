@@ -75,7 +75,8 @@ def test_loads_reads_what_the_standard_decoder_reads(text):
 
 
 def test_loads_refuses_what_orjson_refuses():
-    for text in ("", "  ", "{", '{"a": NaN}', "[" * 1100 + "]" * 1100, b"\xff"):
+    lone_surrogate = '["a\ud800", 123456789012345678901]'  # a str that is not UTF-8
+    for text in ("", "  ", "{", '{"a": NaN}', "[" * 1100 + "]" * 1100, b"\xff", lone_surrogate):
         with pytest.raises(orjson.JSONDecodeError):
             loads(text)
 
