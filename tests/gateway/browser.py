@@ -149,6 +149,23 @@ def wait_connected(page) -> None:
     page.wait_for_selector("#conn-banner", state="hidden")
 
 
+#: Wraps the WebSocket's send: requests for ``method`` leave ``ms`` late.
+_DELAY_REQUESTS = """
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  if (typeof data !== "string" || !data.includes(`"${method}"`)) return send.call(this, data);
+  setTimeout(() => { send.call(this, data); window.delayedSent = true; }, ms);
+};
+"""
+
+
+def delay_requests(page, method: str, ms: int) -> None:
+    """The page sends its ``method`` requests ``ms`` late (``window.delayedSent`` once one
+    has left), from before the page's own scripts run."""
+    values = f"const [method, ms] = {json.dumps([method, ms])};"
+    page.add_init_script("{" + values + _DELAY_REQUESTS + "}")
+
+
 def create_session(page, name: str, agent: str | None = None) -> str:
     """Create a named session from the sidebar; returns its key (from the URL)."""
     if agent:

@@ -322,11 +322,15 @@ async function createSession(name, agentId) {
 
 els.newSession.addEventListener("submit", async (event) => {
   event.preventDefault();
+  const focused = document.activeElement;
   try {
     await createSession(els.newName.value.trim(), els.picker.value);
     els.newName.value = "";
     closeDrawer();
-    els.input.focus();
+    // To the composer, unless the user went to another field while the history loaded (the
+    // session's head shows before it): focus taken from there sent their typing elsewhere.
+    const now = document.activeElement;
+    if (now === focused || now === document.body || now === null) els.input.focus();
   } catch (error) {
     window.alert(`Could not create the session: ${error.message}`);
   }

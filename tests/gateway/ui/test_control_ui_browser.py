@@ -188,6 +188,27 @@ def test_tool_steps_markdown_safety_errors_and_folder(
     assert "the model is on fire" in failure.inner_text()
 
 
+def test_a_field_typed_in_while_the_history_loads_keeps_the_focus(
+    browser: ui.Browser, base: str, ui_gateway: GatewayProcess
+) -> None:
+    """Creating a session focuses the composer once its history is in, unless the user went
+    to another field meanwhile (Playwright's fill focuses, then types: with a slow history
+    the folder field was found empty, its text in the composer)."""
+    page = browser.page()
+    ui.delay_requests(page, "chat.history", 1500)
+    ui.login_with_token(page, base)
+    ui.wait_connected(page)
+    ui.create_session(page, "Slow history")
+    folder = str(ui_gateway.state_dir / "work" / "project")
+    assert not page.evaluate("window.delayedSent"), "the history came before the fill"
+    page.fill("#folder-input", folder)
+    page.wait_for_function("() => window.delayedSent === true")
+    page.wait_for_timeout(300)  # the history's reply, then the submit handler's end
+    assert page.input_value("#folder-input") == folder
+    assert page.input_value("#message-input") == ""
+    assert page.evaluate("document.activeElement.id") == "folder-input"
+
+
 def test_phone_viewport(browser: ui.Browser, base: str) -> None:
     page = browser.page(phone=True)
     ui.login_with_token(page, base)
