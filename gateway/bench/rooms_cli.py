@@ -52,13 +52,15 @@ def _log(message: str) -> None:
 def _options(args: argparse.Namespace, urls: list[str], token: str | None, tag: str):
     if args.room_size < 2 or args.connections % args.room_size:
         raise BenchError("--connections must be a multiple of --room-size (at least 2)")
+    if args.refine < 0:
+        raise BenchError("--refine must be 0 or more")
     return RoomsOptions(
         endpoints=tuple(Endpoint.parse(u, token=token) for u in urls),
         connections=args.connections,
         room_size=args.room_size,
         start_rate=args.start_rate,
         factor=args.rate_factor,
-        refine=max(0, args.refine),
+        refine=args.refine,
         max_rate=args.max_rate,
         step_seconds=args.step_seconds,
         concurrency=min(args.concurrency, 100),

@@ -92,3 +92,18 @@ def test_the_rate_search_stops_without_a_sustained_step_or_at_the_top() -> None:
     assert tried == [1_000.0, 2_000.0, 4_000.0, 8_000.0] and search.high is None
     search, tried = _search(3_000.0, start=1_000.0, factor=2.0, refine=0)
     assert tried == [1_000.0, 2_000.0, 4_000.0] and (search.low, search.high) == (2_000.0, 4_000.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--refine", "-1"], "--refine must be 0 or more"),
+        (["-n", "25", "--room-size", "10"], "--connections must be a multiple of --room-size"),
+    ],
+)
+def test_bad_options_are_a_clear_error_before_any_connection(tmp_path, extra, message) -> None:
+    # port 9: nothing listens there, and the options are refused before anything connects
+    args = ["gateway", "bench", "--mode", "rooms", "--url", "ws://127.0.0.1:9/", *extra]
+    done = run_cli(args, gateway_env(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert f"wingman: bench failed: {message}" in done.stderr, done.stderr
